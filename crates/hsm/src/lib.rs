@@ -1,0 +1,486 @@
+//! PKCS#11 signer for qcert.
+//!
+//! Everything that speaks PKCS#11 lives here, and nothing else in qcert does.
+//! The crate owns:
+//! - the one `Pkcs11` context per process and module ([`module`]), initialised
+//!   with OS locking so several threads may call into the library at once;
+//! - an [`Hsm`]: one token, one logged-in *anchor* session and a pool of
+//!   worker sessions (a `Session` is not `Sync`, so a call checks one out,
+//!   uses it alone and puts it back);
+//! - key pairs made on the token: sensitive, non-extractable, sign-only
+//!   ([`Hsm::generate_key`]), found by label ([`Hsm::find_key`]);
+//! - signing ([`Hsm::sign`]) with ECDSA (hashed here with `sha2`, the raw
+//!   `r||s` turned into DER) and RSA PKCS#1 v1.5 / PSS.
+//!
+//! A lost session or a removed token is reported as [`HsmError::Disconnected`];
+//! the next call opens new sessions and logs in again.
+
+mod algorithm;
+mod error;
+mod token;
+pub mod softhsm;
+
+pub use algorithm::{KeyAlgorithm, SignatureAlgorithm};
+pub use error::HsmError;
+pub use token::{init_token, module};
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use der::asn1::{ObjectIdentifier, OctetString};
+use der::{Decode, Encode};
+use secrecy::SecretString;
+use sha2::Digest;
+
+/// Where the token is and how to log in to it.
+///
+/// The PIN never comes from a configuration file: the caller reads it from an
+/// environment variable or a file and hands it over here. `Debug` redacts it.
+#[derive(Debug, Clone)]
+pub struct HsmConfig {
+    /// Path of the PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// Label of the token holding qcert's keys.
+    pub token_label: String,
+    /// User PIN of that token.
+    pub pin: SecretString,
+}
+
+/// A key pair on the token, looked up once and then used for every signature.
+#[derive(Debug)]
+pub struct KeyRef {
+    label: String,
+    algorithm: KeyAlgorithm,
+    spki_der: Vec<u8>,
+    /// Private key handle and the connection generation it was found in.
+    handle: Mutex<(u64, ObjectHandle)>,
+}
+
+impl KeyRef {
+    /// The label the key pair carries on the token.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Algorithm and size of the key pair.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// DER of the public key's SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+}
+
+/// A connection to one token, safe to share between threads.
+#[derive(Clone, Debug)]
+pub struct Hsm {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pkcs11: Pkcs11,
+    token_label: String,
+    pin: SecretString,
+    conn: Mutex<Conn>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hsm").field("token_label", &self.token_label).finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Conn {
+    /// Bumped on every (re)connection; key handles from older generations are looked up again.
+    generation: u64,
+    slot: Option<Slot>,
+    /// Logged-in session kept open for the life of the connection: the login belongs to the token.
+    anchor: Option<Session>,
+    idle: Vec<Session>,
+}
+
+/// A worker session checked out of the pool.
+struct Lease<'a> {
+    hsm: &'a Hsm,
+    generation: u64,
+    session: Option<Session>,
+}
+
+impl Lease<'_> {
+    fn session(&self) -> &Session {
+        // Present from checkout until drop.
+        match &self.session {
+            Some(s) => s,
+            None => unreachable!("lease used after release"),
+        }
+    }
+
+    /// Classify an error; a connection-level one tears the connection down so that
+    /// the next call reconnects.
+    fn fail(mut self, op: &'static str, err: cryptoki::error::Error) -> HsmError {
+        let err = HsmError::from_pkcs11(op, err);
+        if err.is_disconnect() {
+            self.session = None;
+            self.hsm.disconnect(self.generation);
+        }
+        err
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let mut conn = self.hsm.lock();
+            if conn.generation == self.generation && conn.anchor.is_some() {
+                conn.idle.push(session);
+            }
+        }
+    }
+}
+
+impl Hsm {
+    /// Open the token and log in. A wrong PIN is [`HsmError::PinIncorrect`].
+    pub fn open(config: &HsmConfig) -> Result<Hsm, HsmError> {
+        let pkcs11 = module(&config.module)?;
+        let hsm = Hsm {
+            inner: Arc::new(Inner {
+                pkcs11,
+                token_label: config.token_label.clone(),
+                pin: config.pin.clone(),
+                conn: Mutex::new(Conn::default()),
+            }),
+        };
+        drop(hsm.checkout()?);
+        Ok(hsm)
+    }
+
+    /// Label of the token this connection uses.
+    pub fn token_label(&self) -> &str {
+        &self.inner.token_label
+    }
+
+    /// The `Pkcs11` context behind this connection (shared by the whole process).
+    pub fn pkcs11(&self) -> &Pkcs11 {
+        &self.inner.pkcs11
+    }
+
+    /// The slot currently holding the token, if connected.
+    pub fn slot(&self) -> Option<Slot> {
+        self.lock().slot
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Conn> {
+        // A panic while holding this lock cannot leave `Conn` half-updated in a
+        // way that matters: at worst a session is lost and we reconnect.
+        self.inner.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn disconnect(&self, generation: u64) {
+        let mut conn = self.lock();
+        if conn.generation == generation && conn.anchor.is_some() {
+            tracing::warn!(token = %self.inner.token_label, "HSM connection lost; reconnecting on next use");
+            conn.idle.clear();
+            conn.anchor = None;
+            conn.slot = None;
+        }
+    }
+
+    fn connect(&self, conn: &mut Conn) -> Result<(), HsmError> {
+        let pkcs11 = &self.inner.pkcs11;
+        let slot = token::find_slot(pkcs11, &self.inner.token_label)?;
+        let anchor = pkcs11
+            .open_rw_session(slot)
+            .map_err(|e| HsmError::from_pkcs11("open session", e))?;
+        match anchor.login(UserType::User, Some(&self.inner.pin)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(HsmError::from_pkcs11("login", e)),
+        }
+        conn.generation += 1;
+        conn.slot = Some(slot);
+        conn.anchor = Some(anchor);
+        conn.idle.clear();
+        tracing::debug!(token = %self.inner.token_label, generation = conn.generation, "HSM connected");
+        Ok(())
+    }
+
+    fn checkout(&self) -> Result<Lease<'_>, HsmError> {
+        let mut conn = self.lock();
+        if conn.anchor.is_none() {
+            self.connect(&mut conn)?;
+        }
+        let generation = conn.generation;
+        let session = match conn.idle.pop() {
+            Some(s) => s,
+            None => {
+                let slot = conn.slot.ok_or(HsmError::Disconnected("no slot".into()))?;
+                drop(conn);
+                match self.inner.pkcs11.open_rw_session(slot) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let err = HsmError::from_pkcs11("open session", e);
+                        if err.is_disconnect() {
+                            self.disconnect(generation);
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+        };
+        Ok(Lease { hsm: self, generation, session: Some(session) })
+    }
+
+    /// Generate a key pair on the token: private key sensitive, non-extractable
+    /// and sign-only; public key verify-only. Refuses a label already in use.
+    pub fn generate_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyRef, HsmError> {
+        if label.is_empty() {
+            return Err(HsmError::InvalidLabel);
+        }
+        let lease = self.checkout()?;
+        let existing = match find_objects(lease.session(), label, ObjectClass::PRIVATE_KEY) {
+            Ok(v) => v,
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        if !existing.is_empty() {
+            return Err(HsmError::KeyExists(label.to_owned()));
+        }
+        let id = label.as_bytes().to_vec();
+        let mut public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Label(id.clone()),
+            Attribute::Id(id.clone()),
+        ];
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(id.clone()),
+            Attribute::Id(id),
+        ];
+        let mechanism = match algorithm {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                let params = algorithm
+                    .curve_oid()
+                    .map(|oid| oid.to_der())
+                    .transpose()
+                    .map_err(HsmError::encoding)?
+                    .unwrap_or_default();
+                public.push(Attribute::EcParams(params));
+                Mechanism::EccKeyPairGen
+            }
+            KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                public.push(Attribute::ModulusBits(algorithm.rsa_bits().into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+        };
+        let (pub_handle, priv_handle) = match lease.session().generate_key_pair(&mechanism, &public, &private) {
+            Ok(pair) => pair,
+            Err(e) => return Err(lease.fail("generate key pair", e)),
+        };
+        let spki_der = match read_spki(lease.session(), pub_handle, algorithm) {
+            Ok(spki) => spki,
+            Err(ReadError::Pkcs11(e)) => return Err(lease.fail("read public key", e)),
+            Err(ReadError::Other(e)) => return Err(e),
+        };
+        tracing::info!(label, ?algorithm, "generated key pair on the HSM");
+        Ok(KeyRef {
+            label: label.to_owned(),
+            algorithm,
+            spki_der,
+            handle: Mutex::new((lease.generation, priv_handle)),
+        })
+    }
+
+    /// Find a key pair by label. [`HsmError::KeyNotFound`] when there is none.
+    pub fn find_key(&self, label: &str) -> Result<KeyRef, HsmError> {
+        let lease = self.checkout()?;
+        let (priv_handle, pub_handle) = match find_pair(lease.session(), label) {
+            Ok(Some(pair)) => pair,
+            Ok(None) => return Err(HsmError::KeyNotFound(label.to_owned())),
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        let algorithm = match key_algorithm(lease.session(), pub_handle) {
+            Ok(alg) => alg,
+            Err(ReadError::Pkcs11(e)) => return Err(lease.fail("read key attributes", e)),
+            Err(ReadError::Other(e)) => return Err(e),
+        };
+        let spki_der = match read_spki(lease.session(), pub_handle, algorithm) {
+            Ok(spki) => spki,
+            Err(ReadError::Pkcs11(e)) => return Err(lease.fail("read public key", e)),
+            Err(ReadError::Other(e)) => return Err(e),
+        };
+        Ok(KeyRef {
+            label: label.to_owned(),
+            algorithm,
+            spki_der,
+            handle: Mutex::new((lease.generation, priv_handle)),
+        })
+    }
+
+    /// Sign `data` with `key`. ECDSA signatures come back DER-encoded
+    /// (`Ecdsa-Sig-Value`), RSA signatures as the raw octets.
+    pub fn sign(&self, key: &KeyRef, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, HsmError> {
+        if !algorithm.fits(key.algorithm) {
+            return Err(HsmError::AlgorithmMismatch { key: key.algorithm, signature: algorithm });
+        }
+        let lease = self.checkout()?;
+        let handle = {
+            let mut cached = key.handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cached.0 != lease.generation {
+                match find_pair(lease.session(), &key.label) {
+                    Ok(Some((h, _))) => *cached = (lease.generation, h),
+                    Ok(None) => return Err(HsmError::KeyNotFound(key.label.clone())),
+                    Err(e) => return Err(lease.fail("find objects", e)),
+                }
+            }
+            cached.1
+        };
+        let (mechanism, input): (Mechanism<'_>, Vec<u8>) = match algorithm {
+            SignatureAlgorithm::EcdsaSha256 => (Mechanism::Ecdsa, sha2::Sha256::digest(data).to_vec()),
+            SignatureAlgorithm::EcdsaSha384 => (Mechanism::Ecdsa, sha2::Sha384::digest(data).to_vec()),
+            SignatureAlgorithm::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, data.to_vec()),
+            SignatureAlgorithm::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, data.to_vec()),
+            SignatureAlgorithm::RsaPssSha256 => (
+                Mechanism::Sha256RsaPkcsPss(PkcsPssParams {
+                    hash_alg: MechanismType::SHA256,
+                    mgf: PkcsMgfType::MGF1_SHA256,
+                    s_len: 32.into(),
+                }),
+                data.to_vec(),
+            ),
+            SignatureAlgorithm::RsaPssSha384 => (
+                Mechanism::Sha384RsaPkcsPss(PkcsPssParams {
+                    hash_alg: MechanismType::SHA384,
+                    mgf: PkcsMgfType::MGF1_SHA384,
+                    s_len: 48.into(),
+                }),
+                data.to_vec(),
+            ),
+        };
+        let raw = match lease.session().sign(&mechanism, handle, &input) {
+            Ok(sig) => sig,
+            Err(e) => return Err(lease.fail("sign", e)),
+        };
+        drop(lease);
+        algorithm::encode_signature(key.algorithm, raw)
+    }
+}
+
+fn find_objects(session: &Session, label: &str, class: ObjectClass) -> cryptoki::error::Result<Vec<ObjectHandle>> {
+    session.find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
+}
+
+/// (private, public) handles of the pair labelled `label`.
+fn find_pair(session: &Session, label: &str) -> cryptoki::error::Result<Option<(ObjectHandle, ObjectHandle)>> {
+    let private = find_objects(session, label, ObjectClass::PRIVATE_KEY)?;
+    let public = find_objects(session, label, ObjectClass::PUBLIC_KEY)?;
+    Ok(match (private.first(), public.first()) {
+        (Some(p), Some(q)) => Some((*p, *q)),
+        _ => None,
+    })
+}
+
+enum ReadError {
+    Pkcs11(cryptoki::error::Error),
+    Other(HsmError),
+}
+
+impl From<cryptoki::error::Error> for ReadError {
+    fn from(e: cryptoki::error::Error) -> Self {
+        ReadError::Pkcs11(e)
+    }
+}
+
+impl From<HsmError> for ReadError {
+    fn from(e: HsmError) -> Self {
+        ReadError::Other(e)
+    }
+}
+
+fn key_algorithm(session: &Session, public: ObjectHandle) -> Result<KeyAlgorithm, ReadError> {
+    let attrs = session.get_attributes(public, &[AttributeType::KeyType])?;
+    let key_type = attrs.iter().find_map(|a| match a {
+        Attribute::KeyType(t) => Some(*t),
+        _ => None,
+    });
+    match key_type {
+        Some(KeyType::EC) => {
+            let attrs = session.get_attributes(public, &[AttributeType::EcParams])?;
+            let params = attrs.iter().find_map(|a| match a {
+                Attribute::EcParams(p) => Some(p.clone()),
+                _ => None,
+            });
+            let oid = params
+                .and_then(|p| ObjectIdentifier::from_der(&p).ok())
+                .ok_or_else(|| HsmError::UnsupportedKey("EC key without named curve".into()))?;
+            KeyAlgorithm::from_curve_oid(&oid)
+                .ok_or_else(|| HsmError::UnsupportedKey(format!("EC curve {oid}")).into())
+        }
+        Some(KeyType::RSA) => {
+            let attrs = session.get_attributes(public, &[AttributeType::Modulus])?;
+            let bits = attrs
+                .iter()
+                .find_map(|a| match a {
+                    Attribute::Modulus(m) => Some(m.iter().skip_while(|b| **b == 0).count() * 8),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            KeyAlgorithm::from_rsa_bits(bits)
+                .ok_or_else(|| HsmError::UnsupportedKey(format!("RSA-{bits}")).into())
+        }
+        other => Err(HsmError::UnsupportedKey(format!("key type {other:?}")).into()),
+    }
+}
+
+fn read_spki(session: &Session, public: ObjectHandle, algorithm: KeyAlgorithm) -> Result<Vec<u8>, ReadError> {
+    match algorithm {
+        KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+            let attrs = session.get_attributes(public, &[AttributeType::EcPoint])?;
+            let point = attrs
+                .iter()
+                .find_map(|a| match a {
+                    Attribute::EcPoint(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| HsmError::UnsupportedKey("EC public key without CKA_EC_POINT".into()))?;
+            // CKA_EC_POINT is a DER OCTET STRING around the SEC1 point.
+            let point = OctetString::from_der(&point).map_err(HsmError::encoding)?;
+            Ok(algorithm::ec_spki(algorithm, point.as_bytes())?)
+        }
+        KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            let attrs = session.get_attributes(public, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
+            let mut n = None;
+            let mut e = None;
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(m) => n = Some(m),
+                    Attribute::PublicExponent(x) => e = Some(x),
+                    _ => {}
+                }
+            }
+            match (n, e) {
+                (Some(n), Some(e)) => Ok(algorithm::rsa_spki(&n, &e)?),
+                _ => Err(HsmError::UnsupportedKey("RSA public key without modulus".into()).into()),
+            }
+        }
+    }
+}
