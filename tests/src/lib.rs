@@ -1,1 +1,244 @@
+//! Support for qcert's end-to-end tests: real SoftHSM tokens, a database of
+//! each test's own on SQLite and on PostgreSQL, and the outside judges
+//! (openssl, pkilint). Nothing here mocks qcert's own code.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use qcert_ca_core::{Ca, Clock, FixedClock, Policy, Registry};
+use qcert_hsm::{softhsm, Hsm, HsmConfig};
+use rand::RngCore;
+use secrecy::SecretString;
+
+pub use qcert_ca_core::store::Backend;
+
+/// The PKCS#11 module tests use: `SOFTHSM2_MODULE` or Debian's path.
+pub fn softhsm_module() -> PathBuf {
+    std::env::var_os("SOFTHSM2_MODULE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(softhsm::DEFAULT_MODULE))
+}
+
+/// A fresh, initialised token of this test's own. SoftHSM reads its
+/// configuration once per process, so all tokens of a test binary share one
+/// temporary token directory.
+pub fn softhsm_token() -> HsmConfig {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir for SoftHSM");
+        let conf = softhsm::write_config(dir.path()).expect("write softhsm2.conf");
+        std::env::set_var(softhsm::CONF_ENV, conf);
+        dir
+    });
+    let label = format!("t-{}", random_hex(6));
+    let pin = SecretString::new(random_hex(8));
+    let module = softhsm_module();
+    assert!(module.exists(), "SoftHSM2 is not installed at {} (run scripts/test)", module.display());
+    qcert_hsm::init_token(&module, &label, &SecretString::new(random_hex(8)), &pin).expect("init SoftHSM token");
+    HsmConfig { module, token_label: label, pin }
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The repository's policies/ folder.
+pub fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+/// The PostgreSQL server tests create their databases on: `QCERT_TEST_PG_URL`
+/// (set by scripts/test), else the local server on 127.0.0.1:5432.
+pub fn pg_admin_url() -> String {
+    std::env::var("QCERT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A database of one test's own; dropped by [`TestDb::cleanup`] (or, if the
+/// test panicked first, on drop).
+#[derive(Debug)]
+pub struct TestDb {
+    pub registry: Registry,
+    pub url: String,
+    backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("qcert.db").display());
+                let registry = Registry::open(&url, 4).await.expect("open SQLite registry");
+                TestDb { registry, url, backend, _dir: Some(dir), pg_name: None }
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("qcert_t_{}", random_hex(8));
+                let mut conn = connect_pg_admin(&admin).await;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create test database on {admin}: {e}"));
+                let url = replace_db(&admin, &name);
+                let registry = Registry::open(&url, 4).await.expect("open PostgreSQL registry");
+                TestDb { registry, url, backend, _dir: None, pg_name: Some(name) }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close the pool and drop the PostgreSQL database.
+    pub async fn cleanup(mut self) {
+        self.registry.close().await;
+        if let Some(name) = self.pg_name.take() {
+            drop_pg(&name).await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Reached only when a test panicked before cleanup().
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_pg(&name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn connect_pg_admin(admin: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is required for the store tests and is not reachable at {admin}: {e}. Run scripts/test, which finds or starts one.")
+    })
+}
+
+async fn drop_pg(name: &str) {
+    let mut conn = connect_pg_admin(&pg_admin_url()).await;
+    if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await {
+        eprintln!("could not drop test database {name}: {e}");
+    }
+}
+
+fn replace_db(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("QCERT_TEST_PG_URL is a URL");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// Run `async fn $name(db: &TestDb)` once on SQLite and once on PostgreSQL,
+/// each in a database of its own: `on_both_stores!(name);`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        /// The test body run on each store (a module beside the `async fn` of the same name).
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::TestDb::new($crate::Backend::Sqlite).await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::TestDb::new($crate::Backend::Postgres).await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        }
+    };
+}
+
+/// A CA made by the real key ceremony on a fresh token, on `db`, at `now`.
+pub async fn new_ca(db: &TestDb, clock: Arc<FixedClock>) -> (Ca, HsmConfig) {
+    let config = softhsm_token();
+    let hsm = Hsm::open(&config).expect("open HSM");
+    let policy = Policy::load(&policies_dir(), "http://pki.qcert-demo.eu").expect("policies load");
+    let clock: Arc<dyn Clock> = clock;
+    let ca = Ca::init(hsm, db.registry.clone(), policy, clock).await.expect("key ceremony");
+    (ca, config)
+}
+
+/// `now` for tests: a fixed moment, so nothing depends on the wall clock.
+pub fn test_clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(time::macros::datetime!(2026-11-25 12:00 UTC)))
+}
+
+/// Key kinds for CSRs made by `openssl req`.
+#[derive(Debug, Clone, Copy)]
+pub enum CsrKey {
+    P256,
+    P384,
+    Rsa(u32),
+    Ed25519,
+}
+
+/// A DER CSR made by `openssl req` (subject deliberately unrelated to the holder).
+pub fn openssl_csr(key: CsrKey) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keyfile = dir.path().join("key.pem");
+    let out = dir.path().join("req.der");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-new", "-nodes", "-subj", "/CN=Mallory/O=Not From The CSR", "-outform", "DER"]);
+    match key {
+        CsrKey::P256 => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+        CsrKey::P384 => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-sha384"]),
+        CsrKey::Rsa(bits) => cmd.args(["-newkey".to_string(), format!("rsa:{bits}")]),
+        CsrKey::Ed25519 => cmd.args(["-newkey", "ed25519"]),
+    };
+    cmd.arg("-keyout").arg(&keyfile).arg("-out").arg(&out);
+    run_ok(&mut cmd);
+    std::fs::read(&out).expect("read CSR")
+}
+
+/// Run a command; panic with its output unless it exits 0.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// A tool from the test venv (scripts/test makes it); never skipped when missing.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = std::env::var_os("QCERT_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    let path = venv.join("bin").join(name);
+    assert!(path.exists(), "{} is missing: run scripts/test, which installs the test tools", path.display());
+    path
+}
+
+/// Write `der` as PEM to a file in `dir`.
+pub fn write_pem(dir: &Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, qcert_ca_core::pem(label, der)).expect("write PEM");
+    path
+}
+
+/// pkilint's verdict: Ok, or every finding at or above WARNING.
+pub fn pkilint(tool: &str, args: &[&str], file: &Path) -> Result<(), String> {
+    let out = Command::new(venv_tool(tool))
+        .args(["lint"])
+        .args(args)
+        .args(["-s", "WARNING"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && text.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}

@@ -1,1 +1,23 @@
+//! qcert's CA core: policies and profiles, issuance through the HSM, the
+//! certificate registry (SQLite or PostgreSQL), and the lifecycle rules.
+//!
+//! Nothing here speaks HTTP or PKCS#11 directly: the HSM is reached through
+//! `qcert-hsm`, and SQL stays inside [`store`].
 
+pub mod ca;
+pub mod clock;
+pub mod conformance;
+pub mod csr;
+pub mod error;
+pub mod holder;
+pub mod policy;
+pub mod signer;
+pub mod store;
+pub mod x509;
+
+pub use ca::{pem, Ca, Hierarchy, Issued, KeySource};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::CaError;
+pub use holder::{Holder, ValidityYears};
+pub use policy::Policy;
+pub use store::{Backend, Registry};

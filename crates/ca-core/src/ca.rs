@@ -1,0 +1,511 @@
+//! The CA: the key ceremony that creates the hierarchy, and issuance of
+//! end-entity certificates. Order of every issuance (after Boulder):
+//! validate input -> draw serial -> build TBS -> check it against the profile
+//! -> store the reservation -> sign on the HSM -> store the certificate.
+
+use std::sync::Arc;
+
+use der::asn1::{Null, OctetString};
+use der::{Decode, Encode};
+use qcert_hsm::{Hsm, HsmError};
+use rand::RngCore;
+use spki::SubjectPublicKeyInfoOwned;
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
+use x509_cert::{Certificate, TbsCertificate};
+
+use crate::clock::{add_years, Clock};
+use crate::conformance;
+use crate::csr;
+use crate::error::CaError;
+use crate::holder::{Holder, ValidityYears};
+use crate::policy::{CaKeySpec, Policy, Profile};
+use crate::signer::CaSigner;
+use crate::store::{CaKeyRecord, CertKind, NewCertificate, Registry, StoreError};
+use crate::x509::{self, oid, qc, StringKind};
+
+/// A CA key with its certificate.
+#[derive(Debug, Clone)]
+struct Authority {
+    signer: CaSigner,
+    cert: Certificate,
+    der: Vec<u8>,
+    serial: String,
+    key_id: Vec<u8>,
+}
+
+impl Authority {
+    fn name(&self) -> &Name {
+        &self.cert.tbs_certificate.subject
+    }
+    fn not_after(&self) -> i64 {
+        x509::unix_seconds(&self.cert.tbs_certificate.validity.not_after)
+    }
+}
+
+/// The certificates of the hierarchy, as DER.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub root: Vec<u8>,
+    pub issuing: Vec<u8>,
+    pub ocsp: Vec<u8>,
+}
+
+/// A freshly issued certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub serial: String,
+    pub der: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// Label of the key made in our HSM (CLOUD), if any.
+    pub hsm_key_label: Option<String>,
+}
+
+impl Issued {
+    pub fn pem(&self) -> String {
+        pem("CERTIFICATE", &self.der)
+    }
+}
+
+/// PEM armour for DER.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// Where the subject key of a new certificate comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// TOKEN: the holder's PKCS#10 request (PEM or DER).
+    Csr(Vec<u8>),
+    /// CLOUD: a key pair generated in our HSM.
+    Hsm,
+}
+
+/// The issuing CA, ready to issue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ca {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    hsm: Hsm,
+    registry: Registry,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    root: Authority,
+    issuing: Authority,
+    ocsp: Authority,
+}
+
+struct Meta<'a> {
+    kind: CertKind,
+    profile: &'a str,
+    holder: Option<&'a Holder>,
+    hsm_key_label: Option<String>,
+}
+
+impl Ca {
+    /// The key ceremony: make the root, issuing-CA and OCSP-responder keys on
+    /// the HSM, certify them, and record them. Refuses to run on a registry or
+    /// token that already has them.
+    pub async fn init(hsm: Hsm, registry: Registry, policy: Policy, clock: Arc<dyn Clock>) -> Result<Ca, CaError> {
+        if registry.has_ca().await? {
+            return Err(CaError::AlreadyInitialised("the registry already holds CA keys".into()));
+        }
+        for spec in [&policy.root, &policy.issuing, &policy.ocsp] {
+            match hsm.find_key(&spec.key_label) {
+                Ok(_) => {
+                    return Err(CaError::AlreadyInitialised(format!("key {:?} already exists on the HSM", spec.key_label)))
+                }
+                Err(HsmError::KeyNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = clock.now();
+        let org = &policy.organization;
+        let ca_name = |cn: &str| {
+            x509::name(&[
+                (oid::COUNTRY, StringKind::Printable, org.country.as_str()),
+                (oid::ORGANIZATION, StringKind::Utf8, org.name.as_str()),
+                (oid::ORGANIZATION_IDENTIFIER, StringKind::Utf8, org.organization_identifier.as_str()),
+                (oid::COMMON_NAME, StringKind::Utf8, cn),
+            ])
+        };
+        let gen = |spec: &CaKeySpec| -> Result<CaSigner, CaError> {
+            let key = hsm.generate_key(&spec.key_label, spec.key_algorithm)?;
+            CaSigner::new(hsm.clone(), key)
+        };
+
+        // Root: self-signed.
+        let root_signer = gen(&policy.root)?;
+        let root_spki = SubjectPublicKeyInfoOwned::from_der(root_signer.spki_der()).map_err(CaError::encoding)?;
+        let root_kid = x509::key_identifier(&root_spki);
+        let root_name = ca_name(&policy.root.common_name)?;
+        let root_ext = vec![
+            x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: None })?,
+            x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+            x509::extension(false, &SubjectKeyIdentifier(octets(&root_kid)?))?,
+        ];
+        let root_tbs = tbs(&root_signer, root_name.clone(), root_name, now, now + policy.root.validity, root_spki, root_ext)?;
+        let root = sign_and_store(&registry, &*clock, &root_signer, root_tbs, None, &Meta {
+            kind: CertKind::RootCa,
+            profile: "root-ca",
+            holder: None,
+            hsm_key_label: Some(root_signer.key_label().to_owned()),
+        })
+        .await?;
+        let root = authority(root_signer, root)?;
+
+        // Issuing CA, certified by the root; its CRL DP points at the root's ARL.
+        let issuing_signer = gen(&policy.issuing)?;
+        let spki = SubjectPublicKeyInfoOwned::from_der(issuing_signer.spki_der()).map_err(CaError::encoding)?;
+        let kid = x509::key_identifier(&spki);
+        let mut ext = vec![
+            x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
+            x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+            x509::extension(false, &certificate_policies(&[oid::QCP_N_QSCD, policy.ca_policy_oid]))?,
+        ];
+        ext.extend(chain_extensions(&root, &kid, &policy.urls.root_crl, None, &policy.urls.root_cert)?);
+        let not_after = (now + policy.issuing.validity).min(time_of(root.not_after())?);
+        let issuing_tbs = tbs(&root.signer, root.name().clone(), ca_name(&policy.issuing.common_name)?, now, not_after, spki, ext)?;
+        let issuing = sign_and_store(&registry, &*clock, &root.signer, issuing_tbs, Some(&root.serial), &Meta {
+            kind: CertKind::IssuingCa,
+            profile: "issuing-ca",
+            holder: None,
+            hsm_key_label: Some(issuing_signer.key_label().to_owned()),
+        })
+        .await?;
+        let issuing = authority(issuing_signer, issuing)?;
+
+        // OCSP responder, certified directly by the issuing CA (RFC 6960 4.2.2.2).
+        let ocsp_signer = gen(&policy.ocsp)?;
+        let spki = SubjectPublicKeyInfoOwned::from_der(ocsp_signer.spki_der()).map_err(CaError::encoding)?;
+        let kid = x509::key_identifier(&spki);
+        let ocsp_name = ca_name(&policy.ocsp.common_name)?;
+        let ext = vec![
+            x509::extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+            x509::extension(false, &ExtendedKeyUsage(vec![oid::ID_KP_OCSP_SIGNING]))?,
+            x509::raw_extension(oid::OCSP_NOCHECK, false, &Null)?,
+            x509::extension(false, &SubjectKeyIdentifier(octets(&kid)?))?,
+            x509::extension(false, &aki(&issuing.key_id)?)?,
+            x509::extension(false, &aia(None, &policy.urls.issuing_cert)?)?,
+        ];
+        let not_after = (now + policy.ocsp.validity).min(time_of(issuing.not_after())?);
+        let ocsp_tbs = tbs(&issuing.signer, issuing.name().clone(), ocsp_name, now, not_after, spki, ext)?;
+        let ocsp = sign_and_store(&registry, &*clock, &issuing.signer, ocsp_tbs, Some(&issuing.serial), &Meta {
+            kind: CertKind::OcspResponder,
+            profile: "ocsp-responder",
+            holder: None,
+            hsm_key_label: Some(ocsp_signer.key_label().to_owned()),
+        })
+        .await?;
+        let ocsp = authority(ocsp_signer, ocsp)?;
+
+        let at = now.unix_timestamp();
+        for (role, spec, a) in [("root", &policy.root, &root), ("issuing", &policy.issuing, &issuing), ("ocsp", &policy.ocsp, &ocsp)] {
+            registry
+                .put_ca_key(
+                    &CaKeyRecord {
+                        role: role.into(),
+                        key_label: spec.key_label.clone(),
+                        key_algorithm: spec.key_algorithm.name().into(),
+                        certificate_serial: a.serial.clone(),
+                    },
+                    at,
+                )
+                .await?;
+        }
+        tracing::info!(root = %root.serial, issuing = %issuing.serial, ocsp = %ocsp.serial, "key ceremony complete");
+        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp }) })
+    }
+
+    /// Load an initialised CA: CA keys are looked up on the HSM once, here.
+    pub async fn open(hsm: Hsm, registry: Registry, policy: Policy, clock: Arc<dyn Clock>) -> Result<Ca, CaError> {
+        let load = |role: &'static str| {
+            let hsm = hsm.clone();
+            let registry = registry.clone();
+            async move {
+                let rec = registry.ca_key(role).await?.ok_or(CaError::NotInitialised)?;
+                let cert = registry
+                    .certificate(&rec.certificate_serial)
+                    .await?
+                    .and_then(|c| c.der)
+                    .ok_or_else(|| CaError::Internal(format!("{role} certificate missing from the registry")))?;
+                let key = tokio::task::spawn_blocking(move || hsm.find_key(&rec.key_label).map(|k| (hsm, k)))
+                    .await
+                    .map_err(|e| CaError::Internal(e.to_string()))??;
+                let signer = CaSigner::new(key.0, key.1)?;
+                let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;
+                if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)? != signer.spki_der() {
+                    return Err(CaError::Internal(format!("the {role} key on the HSM does not match its certificate")));
+                }
+                authority(signer, cert)
+            }
+        };
+        let root = load("root").await?;
+        let issuing = load("issuing").await?;
+        let ocsp = load("ocsp").await?;
+        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp }) })
+    }
+
+    pub fn hierarchy(&self) -> Hierarchy {
+        Hierarchy { root: self.inner.root.der.clone(), issuing: self.inner.issuing.der.clone(), ocsp: self.inner.ocsp.der.clone() }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    pub fn hsm(&self) -> &Hsm {
+        &self.inner.hsm
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Issue an end-entity certificate under `profile_id` to a validated holder.
+    pub async fn issue(&self, profile_id: &str, holder: &Holder, years: ValidityYears, key: KeySource) -> Result<Issued, CaError> {
+        let inner = &*self.inner;
+        let profile = inner.policy.profile(profile_id)?;
+        if !profile.allowed_years.contains(&u32::from(years.get())) {
+            let allowed = profile.allowed_years.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            return Err(CaError::ValidityNotOffered(u32::from(years.get()), allowed));
+        }
+        let now = inner.clock.now();
+        let not_after = add_years(now, years.get());
+        if not_after.unix_timestamp() > inner.issuing.not_after() {
+            return Err(CaError::InvalidInput(format!(
+                "a {}-year certificate would outlive the issuing CA certificate; order a shorter validity",
+                years.get()
+            )));
+        }
+        let (spki, hsm_key_label) = match key {
+            KeySource::Csr(input) => {
+                let profile = profile.clone();
+                let verified = tokio::task::spawn_blocking(move || {
+                    let req = csr::decode(&input)?;
+                    csr::verify(&req, &profile)
+                })
+                .await
+                .map_err(|e| CaError::Internal(e.to_string()))??;
+                (verified.spki, None)
+            }
+            KeySource::Hsm => {
+                let label = format!("holder-{}", hex::encode(random_bytes::<12>()));
+                let hsm = inner.hsm.clone();
+                let alg = profile.cloud_key_algorithm;
+                let key = {
+                    let label = label.clone();
+                    tokio::task::spawn_blocking(move || hsm.generate_key(&label, alg))
+                        .await
+                        .map_err(|e| CaError::Internal(e.to_string()))??
+                };
+                (SubjectPublicKeyInfoOwned::from_der(key.spki_der()).map_err(CaError::encoding)?, Some(label))
+            }
+        };
+        let tbs = self.end_entity_tbs(profile, holder, now, not_after, spki)?;
+        conformance::check_end_entity(&tbs, profile, years.get())?;
+        let der = sign_and_store(&inner.registry, &*inner.clock, &inner.issuing.signer, tbs, Some(&inner.issuing.serial), &Meta {
+            kind: CertKind::EndEntity,
+            profile: &profile.id,
+            holder: Some(holder),
+            hsm_key_label: hsm_key_label.clone(),
+        })
+        .await?;
+        let serial = serial_hex(&Certificate::from_der(&der).map_err(CaError::encoding)?.tbs_certificate.serial_number);
+        tracing::info!(%serial, profile = %profile.id, "issued certificate");
+        Ok(Issued { serial, der, not_before: now, not_after, hsm_key_label })
+    }
+
+    fn end_entity_tbs(
+        &self,
+        profile: &Profile,
+        holder: &Holder,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        spki: SubjectPublicKeyInfoOwned,
+    ) -> Result<TbsCertificate, CaError> {
+        let inner = &*self.inner;
+        let urls = &inner.policy.urls;
+        let cn = holder.common_name();
+        let subject = x509::name(&[
+            (oid::COUNTRY, StringKind::Printable, holder.country.as_str()),
+            (oid::GIVEN_NAME, StringKind::Utf8, holder.given_name.as_str()),
+            (oid::SURNAME, StringKind::Utf8, holder.surname.as_str()),
+            (oid::COMMON_NAME, StringKind::Utf8, &cn),
+            (oid::SERIAL_NUMBER, StringKind::Printable, holder.semantics_id.as_str()),
+        ])?;
+        let kid = x509::key_identifier(&spki);
+        let statements = qc::qcp_n_qscd(&profile.pds).map_err(CaError::encoding)?;
+        let mut ext = vec![
+            x509::extension(true, &KeyUsage(KeyUsages::NonRepudiation.into()))?,
+            x509::extension(false, &certificate_policies(&profile.policy_oids))?,
+            x509::raw_extension(oid::QC_STATEMENTS, false, &statements)?,
+            x509::extension(false, &SubjectAltName(vec![GeneralName::Rfc822Name(x509::ia5(holder.email.as_str())?)]))?,
+        ];
+        ext.extend(chain_extensions(&inner.issuing, &kid, &urls.issuing_crl, Some(&urls.ocsp), &urls.issuing_cert)?);
+        tbs(&inner.issuing.signer, inner.issuing.name().clone(), subject, not_before, not_after, spki, ext)
+    }
+}
+
+/// CRL DP, AIA, AKI and SKI for a certificate issued by `issuer`.
+fn chain_extensions(issuer: &Authority, subject_kid: &[u8], crl: &str, ocsp: Option<&str>, ca_issuers: &str) -> Result<Vec<Extension>, CaError> {
+    let dp = DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(x509::ia5(crl)?)])),
+        reasons: None,
+        crl_issuer: None,
+    };
+    Ok(vec![
+        x509::extension(false, &CrlDistributionPoints(vec![dp]))?,
+        x509::extension(false, &aia(ocsp, ca_issuers)?)?,
+        x509::extension(false, &aki(&issuer.key_id)?)?,
+        x509::extension(false, &SubjectKeyIdentifier(octets(subject_kid)?))?,
+    ])
+}
+
+fn aia(ocsp: Option<&str>, ca_issuers: &str) -> Result<AuthorityInfoAccessSyntax, CaError> {
+    let mut v = Vec::new();
+    if let Some(url) = ocsp {
+        v.push(AccessDescription { access_method: oid::ID_AD_OCSP, access_location: GeneralName::UniformResourceIdentifier(x509::ia5(url)?) });
+    }
+    v.push(AccessDescription { access_method: oid::ID_AD_CA_ISSUERS, access_location: GeneralName::UniformResourceIdentifier(x509::ia5(ca_issuers)?) });
+    Ok(AuthorityInfoAccessSyntax(v))
+}
+
+fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, CaError> {
+    Ok(AuthorityKeyIdentifier { key_identifier: Some(octets(kid)?), authority_cert_issuer: None, authority_cert_serial_number: None })
+}
+
+fn certificate_policies(oids: &[der::asn1::ObjectIdentifier]) -> CertificatePolicies {
+    CertificatePolicies(oids.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect())
+}
+
+fn octets(b: &[u8]) -> Result<OctetString, CaError> {
+    OctetString::new(b).map_err(CaError::encoding)
+}
+
+fn time_of(unix: i64) -> Result<OffsetDateTime, CaError> {
+    OffsetDateTime::from_unix_timestamp(unix).map_err(CaError::encoding)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// A positive serial of 16 octets from the OS CSPRNG: 126 random bits, the
+/// top bit clear (positive) and the next set (no leading zero octet).
+fn new_serial() -> Result<SerialNumber, CaError> {
+    let mut b = random_bytes::<16>();
+    b[0] = (b[0] & 0x7f) | 0x40;
+    SerialNumber::new(&b).map_err(CaError::encoding)
+}
+
+/// Lower-case hex of a serial's DER content octets (how the registry keys it).
+pub fn serial_hex(s: &SerialNumber) -> String {
+    hex::encode(s.as_bytes())
+}
+
+fn tbs(
+    signer: &CaSigner,
+    issuer: Name,
+    subject: Name,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    spki: SubjectPublicKeyInfoOwned,
+    extensions: Vec<Extension>,
+) -> Result<TbsCertificate, CaError> {
+    Ok(TbsCertificate {
+        version: x509_cert::Version::V3,
+        serial_number: new_serial()?,
+        signature: signer.algorithm_identifier().clone(),
+        issuer,
+        validity: Validity { not_before: x509::x509_time(not_before)?, not_after: x509::x509_time(not_after)? },
+        subject,
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    })
+}
+
+fn authority(signer: CaSigner, der: Vec<u8>) -> Result<Authority, CaError> {
+    let cert = Certificate::from_der(&der).map_err(CaError::encoding)?;
+    let key_id = x509::key_identifier(&cert.tbs_certificate.subject_public_key_info);
+    Ok(Authority { serial: serial_hex(&cert.tbs_certificate.serial_number), signer, cert, der, key_id })
+}
+
+/// Reserve the serial with the TBS, sign through the HSM, store the result.
+/// A clash of serials draws a new one; a signing failure burns the reservation.
+async fn sign_and_store(
+    registry: &Registry,
+    clock: &dyn Clock,
+    signer: &CaSigner,
+    mut tbs: TbsCertificate,
+    issuer_serial: Option<&String>,
+    meta: &Meta<'_>,
+) -> Result<Vec<u8>, CaError> {
+    let now = clock.now().unix_timestamp();
+    let mut attempts = 0;
+    let (serial, tbs_der) = loop {
+        let tbs_der = tbs.to_der().map_err(CaError::encoding)?;
+        let serial = serial_hex(&tbs.serial_number);
+        let new = NewCertificate {
+            serial: serial.clone(),
+            issuer_serial: issuer_serial.cloned(),
+            kind: meta.kind,
+            profile: meta.profile.to_owned(),
+            subject_dn: x509::name_text(&tbs.subject),
+            given_name: meta.holder.map(|h| h.given_name.as_str().to_owned()),
+            surname: meta.holder.map(|h| h.surname.as_str().to_owned()),
+            email: meta.holder.map(|h| h.email.as_str().to_owned()),
+            country: meta.holder.map(|h| h.country.as_str().to_owned()),
+            semantics_id: meta.holder.map(|h| h.semantics_id.as_str().to_owned()),
+            not_before: x509::unix_seconds(&tbs.validity.not_before),
+            not_after: x509::unix_seconds(&tbs.validity.not_after),
+            key_id: hex::encode(x509::key_identifier(&tbs.subject_public_key_info)),
+            hsm_key_label: meta.hsm_key_label.clone(),
+            tbs_der: tbs_der.clone(),
+        };
+        match registry.reserve(&new, now).await {
+            Ok(()) => break (serial, tbs_der),
+            Err(StoreError::DuplicateSerial(_)) if attempts < 3 => {
+                attempts += 1;
+                tracing::warn!(%serial, "serial collision; drawing another");
+                tbs.serial_number = new_serial()?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let signature = match signer.sign(tbs_der).await {
+        Ok(sig) => sig,
+        Err(e) => {
+            if let Err(store) = registry.mark_aborted(&serial, clock.now().unix_timestamp()).await {
+                tracing::error!(%serial, error = %store, "could not mark a failed issuance as aborted");
+            }
+            return Err(e);
+        }
+    };
+    let der = x509::assemble(tbs, &signature)?.to_der().map_err(CaError::encoding)?;
+    registry.mark_issued(&serial, &der, clock.now().unix_timestamp()).await?;
+    Ok(der)
+}
+

@@ -1,0 +1,76 @@
+//! Time is injected: production reads the system clock, tests move a fixed one.
+
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+/// The source of "now" for every lifecycle rule.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock, truncated to whole seconds (X.509 times carry no fractions).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        truncate(OffsetDateTime::now_utc())
+    }
+}
+
+/// A clock that stands still until moved; for tests and simulations.
+#[derive(Debug)]
+pub struct FixedClock(Mutex<OffsetDateTime>);
+
+impl FixedClock {
+    pub fn new(at: OffsetDateTime) -> FixedClock {
+        FixedClock(Mutex::new(truncate(at)))
+    }
+
+    pub fn set(&self, at: OffsetDateTime) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = truncate(at);
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn truncate(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// `at` plus `years` calendar years (29 February becomes 28 February).
+pub fn add_years(at: OffsetDateTime, years: u8) -> OffsetDateTime {
+    let year = at.year() + i32::from(years);
+    at.replace_year(year)
+        .or_else(|_| at.replace_day(28).and_then(|t| t.replace_year(year)))
+        .unwrap_or(at + Duration::days(365 * i64::from(years)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn years_are_calendar_years() {
+        assert_eq!(add_years(datetime!(2026-03-01 10:00 UTC), 3), datetime!(2029-03-01 10:00 UTC));
+        assert_eq!(add_years(datetime!(2028-02-29 10:00 UTC), 1), datetime!(2029-02-28 10:00 UTC));
+    }
+
+    #[test]
+    fn fixed_clock_moves_only_when_told() {
+        let c = FixedClock::new(datetime!(2026-01-01 0:00 UTC));
+        c.advance(Duration::days(42));
+        assert_eq!(c.now(), datetime!(2026-02-12 0:00 UTC));
+    }
+}

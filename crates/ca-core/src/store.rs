@@ -1,0 +1,379 @@
+//! The registry: every certificate qcert reserved a serial for, and the CA's
+//! own keys. All SQL of qcert lives behind this module. The same queries run
+//! on SQLite (embedded default, WAL) and PostgreSQL (production), chosen by
+//! the URL; migrations are per database in `migrations/{sqlite,postgres}`.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database a registry runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "database URL must start with sqlite: or postgres:// (got {:?})",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("serial {0} is already taken")]
+    DuplicateSerial(String),
+    #[error("a CA key for role {0} is already recorded")]
+    CaExists(String),
+    #[error("no certificate with serial {0}")]
+    NotFound(String),
+    #[error("certificate {serial} is {status}, expected reserved")]
+    WrongState { serial: String, status: String },
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+/// Kind of certificate in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    RootCa,
+    IssuingCa,
+    OcspResponder,
+    EndEntity,
+}
+
+impl CertKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CertKind::RootCa => "root-ca",
+            CertKind::IssuingCa => "issuing-ca",
+            CertKind::OcspResponder => "ocsp-responder",
+            CertKind::EndEntity => "end-entity",
+        }
+    }
+    fn parse(s: &str) -> Option<CertKind> {
+        [CertKind::RootCa, CertKind::IssuingCa, CertKind::OcspResponder, CertKind::EndEntity]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// Lifecycle state of a registry row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    /// Serial and TBS stored, not signed (yet, or ever: see `Aborted`).
+    Reserved,
+    Issued,
+    /// Signing failed after the reservation; the serial is burnt.
+    Aborted,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Reserved => "reserved",
+            CertStatus::Issued => "issued",
+            CertStatus::Aborted => "aborted",
+        }
+    }
+    fn parse(s: &str) -> Option<CertStatus> {
+        [CertStatus::Reserved, CertStatus::Issued, CertStatus::Aborted]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A reservation: everything about a certificate but its signature.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub serial: String,
+    pub issuer_serial: Option<String>,
+    pub kind: CertKind,
+    pub profile: String,
+    pub subject_dn: String,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub country: Option<String>,
+    pub semantics_id: Option<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key_id: String,
+    pub hsm_key_label: Option<String>,
+    pub tbs_der: Vec<u8>,
+}
+
+/// A registry row.
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    pub serial: String,
+    pub issuer_serial: Option<String>,
+    pub kind: CertKind,
+    pub profile: String,
+    pub status: CertStatus,
+    pub subject_dn: String,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub country: Option<String>,
+    pub semantics_id: Option<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key_id: String,
+    pub hsm_key_label: Option<String>,
+    pub tbs_der: Vec<u8>,
+    pub der: Option<Vec<u8>>,
+}
+
+/// A CA key recorded by the key ceremony.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaKeyRecord {
+    pub role: String,
+    pub key_label: String,
+    pub key_algorithm: String,
+    pub certificate_serial: String,
+}
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Handle to the registry database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const CERT_COLUMNS: &str = "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
+     country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der";
+
+impl Registry {
+    /// Connect (creating an SQLite file if needed) and apply pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Registry, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; FULL sync puts
+                            // every commit (a reservation above all) on disk before
+                            // the HSM is asked to sign.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url(url))
+                    .await?
+            }
+            Backend::Postgres => options.connect(url).await?,
+        };
+        match backend {
+            Backend::Sqlite => SQLITE.run(&pool).await?,
+            Backend::Postgres => POSTGRES.run(&pool).await?,
+        }
+        Ok(Registry { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Can the database answer?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Store a reservation. Fails with `DuplicateSerial` if the serial exists.
+    pub async fn reserve(&self, c: &NewCertificate, now: i64) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
+             email, country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $16)",
+        )
+        .bind(&c.serial)
+        .bind(&c.issuer_serial)
+        .bind(c.kind.as_str())
+        .bind(&c.profile)
+        .bind(&c.subject_dn)
+        .bind(&c.given_name)
+        .bind(&c.surname)
+        .bind(&c.email)
+        .bind(&c.country)
+        .bind(&c.semantics_id)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.key_id)
+        .bind(&c.hsm_key_label)
+        .bind(&c.tbs_der)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::DuplicateSerial(c.serial.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Move a reservation to `issued` with its signed DER.
+    pub async fn mark_issued(&self, serial: &str, der: &[u8], now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE certificates SET status = 'issued', der = $1, updated_at = $2 WHERE serial = $3 AND status = 'reserved'")
+            .bind(der)
+            .bind(now)
+            .bind(serial)
+            .execute(&self.pool)
+            .await?;
+        self.expect_one_reserved(serial, done.rows_affected()).await
+    }
+
+    /// Burn a reservation whose signing failed.
+    pub async fn mark_aborted(&self, serial: &str, now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE certificates SET status = 'aborted', updated_at = $1 WHERE serial = $2 AND status = 'reserved'")
+            .bind(now)
+            .bind(serial)
+            .execute(&self.pool)
+            .await?;
+        self.expect_one_reserved(serial, done.rows_affected()).await
+    }
+
+    async fn expect_one_reserved(&self, serial: &str, affected: u64) -> Result<(), StoreError> {
+        if affected == 1 {
+            return Ok(());
+        }
+        match self.certificate(serial).await? {
+            None => Err(StoreError::NotFound(serial.to_owned())),
+            Some(r) => Err(StoreError::WrongState { serial: serial.to_owned(), status: r.status.as_str().to_owned() }),
+        }
+    }
+
+    pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1"))
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| record(&r)).transpose()
+    }
+
+    /// Number of certificates in each status, for health and tests.
+    pub async fn count(&self, status: CertStatus) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Serials of all issued end-entity certificates (for tests and reports).
+    pub async fn issued_serials(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT serial FROM certificates WHERE status = 'issued' AND kind = 'end-entity' ORDER BY serial")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("serial")?)).collect()
+    }
+
+    /// Record a CA key of the ceremony. Each role exists once.
+    pub async fn put_ca_key(&self, k: &CaKeyRecord, now: i64) -> Result<(), StoreError> {
+        let result = sqlx::query("INSERT INTO ca_keys (role, key_label, key_algorithm, certificate_serial, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&k.role)
+            .bind(&k.key_label)
+            .bind(&k.key_algorithm)
+            .bind(&k.certificate_serial)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::CaExists(k.role.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn ca_key(&self, role: &str) -> Result<Option<CaKeyRecord>, StoreError> {
+        let row = sqlx::query("SELECT role, key_label, key_algorithm, certificate_serial FROM ca_keys WHERE role = $1")
+            .bind(role)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CaKeyRecord {
+                role: r.try_get("role")?,
+                key_label: r.try_get("key_label")?,
+                key_algorithm: r.try_get("key_algorithm")?,
+                certificate_serial: r.try_get("certificate_serial")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Any CA key recorded at all?
+    pub async fn has_ca(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM ca_keys").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+}
+
+/// sqlx's SQLite driver creates the file only with `mode=rwc`.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    let status: String = r.try_get("status")?;
+    let bad = |what: &str, v: &str| StoreError::Database(sqlx::Error::Decode(format!("unknown {what} {v:?}").into()));
+    Ok(CertificateRecord {
+        serial: r.try_get("serial")?,
+        issuer_serial: r.try_get("issuer_serial")?,
+        kind: CertKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        profile: r.try_get("profile")?,
+        status: CertStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        subject_dn: r.try_get("subject_dn")?,
+        given_name: r.try_get("given_name")?,
+        surname: r.try_get("surname")?,
+        email: r.try_get("email")?,
+        country: r.try_get("country")?,
+        semantics_id: r.try_get("semantics_id")?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        key_id: r.try_get("key_id")?,
+        hsm_key_label: r.try_get("hsm_key_label")?,
+        tbs_der: r.try_get("tbs_der")?,
+        der: r.try_get("der")?,
+    })
+}
