@@ -280,6 +280,11 @@ impl Ca {
         &self.inner.clock
     }
 
+    /// Is the HSM usable? Signs a probe with the OCSP responder key.
+    pub async fn hsm_check(&self) -> Result<(), CaError> {
+        self.inner.ocsp.signer.sign(b"qcert health probe".to_vec()).await.map(|_| ())
+    }
+
     /// Issue an end-entity certificate under `profile_id` to a validated holder.
     pub async fn issue(&self, profile_id: &str, holder: &Holder, years: ValidityYears, key: KeySource) -> Result<Issued, CaError> {
         let inner = &*self.inner;

@@ -1,1 +1,8 @@
+//! qcert's edge: the HTTP API (axum) and the `qcert` operator binary.
+//! HTTP types and problem documents live here and nowhere else.
 
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod home;
+pub mod http;

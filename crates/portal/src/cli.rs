@@ -1,0 +1,213 @@
+//! The `qcert` operator command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use qcert_ca_core::{Ca, Clock, Holder, KeySource, Policy, Registry, SystemClock, ValidityYears};
+use qcert_hsm::Hsm;
+
+use crate::config::Settings;
+use crate::{bench, home, http};
+
+#[derive(Debug, Parser)]
+#[command(name = "qcert", version, about = "Qualified electronic-signature certificate authority")]
+pub struct Cli {
+    /// The qcert home (config, registry, certificates). Default: $QCERT_HOME or ./qcert-data
+    #[arg(long, global = true)]
+    pub home: Option<PathBuf>,
+    /// Log format: human or json (default: log_format in qcert.toml)
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Key ceremony: create the root CA, issuing CA and OCSP responder keys and
+    /// certificates on the HSM. On a home without qcert.toml, first create an
+    /// embedded home (SQLite, SoftHSM token, PINs under secrets/).
+    Init,
+    /// Issue a qualified certificate for a CSR (TOKEN) or a key made in the HSM (CLOUD).
+    Issue(IssueArgs),
+    /// Serve the HTTP API.
+    Serve {
+        /// Listen address (overrides `listen`), e.g. 127.0.0.1:0 for any free port.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Benchmarks that print ratios against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// PKCS#10 request, PEM or DER (TOKEN product).
+    #[arg(long, required_unless_present = "cloud", conflicts_with = "cloud")]
+    pub csr: Option<PathBuf>,
+    /// Generate the holder's key pair in the HSM (CLOUD product).
+    #[arg(long)]
+    pub cloud: bool,
+    #[arg(long)]
+    pub given_name: String,
+    #[arg(long)]
+    pub surname: String,
+    #[arg(long)]
+    pub email: String,
+    /// ISO 3166 two-letter country code.
+    #[arg(long)]
+    pub country: String,
+    /// National identifier, bare (1234567890123) or ETSI form (PNORO-1234567890123).
+    #[arg(long)]
+    pub id_number: String,
+    /// Validity in years: 1, 2 or 3.
+    #[arg(long)]
+    pub years: u32,
+    /// Certificate profile.
+    #[arg(long, default_value = "qcp-n-qscd")]
+    pub profile: String,
+    /// Write the PEM here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = home::resolve(cli.home.clone(), &env);
+    if let Command::Bench { what } = cli.command {
+        init_logging(cli.log_format.as_deref().unwrap_or("human"))?;
+        return bench::run(what);
+    }
+    let mut created = None;
+    if matches!(cli.command, Command::Init) && !home.join("qcert.toml").exists() {
+        created = Some(home::create_embedded(&home)?);
+    }
+    let settings = Settings::load(&home, &env)?;
+    init_logging(cli.log_format.as_deref().unwrap_or(&settings.config.log_format))?;
+    // SoftHSM reads SOFTHSM2_CONF when the module is initialised: set it
+    // before the runtime starts any thread and before the HSM is opened.
+    if let Some(conf) = &settings.softhsm_conf {
+        std::env::set_var(qcert_hsm::softhsm::CONF_ENV, conf);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Init => init(&settings, created).await,
+            Command::Issue(args) => issue(&settings, args).await,
+            Command::Serve { listen } => serve(&settings, listen).await,
+            Command::Bench { .. } => Ok(()),
+        }
+    })
+}
+
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QCERT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "human" => builder.init(),
+        other => bail!("--log-format {other:?}: expected human or json"),
+    }
+    Ok(())
+}
+
+/// The parts every command needs.
+async fn open_parts(settings: &Settings) -> anyhow::Result<(Hsm, Registry, Policy, Arc<dyn Clock>)> {
+    let policy = Policy::load(&settings.policies_dir, &settings.config.public_base_url)?;
+    let hsm_config = settings.hsm_config(&env)?;
+    let hsm = tokio::task::spawn_blocking(move || Hsm::open(&hsm_config))
+        .await?
+        .with_context(|| format!("cannot open HSM token {:?} (setting hsm.token_label / hsm.module)", settings.config.hsm.token_label))?;
+    let registry = Registry::open(&settings.database_url, settings.config.database.max_connections)
+        .await
+        .context("cannot open the registry (setting database.url)")?;
+    Ok((hsm, registry, policy, Arc::new(SystemClock)))
+}
+
+async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
+    let (hsm, registry, policy, clock) = open_parts(settings).await?;
+    Ok(Ca::open(hsm, registry, policy, clock).await?)
+}
+
+async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Result<()> {
+    let certs = settings.home.join("certs");
+    if certs.join("root.pem").exists() {
+        bail!("{} is already initialised ({} exists); refusing to run the key ceremony twice", settings.home.display(), certs.join("root.pem").display());
+    }
+    let (hsm, registry, policy, clock) = open_parts(settings).await?;
+    let ca = Ca::init(hsm, registry, policy, clock).await?;
+    std::fs::create_dir_all(&certs)?;
+    let h = ca.hierarchy();
+    for (name, der) in [("root", &h.root), ("issuing", &h.issuing), ("ocsp", &h.ocsp)] {
+        std::fs::write(certs.join(format!("{name}.pem")), qcert_ca_core::pem("CERTIFICATE", der))?;
+    }
+    ca.registry().close().await;
+    println!("qcert home initialised at {}", settings.home.display());
+    println!("CA certificates: {}/{{root,issuing,ocsp}}.pem", certs.display());
+    if let Some(c) = created {
+        println!("HSM PINs (readable only by you): user PIN {}, SO PIN {}", c.pin_file.display(), c.so_pin_file.display());
+    }
+    Ok(())
+}
+
+async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
+    let holder = Holder::parse(&args.given_name, &args.surname, &args.email, &args.country, &args.id_number)?;
+    let years = ValidityYears::new(args.years)?;
+    let key = match &args.csr {
+        Some(path) => KeySource::Csr(std::fs::read(path).with_context(|| format!("cannot read --csr {}", path.display()))?),
+        None => KeySource::Hsm,
+    };
+    let ca = open_ca(settings).await?;
+    let issued = ca.issue(&args.profile, &holder, years, key).await?;
+    ca.registry().close().await;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, issued.pem()).with_context(|| format!("cannot write --out {}", path.display()))?;
+            eprintln!("issued serial {} to {}", issued.serial, path.display());
+        }
+        None => print!("{}", issued.pem()),
+    }
+    Ok(())
+}
+
+async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()> {
+    let addr: std::net::SocketAddr = match listen {
+        Some(l) => l.parse().with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:8080"))?,
+        None => settings.listen,
+    };
+    let ca = open_ca(settings).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (setting listen)"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "qcert serving");
+    println!("listening on http://{local}");
+    let app = http::router(http::AppState { ca: ca.clone() });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+        .await?;
+    ca.registry().close().await;
+    Ok(())
+}

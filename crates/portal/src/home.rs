@@ -1,0 +1,106 @@
+//! A qcert home: qcert.toml, policies/, the registry file, certs/, and for
+//! the embedded default a SoftHSM token store with its PINs under secrets/.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use rand::RngCore;
+use secrecy::SecretString;
+
+use crate::config;
+
+/// The repository's policies/, built into the binary so a fresh home gets them.
+pub(crate) const DEFAULT_POLICIES: [(&str, &str); 2] = [
+    ("ca.toml", include_str!("../../../policies/ca.toml")),
+    ("qcp-n-qscd.toml", include_str!("../../../policies/qcp-n-qscd.toml")),
+];
+
+/// The home chosen by `--home`, else `QCERT_HOME`, else `./qcert-data`.
+pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    flag.or_else(|| env("QCERT_HOME").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("qcert-data"))
+}
+
+/// What `create_embedded` made.
+#[derive(Debug)]
+pub struct Created {
+    pub pin_file: PathBuf,
+    pub so_pin_file: PathBuf,
+}
+
+/// Create a home on the embedded defaults: config, policies, a SoftHSM token
+/// store with a fresh token, and its PINs in files only the operator can read.
+/// Must run before anything initialises the PKCS#11 module in this process.
+pub fn create_embedded(home: &Path) -> anyhow::Result<Created> {
+    if home.join("qcert.toml").exists() {
+        bail!("{} already has a qcert.toml", home.display());
+    }
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create home {}", home.display()))?;
+    set_mode(home, 0o700)?;
+    let defaults = config::embedded_defaults();
+
+    let policies = home.join(&defaults.policies);
+    if !policies.exists() {
+        std::fs::create_dir_all(&policies)?;
+        for (name, text) in DEFAULT_POLICIES {
+            std::fs::write(policies.join(name), text)?;
+        }
+    }
+
+    let secrets = home.join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    set_mode(&secrets, 0o700)?;
+    let user_pin = random_pin();
+    let so_pin = random_pin();
+    let pin_file = home.join(defaults.hsm.pin_file.as_deref().unwrap_or(Path::new("secrets/hsm-user-pin")));
+    let so_pin_file = secrets.join("hsm-so-pin");
+    write_secret(&pin_file, &user_pin)?;
+    write_secret(&so_pin_file, &so_pin)?;
+
+    let conf_rel = defaults.hsm.softhsm_conf.clone().unwrap_or_else(|| "softhsm/softhsm2.conf".into());
+    let conf_dir = home.join(&conf_rel).parent().map(Path::to_path_buf).unwrap_or_else(|| home.join("softhsm"));
+    let conf = qcert_hsm::softhsm::write_config(&conf_dir).context("cannot write the SoftHSM configuration")?;
+    std::env::set_var(qcert_hsm::softhsm::CONF_ENV, &conf);
+    qcert_hsm::init_token(&defaults.hsm.module, &defaults.hsm.token_label, &SecretString::new(so_pin), &SecretString::new(user_pin))
+        .context("cannot create the SoftHSM token (is softhsm2 installed?)")?;
+
+    let text = format!(
+        "# qcert home configuration. Every setting can be overridden by an\n\
+         # environment variable QCERT_<SECTION>_<NAME>, e.g. QCERT_DATABASE_URL.\n\
+         # The HSM PIN is never written here: it comes from QCERT_HSM_PIN or hsm.pin_file.\n\
+         # Set public_base_url to the public http:// address relying parties reach.\n\n{}",
+        toml::to_string(&defaults)?
+    );
+    std::fs::write(home.join("qcert.toml"), text)?;
+    Ok(Created { pin_file, so_pin_file })
+}
+
+fn random_pin() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    let _ = (path, mode);
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The `qcert` binary end to end: the embedded home, the key ceremony, issuance,
+//! refusals, and the HTTP server on port 0.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use qcert_tests::{openssl_csr, pkilint, run_ok, CsrKey};
+
+/// Public base URL pkilint accepts (a real public suffix, no internal names).
+const BASE: &str = "http://pki.qcert-demo.eu";
+
+fn qcert(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qcert"));
+    c.arg("--home").arg(home).env("QCERT_PUBLIC_BASE_URL", BASE).env_remove("QCERT_HSM_PIN").env("QCERT_LOG", "warn");
+    c
+}
+
+fn output(cmd: &mut Command) -> (Output, String) {
+    let out = cmd.output().expect("run qcert");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out, text)
+}
+
+fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
+    [
+        "issue", "--csr", &csr.display().to_string(), "--given-name", "Ana", "--surname", "Pop", "--email", "ana.pop@example.ro",
+        "--country", "RO", "--id-number", "PNORO-1234567890123", "--years", "3", "--out", &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn init_issue_and_refusals_on_the_embedded_home() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("secrets/hsm-user-pin"), "init says where the PINs are: {text}");
+    for name in ["root", "issuing", "ocsp"] {
+        assert!(home.join(format!("certs/{name}.pem")).exists());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.join("secrets/hsm-user-pin")).expect("pin file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "PIN file readable only by its owner");
+    }
+    let config = std::fs::read_to_string(home.join("qcert.toml")).expect("config");
+    let pin = std::fs::read_to_string(home.join("secrets/hsm-user-pin")).expect("pin");
+    assert!(!config.contains(pin.trim()), "the PIN is not in qcert.toml");
+
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(!out.status.success() && text.contains("already initialised"), "{text}");
+
+    let csr = tmp.path().join("req.der");
+    std::fs::write(&csr, openssl_csr(CsrKey::P384)).expect("csr");
+    let ee = tmp.path().join("ee.pem");
+    let (out, text) = output(qcert(&home).args(issue_args(&csr, &ee)));
+    assert!(out.status.success(), "{text}");
+    pkilint("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &ee).expect("pkilint clean");
+    for name in ["root", "issuing", "ocsp"] {
+        pkilint("lint_pkix_cert", &[], &home.join(format!("certs/{name}.pem"))).expect("CA certificates lint clean");
+    }
+    let out = run_ok(
+        Command::new("openssl")
+            .args(["verify", "-x509_strict", "-CAfile"])
+            .arg(home.join("certs/root.pem"))
+            .arg("-untrusted")
+            .arg(home.join("certs/issuing.pem"))
+            .arg(&ee),
+    );
+    assert!(out.contains(": OK"), "{out}");
+
+    // Printing to stdout when --out is absent.
+    let (out, text) = output(qcert(&home).args(&issue_args(&csr, &ee)[..issue_args(&csr, &ee).len() - 2]));
+    assert!(out.status.success() && text.contains("-----BEGIN CERTIFICATE-----"), "{text}");
+
+    // A wrong PIN: a clear error, no PIN in it, and nothing stored.
+    let before = count_rows(&home);
+    let rejected = tmp.path().join("rejected.pem");
+    let (out, text) = output(qcert(&home).env("QCERT_HSM_PIN", "0000-wrong-0000").args(issue_args(&csr, &rejected)));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("wrong PIN"), "{text}");
+    assert!(!text.contains("0000-wrong-0000"), "{text}");
+    assert!(!rejected.exists());
+    assert_eq!(count_rows(&home), before);
+
+    // Refusals name what is wrong.
+    for (flag, value, expect) in [
+        ("--years", "4", "1, 2 or 3"),
+        ("--email", "nobody", "email"),
+        ("--surname", " ", "surname"),
+        ("--country", "Romania", "country"),
+    ] {
+        let mut args = issue_args(&csr, &rejected);
+        let at = args.iter().position(|a| a == flag).expect("flag present");
+        args[at + 1] = value.into();
+        let (out, text) = output(qcert(&home).args(args));
+        assert!(!out.status.success() && text.contains(expect), "{flag} {value}: {text}");
+    }
+    let mut args = issue_args(&csr, &rejected);
+    args.extend(["--profile".into(), "qcp-unknown".into()]);
+    let (out, text) = output(qcert(&home).args(args));
+    assert!(!out.status.success() && text.contains("unknown certificate profile"), "{text}");
+    assert_eq!(count_rows(&home), before);
+
+    // A wrong setting is named.
+    let (out, text) = output(qcert(&home).env("QCERT_LISTEN", "everywhere").args(["serve"]));
+    assert!(!out.status.success() && text.contains("configuration listen"), "{text}");
+}
+
+/// Rows in the registry, read with the sqlite3-free path: via qcert's own store.
+fn count_rows(home: &Path) -> i64 {
+    let url = format!("sqlite://{}", home.join("qcert.db").display());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(async {
+        let registry = qcert_ca_core::Registry::open(&url, 1).await.expect("open registry");
+        let mut n = 0;
+        for s in [
+            qcert_ca_core::store::CertStatus::Reserved,
+            qcert_ca_core::store::CertStatus::Issued,
+            qcert_ca_core::store::CertStatus::Aborted,
+        ] {
+            n += registry.count(s).await.expect("count");
+        }
+        registry.close().await;
+        n
+    })
+}
+
+#[test]
+fn serve_answers_on_port_zero() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success(), "{text}");
+    let mut child = qcert(&home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let result = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let root = client.get(format!("{base}/certs/root.crt")).send().await?;
+        assert_eq!(root.status(), 200);
+        assert_eq!(root.headers()["content-type"], "application/pkix-cert");
+        let der = root.bytes().await?;
+        let pem = std::fs::read_to_string(home.join("certs/root.pem")).expect("root.pem");
+        assert_eq!(qcert_ca_core::pem("CERTIFICATE", &der), pem);
+        for name in ["issuing", "ocsp"] {
+            assert_eq!(client.get(format!("{base}/certs/{name}.crt")).send().await?.status(), 200);
+        }
+        let health = client.get(format!("{base}/health")).send().await?;
+        assert_eq!(health.status(), 200);
+        let body = health.text().await?;
+        assert!(body.contains("\"database\":\"ok\"") && body.contains("\"hsm\":\"ok\""), "{body}");
+        let missing = client.get(format!("{base}/certs/../../etc/passwd")).send().await?;
+        assert_eq!(missing.status(), 404);
+        let missing = client.get(format!("{base}/certs/evil.crt")).send().await?;
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.headers()["content-type"], "application/problem+json");
+        let wrong = client.post(format!("{base}/certs/root.crt")).send().await?;
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(wrong.headers()["content-type"], "application/problem+json");
+        reqwest::Result::Ok(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result.expect("HTTP requests");
+}
