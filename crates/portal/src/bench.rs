@@ -45,20 +45,21 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
     let csrs = make_csrs(dir.path(), 8)?;
     println!("qcert bench issue: {workers} workers, {seconds} s per measurement, SoftHSM2 P-384");
-    println!("{:<10} {:>16} {:>16} {:>8}", "registry", "raw sign/s", "issuance/s", "ratio");
+    println!("{:<10} {:>14} {:>16} {:>14} {:>8}", "registry", "raw sign/s", "CSR verify/s", "issuance/s", "ratio");
     for (i, db) in databases.iter().enumerate() {
         let label = format!("bench{i}");
         let pin = SecretString::new(random_hex(8));
         qcert_hsm::init_token(&module, &label, &SecretString::new(random_hex(8)), &pin)?;
         let hsm = Hsm::open(&qcert_hsm::HsmConfig { module: module.clone(), token_label: label, pin })?;
         let raw = raw_sign_rate(&hsm, workers, seconds)?;
+        let verify = csr_verify_rate(&policies, &csrs, workers, seconds)?;
         let (url, cleanup) = registry_url(db, dir.path(), i)?;
         let issued = runtime.block_on(issuance_rate(&hsm, &url, &policies, &csrs, workers, seconds))?;
         if let Some(drop_db) = cleanup {
             runtime.block_on(drop_db)?;
         }
         let name = if db == "sqlite" { "sqlite" } else { "postgres" };
-        println!("{name:<10} {raw:>16.1} {issued:>16.1} {:>7.0}%", 100.0 * issued / raw);
+        println!("{name:<10} {raw:>14.1} {verify:>16.1} {issued:>14.1} {:>7.0}%", 100.0 * issued / raw);
     }
     Ok(())
 }
@@ -110,6 +111,37 @@ fn raw_sign_rate(hsm: &Hsm, workers: usize, seconds: u64) -> anyhow::Result<f64>
             .collect();
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("signing thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Second baseline: parsing and verifying the benchmark CSRs (RustCrypto), `workers` threads.
+fn csr_verify_rate(policies: &std::path::Path, csrs: &[Vec<u8>], workers: usize, seconds: u64) -> anyhow::Result<f64> {
+    let policy = Policy::load(policies, "http://pki.qcert-demo.eu")?;
+    let profile = policy.profile("qcp-n-qscd")?;
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let done = &done;
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut i = w;
+                    while Instant::now() < until {
+                        let req = qcert_ca_core::csr::decode(&csrs[i % csrs.len()])?;
+                        qcert_ca_core::csr::verify(&req, profile)?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("verify thread panicked"))??;
         }
         Ok(())
     })?;
