@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
 //! Support for qcert's end-to-end tests: real SoftHSM tokens, a database of
 //! each test's own on SQLite and on PostgreSQL, and the outside judges
 //! (openssl, pkilint). Nothing here mocks qcert's own code.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
 //! Key ceremony and issuance through SoftHSM, judged by pkilint and openssl,
 //! on SQLite and PostgreSQL.
 
@@ -27,9 +28,11 @@ fn judge(hierarchy: &qcert_ca_core::Hierarchy, ee_der: &[u8]) {
     let ocsp = write_pem(dir.path(), "ocsp.pem", "CERTIFICATE", &hierarchy.ocsp);
     let ee = write_pem(dir.path(), "ee.pem", "CERTIFICATE", ee_der);
 
-    pkilint("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &ee).expect("pkilint ETSI QCP-n-qscd clean");
+    pkilint("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &ee)
+        .expect("pkilint ETSI QCP-n-qscd clean");
     for ca in [&root, &issuing, &ocsp] {
-        pkilint("lint_pkix_cert", &[], ca).unwrap_or_else(|f| panic!("pkilint PKIX findings on {}:\n{f}", ca.display()));
+        pkilint("lint_pkix_cert", &[], ca)
+            .unwrap_or_else(|f| panic!("pkilint PKIX findings on {}:\n{f}", ca.display()));
     }
     // openssl checks every signature on the way up and the CA constraints.
     let mut verify = Command::new("openssl");
@@ -37,7 +40,12 @@ fn judge(hierarchy: &qcert_ca_core::Hierarchy, ee_der: &[u8]) {
     let out = run_ok(&mut verify);
     assert!(out.contains(": OK"), "{out}");
     let mut verify = Command::new("openssl");
-    verify.args(["verify", "-x509_strict", "-purpose", "ocsphelper", "-CAfile"]).arg(&root).arg("-untrusted").arg(&issuing).arg(&ocsp);
+    verify
+        .args(["verify", "-x509_strict", "-purpose", "ocsphelper", "-CAfile"])
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&issuing)
+        .arg(&ocsp);
     run_ok(&mut verify);
 }
 
@@ -54,7 +62,9 @@ fn checks_pkilint_misses(hierarchy: &qcert_ca_core::Hierarchy, ee_der: &[u8]) {
         .expect("QcPDS present")
         .decode_as()
         .expect("PDS locations");
-    assert!(pds.iter().any(|l| l.language.as_str() == "en" && l.url.as_str().starts_with("https://pki.qcert-demo.eu/")));
+    assert!(pds
+        .iter()
+        .any(|l| l.language.as_str() == "en" && l.url.as_str().starts_with("https://pki.qcert-demo.eu/")));
     let sem: qc::SemanticsInformation = statements
         .iter()
         .find(|s| s.statement_id == qc::PKIX_QC_SYNTAX_V2)
@@ -66,49 +76,53 @@ fn checks_pkilint_misses(hierarchy: &qcert_ca_core::Hierarchy, ee_der: &[u8]) {
     let ocsp = Certificate::from_der(&hierarchy.ocsp).expect("parse OCSP cert");
     let ocsp_exts = ocsp.tbs_certificate.extensions.unwrap_or_default();
     assert!(ocsp_exts.iter().any(|e| e.extn_id == qcert_ca_core::x509::oid::OCSP_NOCHECK), "ocsp-nocheck present");
-    assert_eq!(ocsp.tbs_certificate.issuer, Certificate::from_der(&hierarchy.issuing).expect("issuing").tbs_certificate.subject);
+    assert_eq!(
+        ocsp.tbs_certificate.issuer,
+        Certificate::from_der(&hierarchy.issuing).expect("issuing").tbs_certificate.subject
+    );
 }
 
 on_both_stores!(p384_csr_from_openssl_gives_a_clean_qualified_certificate);
 async fn p384_csr_from_openssl_gives_a_clean_qualified_certificate(db: &TestDb) {
-        let (ca, _) = new_ca(db, test_clock()).await;
-        let csr = openssl_csr(CsrKey::P384);
-        let issued = ca.issue("qcp-n-qscd", &holder(), years(2), KeySource::Csr(csr.clone())).await.expect("issue");
-        let cert = Certificate::from_der(&issued.der).expect("parse");
-        // The subject is the validated holder's, never the CSR's.
-        let subject = cert.tbs_certificate.subject.to_string();
-        assert!(subject.contains("CN=Ioana Ionescu-Popa"), "{subject}");
-        assert!(subject.contains("PNORO-1234567890123"), "{subject}");
-        assert!(!subject.contains("Mallory"), "{subject}");
-        let req = x509_cert::request::CertReq::from_der(&csr).expect("csr");
-        assert_eq!(cert.tbs_certificate.subject_public_key_info, req.info.public_key);
-        assert!(cert.tbs_certificate.serial_number.as_bytes().len() >= 9);
-        let rec = ca.registry().certificate(&issued.serial).await.expect("query").expect("stored");
-        assert_eq!(rec.status, CertStatus::Issued);
-        assert_eq!(rec.der.as_deref(), Some(issued.der.as_slice()));
-        assert_eq!(rec.semantics_id.as_deref(), Some("PNORO-1234567890123"));
-        judge(&ca.hierarchy(), &issued.der);
-        checks_pkilint_misses(&ca.hierarchy(), &issued.der);
+    let (ca, _) = new_ca(db, test_clock()).await;
+    let csr = openssl_csr(CsrKey::P384);
+    let issued = ca.issue("qcp-n-qscd", &holder(), years(2), KeySource::Csr(csr.clone())).await.expect("issue");
+    let cert = Certificate::from_der(&issued.der).expect("parse");
+    // The subject is the validated holder's, never the CSR's.
+    let subject = cert.tbs_certificate.subject.to_string();
+    assert!(subject.contains("CN=Ioana Ionescu-Popa"), "{subject}");
+    assert!(subject.contains("PNORO-1234567890123"), "{subject}");
+    assert!(!subject.contains("Mallory"), "{subject}");
+    let req = x509_cert::request::CertReq::from_der(&csr).expect("csr");
+    assert_eq!(cert.tbs_certificate.subject_public_key_info, req.info.public_key);
+    assert!(cert.tbs_certificate.serial_number.as_bytes().len() >= 9);
+    let rec = ca.registry().certificate(&issued.serial).await.expect("query").expect("stored");
+    assert_eq!(rec.status, CertStatus::Issued);
+    assert_eq!(rec.der.as_deref(), Some(issued.der.as_slice()));
+    assert_eq!(rec.semantics_id.as_deref(), Some("PNORO-1234567890123"));
+    judge(&ca.hierarchy(), &issued.der);
+    checks_pkilint_misses(&ca.hierarchy(), &issued.der);
 }
 
 on_both_stores!(cloud_keys_are_made_in_the_hsm_and_certified);
 async fn cloud_keys_are_made_in_the_hsm_and_certified(db: &TestDb) {
-        let (ca, _) = new_ca(db, test_clock()).await;
-        let issued = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Hsm).await.expect("issue CLOUD");
-        let label = issued.hsm_key_label.clone().expect("HSM key label");
-        let key = ca.hsm().find_key(&label).expect("holder key on the HSM");
-        let cert = Certificate::from_der(&issued.der).expect("parse");
-        assert_eq!(cert.tbs_certificate.subject_public_key_info.to_der().expect("der"), key.spki_der());
-        judge(&ca.hierarchy(), &issued.der);
+    let (ca, _) = new_ca(db, test_clock()).await;
+    let issued = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Hsm).await.expect("issue CLOUD");
+    let label = issued.hsm_key_label.clone().expect("HSM key label");
+    let key = ca.hsm().find_key(&label).expect("holder key on the HSM");
+    let cert = Certificate::from_der(&issued.der).expect("parse");
+    assert_eq!(cert.tbs_certificate.subject_public_key_info.to_der().expect("der"), key.spki_der());
+    judge(&ca.hierarchy(), &issued.der);
 }
 
 on_both_stores!(other_accepted_keys_issue_too);
 async fn other_accepted_keys_issue_too(db: &TestDb) {
-        let (ca, _) = new_ca(db, test_clock()).await;
-        for key in [CsrKey::P256, CsrKey::Rsa(3072)] {
-            let issued = ca.issue("qcp-n-qscd", &holder(), years(3), KeySource::Csr(openssl_csr(key))).await.expect("issue");
-            judge(&ca.hierarchy(), &issued.der);
-        }
+    let (ca, _) = new_ca(db, test_clock()).await;
+    for key in [CsrKey::P256, CsrKey::Rsa(3072)] {
+        let issued =
+            ca.issue("qcp-n-qscd", &holder(), years(3), KeySource::Csr(openssl_csr(key))).await.expect("issue");
+        judge(&ca.hierarchy(), &issued.der);
+    }
 }
 
 async fn counts(db: &TestDb) -> (i64, i64, i64) {
@@ -122,79 +136,92 @@ async fn counts(db: &TestDb) -> (i64, i64, i64) {
 
 on_both_stores!(refusals_are_clear_and_store_nothing);
 async fn refusals_are_clear_and_store_nothing(db: &TestDb) {
-        let (ca, _) = new_ca(db, test_clock()).await;
-        let before = counts(db).await;
-        let good = openssl_csr(CsrKey::P384);
+    let (ca, _) = new_ca(db, test_clock()).await;
+    let before = counts(db).await;
+    let good = openssl_csr(CsrKey::P384);
 
-        // A CSR whose self-signature no longer matches its content.
-        let mut tampered = x509_cert::request::CertReq::from_der(&good).expect("csr");
-        tampered.info.subject = "CN=Someone Else".parse().expect("name");
-        let tampered = tampered.to_der().expect("der");
-        let err = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(tampered)).await.expect_err("bad signature");
-        assert!(matches!(err, CaError::CsrRefused(_)) && err.to_string().contains("self-signature"), "{err}");
+    // A CSR whose self-signature no longer matches its content.
+    let mut tampered = x509_cert::request::CertReq::from_der(&good).expect("csr");
+    tampered.info.subject = "CN=Someone Else".parse().expect("name");
+    let tampered = tampered.to_der().expect("der");
+    let err = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(tampered)).await.expect_err("bad signature");
+    assert!(matches!(err, CaError::CsrRefused(_)) && err.to_string().contains("self-signature"), "{err}");
 
-        let err = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::Rsa(2048)))).await.expect_err("RSA-2048");
-        assert!(err.to_string().contains("RSA-2048") && err.to_string().contains("3072"), "{err}");
+    let err = ca
+        .issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::Rsa(2048))))
+        .await
+        .expect_err("RSA-2048");
+    assert!(err.to_string().contains("RSA-2048") && err.to_string().contains("3072"), "{err}");
 
-        let err = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::Ed25519))).await.expect_err("Ed25519");
-        assert!(matches!(err, CaError::CsrRefused(_)), "{err}");
+    let err = ca
+        .issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::Ed25519)))
+        .await
+        .expect_err("Ed25519");
+    assert!(matches!(err, CaError::CsrRefused(_)), "{err}");
 
-        let err = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(b"not a CSR".to_vec())).await.expect_err("garbage");
-        assert!(err.to_string().contains("PKCS#10"), "{err}");
+    let err =
+        ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(b"not a CSR".to_vec())).await.expect_err("garbage");
+    assert!(err.to_string().contains("PKCS#10"), "{err}");
 
-        let err = ca.issue("qcp-x", &holder(), years(1), KeySource::Csr(good.clone())).await.expect_err("unknown profile");
-        assert!(matches!(err, CaError::UnknownProfile(ref p) if p == "qcp-x"), "{err}");
+    let err = ca.issue("qcp-x", &holder(), years(1), KeySource::Csr(good.clone())).await.expect_err("unknown profile");
+    assert!(matches!(err, CaError::UnknownProfile(ref p) if p == "qcp-x"), "{err}");
 
-        for n in [0, 4] {
-            let err = ValidityYears::new(n).expect_err("years outside 1..3");
-            assert!(err.to_string().contains("1, 2 or 3"), "{err}");
-        }
-        assert!(Holder::parse("Ioana", "", "a@b.ro", "RO", "1").is_err());
-        assert!(Holder::parse("Ioana", "Pop", "a@b", "RO", "1").is_err());
+    for n in [0, 4] {
+        let err = ValidityYears::new(n).expect_err("years outside 1..3");
+        assert!(err.to_string().contains("1, 2 or 3"), "{err}");
+    }
+    assert!(Holder::parse("Ioana", "", "a@b.ro", "RO", "1").is_err());
+    assert!(Holder::parse("Ioana", "Pop", "a@b", "RO", "1").is_err());
 
-        assert_eq!(counts(db).await, before, "refusals stored nothing");
+    assert_eq!(counts(db).await, before, "refusals stored nothing");
 }
 
 on_both_stores!(many_workers_issue_at_once_without_duplicate_serials);
 async fn many_workers_issue_at_once_without_duplicate_serials(db: &TestDb) {
-        let (ca, _) = new_ca(db, test_clock()).await;
-        let csrs: Vec<Vec<u8>> = (0..4).map(|_| openssl_csr(CsrKey::P384)).collect();
-        let csrs = Arc::new(csrs);
-        let mut tasks = Vec::new();
-        for w in 0..8 {
-            let ca = ca.clone();
-            let csrs = csrs.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut serials = Vec::new();
-                for i in 0..8 {
-                    let csr = csrs[(w + i) % csrs.len()].clone();
-                    let issued = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(csr)).await.expect("issue");
-                    serials.push(issued.serial);
-                }
-                serials
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("worker"));
-        }
-        let unique: std::collections::BTreeSet<_> = all.iter().cloned().collect();
-        assert_eq!(unique.len(), 64);
-        let stored: std::collections::BTreeSet<_> = ca.registry().issued_serials().await.expect("serials").into_iter().collect();
-        assert_eq!(stored, unique);
-        assert_eq!(db.registry.count(CertStatus::Reserved).await.expect("count"), 0);
+    let (ca, _) = new_ca(db, test_clock()).await;
+    let csrs: Vec<Vec<u8>> = (0..4).map(|_| openssl_csr(CsrKey::P384)).collect();
+    let csrs = Arc::new(csrs);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let ca = ca.clone();
+        let csrs = csrs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut serials = Vec::new();
+            for i in 0..8 {
+                let csr = csrs[(w + i) % csrs.len()].clone();
+                let issued = ca.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(csr)).await.expect("issue");
+                serials.push(issued.serial);
+            }
+            serials
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("worker"));
+    }
+    let unique: std::collections::BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), 64);
+    let stored: std::collections::BTreeSet<_> =
+        ca.registry().issued_serials().await.expect("serials").into_iter().collect();
+    assert_eq!(stored, unique);
+    assert_eq!(db.registry.count(CertStatus::Reserved).await.expect("count"), 0);
 }
 
 on_both_stores!(the_ceremony_runs_once_and_the_ca_reopens);
 async fn the_ceremony_runs_once_and_the_ca_reopens(db: &TestDb) {
-        let (ca, config) = new_ca(db, test_clock()).await;
-        let hsm = qcert_hsm::Hsm::open(&config).expect("open");
-        let policy = qcert_ca_core::Policy::load(&policies_dir(), "http://pki.qcert-demo.eu").expect("policy");
-        let clock: Arc<dyn qcert_ca_core::Clock> = test_clock();
-        let err = qcert_ca_core::Ca::init(hsm.clone(), db.registry.clone(), policy.clone(), clock.clone()).await.expect_err("second ceremony");
-        assert!(matches!(err, CaError::AlreadyInitialised(_)), "{err}");
-        let reopened = qcert_ca_core::Ca::open(hsm, db.registry.clone(), policy, clock).await.expect("reopen");
-        assert_eq!(reopened.hierarchy().root, ca.hierarchy().root);
-        let issued = reopened.issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::P384))).await.expect("issue");
-        judge(&reopened.hierarchy(), &issued.der);
+    let (ca, config) = new_ca(db, test_clock()).await;
+    let hsm = qcert_hsm::Hsm::open(&config).expect("open");
+    let policy = qcert_ca_core::Policy::load(&policies_dir(), "http://pki.qcert-demo.eu").expect("policy");
+    let clock: Arc<dyn qcert_ca_core::Clock> = test_clock();
+    let err = qcert_ca_core::Ca::init(hsm.clone(), db.registry.clone(), policy.clone(), clock.clone())
+        .await
+        .expect_err("second ceremony");
+    assert!(matches!(err, CaError::AlreadyInitialised(_)), "{err}");
+    let reopened = qcert_ca_core::Ca::open(hsm, db.registry.clone(), policy, clock).await.expect("reopen");
+    assert_eq!(reopened.hierarchy().root, ca.hierarchy().root);
+    let issued = reopened
+        .issue("qcp-n-qscd", &holder(), years(1), KeySource::Csr(openssl_csr(CsrKey::P384)))
+        .await
+        .expect("issue");
+    judge(&reopened.hierarchy(), &issued.der);
 }

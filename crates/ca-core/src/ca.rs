@@ -11,13 +11,13 @@ use qcert_hsm::{Hsm, HsmError};
 use rand::RngCore;
 use spki::SubjectPublicKeyInfoOwned;
 use time::OffsetDateTime;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
-use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -127,7 +127,10 @@ impl Ca {
         for spec in [&policy.root, &policy.issuing, &policy.ocsp] {
             match hsm.find_key(&spec.key_label) {
                 Ok(_) => {
-                    return Err(CaError::AlreadyInitialised(format!("key {:?} already exists on the HSM", spec.key_label)))
+                    return Err(CaError::AlreadyInitialised(format!(
+                        "key {:?} already exists on the HSM",
+                        spec.key_label
+                    )))
                 }
                 Err(HsmError::KeyNotFound(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -158,13 +161,21 @@ impl Ca {
             x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
             x509::extension(false, &SubjectKeyIdentifier(octets(&root_kid)?))?,
         ];
-        let root_tbs = tbs(&root_signer, root_name.clone(), root_name, now, now + policy.root.validity, root_spki, root_ext)?;
-        let root = sign_and_store(&registry, &*clock, &root_signer, root_tbs, None, &Meta {
-            kind: CertKind::RootCa,
-            profile: "root-ca",
-            holder: None,
-            hsm_key_label: Some(root_signer.key_label().to_owned()),
-        })
+        let root_tbs =
+            tbs(&root_signer, root_name.clone(), root_name, now, now + policy.root.validity, root_spki, root_ext)?;
+        let root = sign_and_store(
+            &registry,
+            &*clock,
+            &root_signer,
+            root_tbs,
+            None,
+            &Meta {
+                kind: CertKind::RootCa,
+                profile: "root-ca",
+                holder: None,
+                hsm_key_label: Some(root_signer.key_label().to_owned()),
+            },
+        )
         .await?;
         let root = authority(root_signer, root)?;
 
@@ -179,13 +190,21 @@ impl Ca {
         ];
         ext.extend(chain_extensions(&root, &kid, &policy.urls.root_crl, None, &policy.urls.root_cert)?);
         let not_after = (now + policy.issuing.validity).min(time_of(root.not_after())?);
-        let issuing_tbs = tbs(&root.signer, root.name().clone(), ca_name(&policy.issuing.common_name)?, now, not_after, spki, ext)?;
-        let issuing = sign_and_store(&registry, &*clock, &root.signer, issuing_tbs, Some(&root.serial), &Meta {
-            kind: CertKind::IssuingCa,
-            profile: "issuing-ca",
-            holder: None,
-            hsm_key_label: Some(issuing_signer.key_label().to_owned()),
-        })
+        let issuing_tbs =
+            tbs(&root.signer, root.name().clone(), ca_name(&policy.issuing.common_name)?, now, not_after, spki, ext)?;
+        let issuing = sign_and_store(
+            &registry,
+            &*clock,
+            &root.signer,
+            issuing_tbs,
+            Some(&root.serial),
+            &Meta {
+                kind: CertKind::IssuingCa,
+                profile: "issuing-ca",
+                holder: None,
+                hsm_key_label: Some(issuing_signer.key_label().to_owned()),
+            },
+        )
         .await?;
         let issuing = authority(issuing_signer, issuing)?;
 
@@ -204,17 +223,26 @@ impl Ca {
         ];
         let not_after = (now + policy.ocsp.validity).min(time_of(issuing.not_after())?);
         let ocsp_tbs = tbs(&issuing.signer, issuing.name().clone(), ocsp_name, now, not_after, spki, ext)?;
-        let ocsp = sign_and_store(&registry, &*clock, &issuing.signer, ocsp_tbs, Some(&issuing.serial), &Meta {
-            kind: CertKind::OcspResponder,
-            profile: "ocsp-responder",
-            holder: None,
-            hsm_key_label: Some(ocsp_signer.key_label().to_owned()),
-        })
+        let ocsp = sign_and_store(
+            &registry,
+            &*clock,
+            &issuing.signer,
+            ocsp_tbs,
+            Some(&issuing.serial),
+            &Meta {
+                kind: CertKind::OcspResponder,
+                profile: "ocsp-responder",
+                holder: None,
+                hsm_key_label: Some(ocsp_signer.key_label().to_owned()),
+            },
+        )
         .await?;
         let ocsp = authority(ocsp_signer, ocsp)?;
 
         let at = now.unix_timestamp();
-        for (role, spec, a) in [("root", &policy.root, &root), ("issuing", &policy.issuing, &issuing), ("ocsp", &policy.ocsp, &ocsp)] {
+        for (role, spec, a) in
+            [("root", &policy.root, &root), ("issuing", &policy.issuing, &issuing), ("ocsp", &policy.ocsp, &ocsp)]
+        {
             registry
                 .put_ca_key(
                     &CaKeyRecord {
@@ -248,7 +276,9 @@ impl Ca {
                     .map_err(|e| CaError::Internal(e.to_string()))??;
                 let signer = CaSigner::new(key.0, key.1)?;
                 let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;
-                if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)? != signer.spki_der() {
+                if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)?
+                    != signer.spki_der()
+                {
                     return Err(CaError::Internal(format!("the {role} key on the HSM does not match its certificate")));
                 }
                 authority(signer, cert)
@@ -261,7 +291,11 @@ impl Ca {
     }
 
     pub fn hierarchy(&self) -> Hierarchy {
-        Hierarchy { root: self.inner.root.der.clone(), issuing: self.inner.issuing.der.clone(), ocsp: self.inner.ocsp.der.clone() }
+        Hierarchy {
+            root: self.inner.root.der.clone(),
+            issuing: self.inner.issuing.der.clone(),
+            ocsp: self.inner.ocsp.der.clone(),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -286,7 +320,13 @@ impl Ca {
     }
 
     /// Issue an end-entity certificate under `profile_id` to a validated holder.
-    pub async fn issue(&self, profile_id: &str, holder: &Holder, years: ValidityYears, key: KeySource) -> Result<Issued, CaError> {
+    pub async fn issue(
+        &self,
+        profile_id: &str,
+        holder: &Holder,
+        years: ValidityYears,
+        key: KeySource,
+    ) -> Result<Issued, CaError> {
         let inner = &*self.inner;
         let profile = inner.policy.profile(profile_id)?;
         if !profile.allowed_years.contains(&u32::from(years.get())) {
@@ -327,12 +367,19 @@ impl Ca {
         };
         let tbs = self.end_entity_tbs(profile, holder, now, not_after, spki)?;
         conformance::check_end_entity(&tbs, profile, years.get())?;
-        let der = sign_and_store(&inner.registry, &*inner.clock, &inner.issuing.signer, tbs, Some(&inner.issuing.serial), &Meta {
-            kind: CertKind::EndEntity,
-            profile: &profile.id,
-            holder: Some(holder),
-            hsm_key_label: hsm_key_label.clone(),
-        })
+        let der = sign_and_store(
+            &inner.registry,
+            &*inner.clock,
+            &inner.issuing.signer,
+            tbs,
+            Some(&inner.issuing.serial),
+            &Meta {
+                kind: CertKind::EndEntity,
+                profile: &profile.id,
+                holder: Some(holder),
+                hsm_key_label: hsm_key_label.clone(),
+            },
+        )
         .await?;
         let serial = serial_hex(&Certificate::from_der(&der).map_err(CaError::encoding)?.tbs_certificate.serial_number);
         tracing::info!(%serial, profile = %profile.id, "issued certificate");
@@ -371,9 +418,17 @@ impl Ca {
 }
 
 /// CRL DP, AIA, AKI and SKI for a certificate issued by `issuer`.
-fn chain_extensions(issuer: &Authority, subject_kid: &[u8], crl: &str, ocsp: Option<&str>, ca_issuers: &str) -> Result<Vec<Extension>, CaError> {
+fn chain_extensions(
+    issuer: &Authority,
+    subject_kid: &[u8],
+    crl: &str,
+    ocsp: Option<&str>,
+    ca_issuers: &str,
+) -> Result<Vec<Extension>, CaError> {
     let dp = DistributionPoint {
-        distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(x509::ia5(crl)?)])),
+        distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(
+            x509::ia5(crl)?,
+        )])),
         reasons: None,
         crl_issuer: None,
     };
@@ -388,18 +443,30 @@ fn chain_extensions(issuer: &Authority, subject_kid: &[u8], crl: &str, ocsp: Opt
 fn aia(ocsp: Option<&str>, ca_issuers: &str) -> Result<AuthorityInfoAccessSyntax, CaError> {
     let mut v = Vec::new();
     if let Some(url) = ocsp {
-        v.push(AccessDescription { access_method: oid::ID_AD_OCSP, access_location: GeneralName::UniformResourceIdentifier(x509::ia5(url)?) });
+        v.push(AccessDescription {
+            access_method: oid::ID_AD_OCSP,
+            access_location: GeneralName::UniformResourceIdentifier(x509::ia5(url)?),
+        });
     }
-    v.push(AccessDescription { access_method: oid::ID_AD_CA_ISSUERS, access_location: GeneralName::UniformResourceIdentifier(x509::ia5(ca_issuers)?) });
+    v.push(AccessDescription {
+        access_method: oid::ID_AD_CA_ISSUERS,
+        access_location: GeneralName::UniformResourceIdentifier(x509::ia5(ca_issuers)?),
+    });
     Ok(AuthorityInfoAccessSyntax(v))
 }
 
 fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, CaError> {
-    Ok(AuthorityKeyIdentifier { key_identifier: Some(octets(kid)?), authority_cert_issuer: None, authority_cert_serial_number: None })
+    Ok(AuthorityKeyIdentifier {
+        key_identifier: Some(octets(kid)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    })
 }
 
 fn certificate_policies(oids: &[der::asn1::ObjectIdentifier]) -> CertificatePolicies {
-    CertificatePolicies(oids.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect())
+    CertificatePolicies(
+        oids.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect(),
+    )
 }
 
 fn octets(b: &[u8]) -> Result<OctetString, CaError> {
@@ -513,4 +580,3 @@ async fn sign_and_store(
     registry.mark_issued(&serial, &der, clock.now().unix_timestamp()).await?;
     Ok(der)
 }
-

@@ -28,7 +28,8 @@ const REQUIRED: [ObjectIdentifier; 8] = [
 ];
 
 /// Subject attributes in DER order.
-const SUBJECT: [ObjectIdentifier; 5] = [oid::COUNTRY, oid::GIVEN_NAME, oid::SURNAME, oid::COMMON_NAME, oid::SERIAL_NUMBER];
+const SUBJECT: [ObjectIdentifier; 5] =
+    [oid::COUNTRY, oid::GIVEN_NAME, oid::SURNAME, oid::COMMON_NAME, oid::SERIAL_NUMBER];
 
 /// Refuse a TBS certificate that breaks `profile`.
 pub fn check_end_entity(tbs: &TbsCertificate, profile: &Profile, max_years: u8) -> Result<(), CaError> {
@@ -39,7 +40,10 @@ pub fn check_end_entity(tbs: &TbsCertificate, profile: &Profile, max_years: u8) 
     let serial = tbs.serial_number.as_bytes();
     let random_bytes = serial.iter().skip_while(|b| **b == 0).count();
     if serial.first().is_some_and(|b| *b >= 0x80) || random_bytes < 9 || serial.len() > 20 {
-        return fail(format!("serial must be positive with at least 64 random bits and at most 20 octets (has {} octets)", serial.len()));
+        return fail(format!(
+            "serial must be positive with at least 64 random bits and at most 20 octets (has {} octets)",
+            serial.len()
+        ));
     }
     let nb = crate::x509::unix_seconds(&tbs.validity.not_before);
     let na = crate::x509::unix_seconds(&tbs.validity.not_after);
@@ -54,10 +58,8 @@ pub fn check_end_entity(tbs: &TbsCertificate, profile: &Profile, max_years: u8) 
     if tbs.issuer.0.is_empty() {
         return fail("issuer is empty".into());
     }
-    let described = csr::describe(&tbs.subject_public_key_info).map_err(|e| CaError::ProfileViolation {
-        profile: profile.name.clone(),
-        reason: e.to_string(),
-    })?;
+    let described = csr::describe(&tbs.subject_public_key_info)
+        .map_err(|e| CaError::ProfileViolation { profile: profile.name.clone(), reason: e.to_string() })?;
     let key_ok = match described {
         csr::KeyDescription::Ec(a) => profile.accepted_keys.contains(&a),
         csr::KeyDescription::Rsa { bits } => bits >= profile.min_rsa_bits,
@@ -80,7 +82,10 @@ pub fn check_end_entity(tbs: &TbsCertificate, profile: &Profile, max_years: u8) 
     }
     for e in exts {
         let value = e.extn_value.as_bytes();
-        let bad = |what: &str| CaError::ProfileViolation { profile: profile.name.clone(), reason: format!("{what} does not decode") };
+        let bad = |what: &str| CaError::ProfileViolation {
+            profile: profile.name.clone(),
+            reason: format!("{what} does not decode"),
+        };
         match e.extn_id {
             const_oid::db::rfc5280::ID_CE_KEY_USAGE => {
                 let ku = KeyUsage::from_der(value).map_err(|_| bad("keyUsage"))?;

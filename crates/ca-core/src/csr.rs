@@ -70,11 +70,10 @@ pub fn verify(req: &CertReq, profile: &Profile) -> Result<VerifiedKey, CaError> 
         return Err(CaError::CsrRefused(format!("{algorithm} keys are not accepted by profile {}", profile.name)));
     }
     let message = req.info.to_der().map_err(CaError::encoding)?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .ok_or_else(|| CaError::CsrRefused("signature bit string has unused bits".into()))?;
-    let bad_sig = || CaError::CsrRefused("the request's self-signature does not verify (proof of possession failed)".into());
+    let sig =
+        req.signature.as_bytes().ok_or_else(|| CaError::CsrRefused("signature bit string has unused bits".into()))?;
+    let bad_sig =
+        || CaError::CsrRefused("the request's self-signature does not verify (proof of possession failed)".into());
     let alg = req.algorithm.oid;
     match algorithm {
         KeyDescription::Ec(curve) => {
@@ -82,7 +81,9 @@ pub fn verify(req: &CertReq, profile: &Profile) -> Result<VerifiedKey, CaError> 
                 rfc5912::ECDSA_WITH_SHA_256 => sha256(&message),
                 rfc5912::ECDSA_WITH_SHA_384 => sha384(&message),
                 rfc5912::ECDSA_WITH_SHA_512 => sha512(&message),
-                other => return Err(CaError::CsrRefused(format!("signature algorithm {other} does not fit an EC key"))),
+                other => {
+                    return Err(CaError::CsrRefused(format!("signature algorithm {other} does not fit an EC key")))
+                }
             };
             let ok = match curve {
                 KeyAlgorithm::EcP256 => p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der)
@@ -100,7 +101,8 @@ pub fn verify(req: &CertReq, profile: &Profile) -> Result<VerifiedKey, CaError> 
             }
         }
         KeyDescription::Rsa { .. } => {
-            let key = rsa::RsaPublicKey::from_public_key_der(&spki_der).map_err(|e| CaError::CsrRefused(e.to_string()))?;
+            let key =
+                rsa::RsaPublicKey::from_public_key_der(&spki_der).map_err(|e| CaError::CsrRefused(e.to_string()))?;
             let (scheme, digest) = match alg {
                 rfc5912::SHA_256_WITH_RSA_ENCRYPTION => (rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), sha256(&message)),
                 rfc5912::SHA_384_WITH_RSA_ENCRYPTION => (rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), sha384(&message)),
@@ -135,10 +137,13 @@ pub fn describe(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyDescription, CaEr
         }
         rfc5912::RSA_ENCRYPTION => {
             let der = spki.to_der().map_err(CaError::encoding)?;
-            let key = rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| CaError::CsrRefused(format!("bad RSA key: {e}")))?;
+            let key = rsa::RsaPublicKey::from_public_key_der(&der)
+                .map_err(|e| CaError::CsrRefused(format!("bad RSA key: {e}")))?;
             Ok(KeyDescription::Rsa { bits: rsa::traits::PublicKeyParts::size(&key) * 8 })
         }
-        other => Err(CaError::CsrRefused(format!("key algorithm {other} is not accepted (P-256, P-384 and RSA of 3072 bits or more are)"))),
+        other => Err(CaError::CsrRefused(format!(
+            "key algorithm {other} is not accepted (P-256, P-384 and RSA of 3072 bits or more are)"
+        ))),
     }
 }
 

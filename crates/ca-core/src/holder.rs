@@ -57,7 +57,10 @@ impl Email {
             return Err(invalid("the part before @ is empty or too long"));
         }
         let labels_ok = domain.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
         if !domain.contains('.') || !labels_ok {
@@ -102,15 +105,16 @@ impl SemanticsId {
         if s.is_empty() {
             return Err(invalid("must not be empty".into()));
         }
-        let full = if s.len() > 6 && s.as_bytes().get(5) == Some(&b'-') && ["PAS", "IDC", "PNO", "TIN"].contains(&&s[..3]) {
-            let cc = &s[3..5];
-            if !cc.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(invalid(format!("{cc:?} is not a country code")));
-            }
-            s.to_owned()
-        } else {
-            format!("PNO{}-{s}", country.as_str())
-        };
+        let full =
+            if s.len() > 6 && s.as_bytes().get(5) == Some(&b'-') && ["PAS", "IDC", "PNO", "TIN"].contains(&&s[..3]) {
+                let cc = &s[3..5];
+                if !cc.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(invalid(format!("{cc:?} is not a country code")));
+                }
+                s.to_owned()
+            } else {
+                format!("PNO{}-{s}", country.as_str())
+            };
         let ident = full.get(6..).unwrap_or("");
         if ident.is_empty() || ident.len() > 58 {
             return Err(invalid("identifier must have 1 to 58 characters".into()));
@@ -153,7 +157,13 @@ pub struct Holder {
 
 impl Holder {
     /// Parse all fields, reporting the first bad one by name.
-    pub fn parse(given_name: &str, surname: &str, email: &str, country: &str, id_number: &str) -> Result<Holder, CaError> {
+    pub fn parse(
+        given_name: &str,
+        surname: &str,
+        email: &str,
+        country: &str,
+        id_number: &str,
+    ) -> Result<Holder, CaError> {
         let country = Country::parse(country)?;
         let holder = Holder {
             given_name: PersonName::parse("given name", given_name)?,
@@ -163,7 +173,10 @@ impl Holder {
             semantics_id: SemanticsId::parse(id_number, country)?,
         };
         if holder.common_name().chars().count() > CN_MAX {
-            return Err(CaError::field("given name", format!("given name and surname together exceed {CN_MAX} characters")));
+            return Err(CaError::field(
+                "given name",
+                format!("given name and surname together exceed {CN_MAX} characters"),
+            ));
         }
         Ok(holder)
     }

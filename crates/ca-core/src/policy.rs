@@ -153,12 +153,15 @@ impl Policy {
         let ca_path = dir.join("ca.toml");
         let ca: CaFile = read_toml(&ca_path)?;
         let err = |reason: String| CaError::Policy { file: ca_path.display().to_string(), reason };
-        let urls = PublicUrls::new(public_base_url).map_err(|r| CaError::Policy {
-            file: "qcert.toml".into(),
-            reason: format!("public_base_url: {r}"),
-        })?;
-        let ca_policy_oid = parse_oid(&ca.organization.policy_oid).map_err(|r| err(format!("organization.policy_oid: {r}")))?;
-        for (what, value) in [("country", &ca.organization.country), ("name", &ca.organization.name), ("organization_identifier", &ca.organization.organization_identifier)] {
+        let urls = PublicUrls::new(public_base_url)
+            .map_err(|r| CaError::Policy { file: "qcert.toml".into(), reason: format!("public_base_url: {r}") })?;
+        let ca_policy_oid =
+            parse_oid(&ca.organization.policy_oid).map_err(|r| err(format!("organization.policy_oid: {r}")))?;
+        for (what, value) in [
+            ("country", &ca.organization.country),
+            ("name", &ca.organization.name),
+            ("organization_identifier", &ca.organization.organization_identifier),
+        ] {
             if value.trim().is_empty() {
                 return Err(err(format!("organization.{what} must not be empty")));
             }
@@ -171,12 +174,21 @@ impl Policy {
             let validity = match (e.validity_years, e.validity_days) {
                 (Some(y), None) if (1..=40).contains(&y) => time::Duration::days(365 * i64::from(y) + i64::from(y / 4)),
                 (None, Some(d)) if (1..=3650).contains(&d) => time::Duration::days(i64::from(d)),
-                _ => return Err(err(format!("{section}: set exactly one of validity_years (1..40) or validity_days (1..3650)"))),
+                _ => {
+                    return Err(err(format!(
+                        "{section}: set exactly one of validity_years (1..40) or validity_days (1..3650)"
+                    )))
+                }
             };
             if e.common_name.trim().is_empty() || e.key_label.trim().is_empty() {
                 return Err(err(format!("{section}: common_name and key_label must not be empty")));
             }
-            Ok(CaKeySpec { common_name: e.common_name.clone(), key_label: e.key_label.clone(), key_algorithm, validity })
+            Ok(CaKeySpec {
+                common_name: e.common_name.clone(),
+                key_label: e.key_label.clone(),
+                key_algorithm,
+                validity,
+            })
         };
         let mut profiles = BTreeMap::new();
         for (id, file) in &ca.profiles {
@@ -208,7 +220,10 @@ impl Policy {
                 .iter()
                 .map(|d| {
                     if d.language.len() != 2 || !d.language.bytes().all(|b| b.is_ascii_lowercase()) {
-                        return Err(perr(format!("pds language {:?} must be two lower-case letters (ISO 639-1)", d.language)));
+                        return Err(perr(format!(
+                            "pds language {:?} must be two lower-case letters (ISO 639-1)",
+                            d.language
+                        )));
                     }
                     if !d.path.starts_with('/') {
                         return Err(perr(format!("pds path {:?} must start with /", d.path)));
@@ -216,7 +231,8 @@ impl Policy {
                     Ok((urls.https(&d.path), d.language.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let cloud_key_algorithm = p.cloud_key_algorithm.parse().map_err(|r| perr(format!("cloud_key_algorithm: {r}")))?;
+            let cloud_key_algorithm =
+                p.cloud_key_algorithm.parse().map_err(|r| perr(format!("cloud_key_algorithm: {r}")))?;
             profiles.insert(
                 id.clone(),
                 Profile {

@@ -96,9 +96,7 @@ impl CertStatus {
         }
     }
     fn parse(s: &str) -> Option<CertStatus> {
-        [CertStatus::Reserved, CertStatus::Issued, CertStatus::Aborted]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [CertStatus::Reserved, CertStatus::Issued, CertStatus::Aborted].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -241,7 +239,9 @@ impl Registry {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::DuplicateSerial(c.serial.clone())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::DuplicateSerial(c.serial.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -259,11 +259,13 @@ impl Registry {
 
     /// Burn a reservation whose signing failed.
     pub async fn mark_aborted(&self, serial: &str, now: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE certificates SET status = 'aborted', updated_at = $1 WHERE serial = $2 AND status = 'reserved'")
-            .bind(now)
-            .bind(serial)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE certificates SET status = 'aborted', updated_at = $1 WHERE serial = $2 AND status = 'reserved'",
+        )
+        .bind(now)
+        .bind(serial)
+        .execute(&self.pool)
+        .await?;
         self.expect_one_reserved(serial, done.rows_affected()).await
     }
 
@@ -296,9 +298,11 @@ impl Registry {
 
     /// Serials of all issued end-entity certificates (for tests and reports).
     pub async fn issued_serials(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT serial FROM certificates WHERE status = 'issued' AND kind = 'end-entity' ORDER BY serial")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT serial FROM certificates WHERE status = 'issued' AND kind = 'end-entity' ORDER BY serial",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>("serial")?)).collect()
     }
 

@@ -128,16 +128,12 @@ where
 /// Turn the HSM's raw output into the encoding X.509 wants.
 pub(crate) fn encode_signature(key: KeyAlgorithm, raw: Vec<u8>) -> Result<Vec<u8>, HsmError> {
     match key {
-        KeyAlgorithm::EcP256 => Ok(p256::ecdsa::Signature::from_slice(&raw)
-            .map_err(HsmError::encoding)?
-            .to_der()
-            .as_bytes()
-            .to_vec()),
-        KeyAlgorithm::EcP384 => Ok(p384::ecdsa::Signature::from_slice(&raw)
-            .map_err(HsmError::encoding)?
-            .to_der()
-            .as_bytes()
-            .to_vec()),
+        KeyAlgorithm::EcP256 => {
+            Ok(p256::ecdsa::Signature::from_slice(&raw).map_err(HsmError::encoding)?.to_der().as_bytes().to_vec())
+        }
+        KeyAlgorithm::EcP384 => {
+            Ok(p384::ecdsa::Signature::from_slice(&raw).map_err(HsmError::encoding)?.to_der().as_bytes().to_vec())
+        }
         KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => Ok(raw),
     }
 }
@@ -153,10 +149,7 @@ pub(crate) fn ec_spki(key: KeyAlgorithm, point: &[u8]) -> Result<Vec<u8>, HsmErr
 
 pub(crate) fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Result<Vec<u8>, HsmError> {
     use rsa::pkcs8::EncodePublicKey;
-    let key = rsa::RsaPublicKey::new(
-        rsa::BigUint::from_bytes_be(modulus),
-        rsa::BigUint::from_bytes_be(exponent),
-    )
-    .map_err(HsmError::encoding)?;
+    let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from_bytes_be(exponent))
+        .map_err(HsmError::encoding)?;
     Ok(key.to_public_key_der().map_err(HsmError::encoding)?.into_vec())
 }

@@ -17,8 +17,8 @@
 
 mod algorithm;
 mod error;
-mod token;
 pub mod softhsm;
+mod token;
 
 pub use algorithm::{KeyAlgorithm, SignatureAlgorithm};
 pub use error::HsmError;
@@ -197,9 +197,7 @@ impl Hsm {
     fn connect(&self, conn: &mut Conn) -> Result<(), HsmError> {
         let pkcs11 = &self.inner.pkcs11;
         let slot = token::find_slot(pkcs11, &self.inner.token_label)?;
-        let anchor = pkcs11
-            .open_rw_session(slot)
-            .map_err(|e| HsmError::from_pkcs11("open session", e))?;
+        let anchor = pkcs11.open_rw_session(slot).map_err(|e| HsmError::from_pkcs11("open session", e))?;
         match anchor.login(UserType::User, Some(&self.inner.pin)) {
             Ok(()) => {}
             Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
@@ -302,12 +300,7 @@ impl Hsm {
             Err(ReadError::Other(e)) => return Err(e),
         };
         tracing::info!(label, ?algorithm, "generated key pair on the HSM");
-        Ok(KeyRef {
-            label: label.to_owned(),
-            algorithm,
-            spki_der,
-            handle: Mutex::new((lease.generation, priv_handle)),
-        })
+        Ok(KeyRef { label: label.to_owned(), algorithm, spki_der, handle: Mutex::new((lease.generation, priv_handle)) })
     }
 
     /// Find a key pair by label. [`HsmError::KeyNotFound`] when there is none.
@@ -328,12 +321,7 @@ impl Hsm {
             Err(ReadError::Pkcs11(e)) => return Err(lease.fail("read public key", e)),
             Err(ReadError::Other(e)) => return Err(e),
         };
-        Ok(KeyRef {
-            label: label.to_owned(),
-            algorithm,
-            spki_der,
-            handle: Mutex::new((lease.generation, priv_handle)),
-        })
+        Ok(KeyRef { label: label.to_owned(), algorithm, spki_der, handle: Mutex::new((lease.generation, priv_handle)) })
     }
 
     /// Sign `data` with `key`. ECDSA signatures come back DER-encoded
@@ -432,8 +420,7 @@ fn key_algorithm(session: &Session, public: ObjectHandle) -> Result<KeyAlgorithm
             let oid = params
                 .and_then(|p| ObjectIdentifier::from_der(&p).ok())
                 .ok_or_else(|| HsmError::UnsupportedKey("EC key without named curve".into()))?;
-            KeyAlgorithm::from_curve_oid(&oid)
-                .ok_or_else(|| HsmError::UnsupportedKey(format!("EC curve {oid}")).into())
+            KeyAlgorithm::from_curve_oid(&oid).ok_or_else(|| HsmError::UnsupportedKey(format!("EC curve {oid}")).into())
         }
         Some(KeyType::RSA) => {
             let attrs = session.get_attributes(public, &[AttributeType::Modulus])?;
@@ -444,8 +431,7 @@ fn key_algorithm(session: &Session, public: ObjectHandle) -> Result<KeyAlgorithm
                     _ => None,
                 })
                 .unwrap_or(0);
-            KeyAlgorithm::from_rsa_bits(bits)
-                .ok_or_else(|| HsmError::UnsupportedKey(format!("RSA-{bits}")).into())
+            KeyAlgorithm::from_rsa_bits(bits).ok_or_else(|| HsmError::UnsupportedKey(format!("RSA-{bits}")).into())
         }
         other => Err(HsmError::UnsupportedKey(format!("key type {other:?}")).into()),
     }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
 //! The signer against a real SoftHSM2 token.
 
 use std::sync::{Arc, OnceLock};
@@ -95,10 +96,7 @@ fn every_key_type_signs_verifiably_and_is_found_again_by_label() {
     }
     // P-384 signs only with ECDSA.
     let ec = hsm.find_key("key-ec-p384").expect("find");
-    assert!(matches!(
-        hsm.sign(&ec, SignatureAlgorithm::RsaPkcs1Sha256, b"x"),
-        Err(HsmError::AlgorithmMismatch { .. })
-    ));
+    assert!(matches!(hsm.sign(&ec, SignatureAlgorithm::RsaPkcs1Sha256, b"x"), Err(HsmError::AlgorithmMismatch { .. })));
 }
 
 #[test]
@@ -115,7 +113,13 @@ fn keys_are_sensitive_non_extractable_and_sign_only() {
     let attrs = session
         .get_attributes(
             handle,
-            &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::Sign, AttributeType::Decrypt, AttributeType::Derive],
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Sign,
+                AttributeType::Decrypt,
+                AttributeType::Derive,
+            ],
         )
         .expect("attributes");
     for a in attrs {

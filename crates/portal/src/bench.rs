@@ -76,7 +76,21 @@ fn make_csrs(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
             let key = dir.join(format!("k{i}.pem"));
             let out = dir.join(format!("r{i}.der"));
             let status = std::process::Command::new("openssl")
-                .args(["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-sha384", "-subj", "/CN=bench", "-outform", "DER", "-keyout"])
+                .args([
+                    "req",
+                    "-new",
+                    "-nodes",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-384",
+                    "-sha384",
+                    "-subj",
+                    "/CN=bench",
+                    "-outform",
+                    "DER",
+                    "-keyout",
+                ])
                 .arg(&key)
                 .arg("-out")
                 .arg(&out)
@@ -131,7 +145,8 @@ fn csr_verify_rate(policies: &std::path::Path, csrs: &[Vec<u8>], workers: usize,
                 s.spawn(move || -> anyhow::Result<()> {
                     let mut i = w;
                     while Instant::now() < until {
-                        let req = qcert_ca_core::csr::decode(&csrs[i % csrs.len()])?;
+                        let csr = csrs.get(i % csrs.len()).context("no CSRs")?;
+                        let req = qcert_ca_core::csr::decode(csr)?;
                         qcert_ca_core::csr::verify(&req, profile)?;
                         done.fetch_add(1, Ordering::Relaxed);
                         i += 1;
@@ -192,7 +207,8 @@ async fn issuance_rate(
     let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1234567890123")?;
     let years = ValidityYears::new(1)?;
     // Warm up: one issuance outside the timing.
-    ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(csrs[0].clone())).await?;
+    let first = csrs.first().context("no CSRs")?.clone();
+    ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(first)).await?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -203,7 +219,7 @@ async fn issuance_rate(
             tokio::spawn(async move {
                 let mut i = w;
                 while !stop.load(Ordering::Relaxed) {
-                    let csr = csrs[i % csrs.len()].clone();
+                    let csr = csrs.get(i % csrs.len()).context("no CSRs")?.clone();
                     ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(csr)).await?;
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;

@@ -136,9 +136,9 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 async fn open_parts(settings: &Settings) -> anyhow::Result<(Hsm, Registry, Policy, Arc<dyn Clock>)> {
     let policy = Policy::load(&settings.policies_dir, &settings.config.public_base_url)?;
     let hsm_config = settings.hsm_config(&env)?;
-    let hsm = tokio::task::spawn_blocking(move || Hsm::open(&hsm_config))
-        .await?
-        .with_context(|| format!("cannot open HSM token {:?} (setting hsm.token_label / hsm.module)", settings.config.hsm.token_label))?;
+    let hsm = tokio::task::spawn_blocking(move || Hsm::open(&hsm_config)).await?.with_context(|| {
+        format!("cannot open HSM token {:?} (setting hsm.token_label / hsm.module)", settings.config.hsm.token_label)
+    })?;
     let registry = Registry::open(&settings.database_url, settings.config.database.max_connections)
         .await
         .context("cannot open the registry (setting database.url)")?;
@@ -153,7 +153,11 @@ async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
 async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Result<()> {
     let certs = settings.home.join("certs");
     if certs.join("root.pem").exists() {
-        bail!("{} is already initialised ({} exists); refusing to run the key ceremony twice", settings.home.display(), certs.join("root.pem").display());
+        bail!(
+            "{} is already initialised ({} exists); refusing to run the key ceremony twice",
+            settings.home.display(),
+            certs.join("root.pem").display()
+        );
     }
     let (hsm, registry, policy, clock) = open_parts(settings).await?;
     let ca = Ca::init(hsm, registry, policy, clock).await?;
@@ -166,7 +170,11 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
     println!("qcert home initialised at {}", settings.home.display());
     println!("CA certificates: {}/{{root,issuing,ocsp}}.pem", certs.display());
     if let Some(c) = created {
-        println!("HSM PINs (readable only by you): user PIN {}, SO PIN {}", c.pin_file.display(), c.so_pin_file.display());
+        println!(
+            "HSM PINs (readable only by you): user PIN {}, SO PIN {}",
+            c.pin_file.display(),
+            c.so_pin_file.display()
+        );
     }
     Ok(())
 }
@@ -175,7 +183,9 @@ async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
     let holder = Holder::parse(&args.given_name, &args.surname, &args.email, &args.country, &args.id_number)?;
     let years = ValidityYears::new(args.years)?;
     let key = match &args.csr {
-        Some(path) => KeySource::Csr(std::fs::read(path).with_context(|| format!("cannot read --csr {}", path.display()))?),
+        Some(path) => {
+            KeySource::Csr(std::fs::read(path).with_context(|| format!("cannot read --csr {}", path.display()))?)
+        }
         None => KeySource::Hsm,
     };
     let ca = open_ca(settings).await?;
@@ -197,7 +207,9 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
         None => settings.listen,
     };
     let ca = open_ca(settings).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (setting listen)"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (setting listen)"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "qcert serving");
     println!("listening on http://{local}");

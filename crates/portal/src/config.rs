@@ -115,10 +115,9 @@ impl Settings {
     }
 
     fn resolve(home: &Path, config: Config) -> Result<Settings, ConfigError> {
-        let listen = config
-            .listen
-            .parse()
-            .map_err(|e| cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen)))?;
+        let listen = config.listen.parse().map_err(|e| {
+            cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen))
+        })?;
         qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
         if !matches!(config.log_format.as_str(), "human" | "json") {
             return Err(cfg_err("log_format", format!("{:?} is neither human nor json", config.log_format)));
@@ -144,7 +143,8 @@ impl Settings {
             .as_ref()
             .ok_or_else(|| cfg_err("hsm.pin_file", "no HSM PIN: set QCERT_HSM_PIN or hsm.pin_file"))?;
         let path = self.home.join(file);
-        let pin = std::fs::read_to_string(&path).map_err(|e| cfg_err("hsm.pin_file", format!("cannot read {}: {e}", path.display())))?;
+        let pin = std::fs::read_to_string(&path)
+            .map_err(|e| cfg_err("hsm.pin_file", format!("cannot read {}: {e}", path.display())))?;
         let pin = pin.trim_end_matches(['\n', '\r']).to_owned();
         if pin.is_empty() {
             return Err(cfg_err("hsm.pin_file", format!("{} is empty", path.display())));

@@ -61,8 +61,13 @@ pub fn create_embedded(home: &Path) -> anyhow::Result<Created> {
     let conf_dir = home.join(&conf_rel).parent().map(Path::to_path_buf).unwrap_or_else(|| home.join("softhsm"));
     let conf = qcert_hsm::softhsm::write_config(&conf_dir).context("cannot write the SoftHSM configuration")?;
     std::env::set_var(qcert_hsm::softhsm::CONF_ENV, &conf);
-    qcert_hsm::init_token(&defaults.hsm.module, &defaults.hsm.token_label, &SecretString::new(so_pin), &SecretString::new(user_pin))
-        .context("cannot create the SoftHSM token (is softhsm2 installed?)")?;
+    qcert_hsm::init_token(
+        &defaults.hsm.module,
+        &defaults.hsm.token_label,
+        &SecretString::new(so_pin),
+        &SecretString::new(user_pin),
+    )
+    .context("cannot create the SoftHSM token (is softhsm2 installed?)")?;
 
     let text = format!(
         "# qcert home configuration. Every setting can be overridden by an\n\

@@ -118,12 +118,6 @@ async fn ca_certificate(State(state): State<AppState>, Path(name): Path<String>)
         "ocsp.crt" => h.ocsp,
         _ => return not_found().await.into_response(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, "application/pkix-cert"),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        der,
-    )
+    ([(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=86400")], der)
         .into_response()
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
 //! The `qcert` binary end to end: the embedded home, the key ceremony, issuance,
 //! refusals, and the HTTP server on port 0.
 
@@ -24,8 +25,23 @@ fn output(cmd: &mut Command) -> (Output, String) {
 
 fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
     [
-        "issue", "--csr", &csr.display().to_string(), "--given-name", "Ana", "--surname", "Pop", "--email", "ana.pop@example.ro",
-        "--country", "RO", "--id-number", "PNORO-1234567890123", "--years", "3", "--out", &out.display().to_string(),
+        "issue",
+        "--csr",
+        &csr.display().to_string(),
+        "--given-name",
+        "Ana",
+        "--surname",
+        "Pop",
+        "--email",
+        "ana.pop@example.ro",
+        "--country",
+        "RO",
+        "--id-number",
+        "PNORO-1234567890123",
+        "--years",
+        "3",
+        "--out",
+        &out.display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -4,7 +4,10 @@
 pub mod qc;
 
 use const_oid::AssociatedOid;
-use der::asn1::{Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, UtcTime, Utf8StringRef};
+use der::asn1::{
+    Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, UtcTime,
+    Utf8StringRef,
+};
 use der::Encode;
 use sha1::Digest;
 use time::OffsetDateTime;
@@ -106,10 +109,7 @@ pub fn unix_seconds(t: &Time) -> i64 {
 }
 
 /// The certificate made of a TBS part and its signature.
-pub fn assemble(
-    tbs: x509_cert::TbsCertificate,
-    signature: &[u8],
-) -> Result<x509_cert::Certificate, CaError> {
+pub fn assemble(tbs: x509_cert::TbsCertificate, signature: &[u8]) -> Result<x509_cert::Certificate, CaError> {
     Ok(x509_cert::Certificate {
         signature_algorithm: tbs.signature.clone(),
         tbs_certificate: tbs,
