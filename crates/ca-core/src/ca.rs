@@ -26,12 +26,13 @@ use x509_cert::{Certificate, TbsCertificate};
 
 use crate::clock::{add_years, Clock};
 use crate::conformance;
+use crate::crl::{self as crlenc, Reason};
 use crate::csr;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
 use crate::policy::{CaKeySpec, Policy, Profile};
 use crate::signer::CaSigner;
-use crate::store::{CaKeyRecord, CertKind, NewCertificate, Registry, StoreError};
+use crate::store::{CaKeyRecord, CertKind, CrlRecord, NewCertificate, Registry, RevocationRecord, StoreError};
 use crate::x509::{self, oid, qc, StringKind};
 
 /// A CA key with its certificate.
@@ -51,6 +52,26 @@ impl Authority {
     fn not_after(&self) -> i64 {
         x509::unix_seconds(&self.cert.tbs_certificate.validity.not_after)
     }
+    fn not_before(&self) -> i64 {
+        x509::unix_seconds(&self.cert.tbs_certificate.validity.not_before)
+    }
+}
+
+/// Which CA's CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlScope {
+    /// The issuing CA's CRL (end-entity and OCSP responder certificates).
+    Issuing,
+    /// The root's ARL (the issuing CA certificate).
+    Root,
+}
+
+/// The outcome of a revocation request.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub record: RevocationRecord,
+    /// False when the certificate was already revoked: `record` is the first revocation.
+    pub newly_revoked: bool,
 }
 
 /// The certificates of the hierarchy, as DER.
@@ -319,6 +340,130 @@ impl Ca {
         self.inner.ocsp.signer.sign(b"qcert health probe".to_vec()).await.map(|_| ())
     }
 
+    /// Revoke a certificate, permanently. Idempotent: a second request returns
+    /// the first revocation unchanged. A new revocation re-signs the CRL of
+    /// the issuing CA at once.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: Reason,
+        invalidity_date: Option<OffsetDateTime>,
+        requested_by: &str,
+    ) -> Result<Revocation, CaError> {
+        let inner = &*self.inner;
+        let serial = normalize_serial(serial)?;
+        let now = inner.clock.now();
+        if let Some(at) = invalidity_date {
+            if at > now {
+                return Err(CaError::InvalidInput("the invalidity date lies in the future".into()));
+            }
+        }
+        if requested_by.trim().is_empty() {
+            return Err(CaError::InvalidInput("a revocation records who asked for it".into()));
+        }
+        let cert = inner.registry.certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
+        let Some(issuer_serial) = cert.issuer_serial.clone() else {
+            return Err(CaError::InvalidInput(
+                "the root CA is withdrawn from trust lists, not revoked on its own CRL".into(),
+            ));
+        };
+        let record = RevocationRecord {
+            serial: serial.clone(),
+            issuer_serial,
+            reason: reason.code(),
+            revoked_at: now.unix_timestamp(),
+            invalidity_date: invalidity_date.map(OffsetDateTime::unix_timestamp),
+            requested_by: requested_by.trim().to_owned(),
+        };
+        let (record, newly_revoked) = inner.registry.revoke(&record).await.map_err(|e| match e {
+            StoreError::WrongState { serial, status } => {
+                CaError::InvalidInput(format!("certificate {serial} was never issued ({status}); nothing to revoke"))
+            }
+            other => other.into(),
+        })?;
+        if newly_revoked {
+            tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
+            let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };
+            self.publish_crl(scope).await?;
+        }
+        Ok(Revocation { record, newly_revoked })
+    }
+
+    fn authority(&self, scope: CrlScope) -> &Authority {
+        match scope {
+            CrlScope::Issuing => &self.inner.issuing,
+            CrlScope::Root => &self.inner.root,
+        }
+    }
+
+    /// Build, sign and store a new full CRL for `scope`, with the next CRLNumber.
+    pub async fn publish_crl(&self, scope: CrlScope) -> Result<CrlRecord, CaError> {
+        let inner = &*self.inner;
+        let ca = self.authority(scope);
+        let mut publication = inner.registry.begin_crl(&ca.serial).await?;
+        let number = publication.number();
+        let now = inner.clock.now();
+        let next = now + inner.policy.crl.validity();
+        let mut entries = crlenc::Entries::new();
+        let mut serial_bytes = Vec::with_capacity(20);
+        publication
+            .for_each_revocation(|r| {
+                serial_bytes.clear();
+                serial_bytes.extend(hex::decode(&r.serial).map_err(CaError::encoding)?);
+                let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
+                entries.push(&crlenc::Entry {
+                    serial: &serial_bytes,
+                    revoked_at: r.revoked_at,
+                    reason,
+                    invalidity_date: r.invalidity_date,
+                })
+            })
+            .await??;
+        let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+        let info = crlenc::CrlInfo {
+            issuer: ca.name(),
+            signature_algorithm: ca.signer.algorithm_identifier(),
+            issuer_key_id: &ca.key_id,
+            this_update: now,
+            next_update: next,
+            crl_number: u64::try_from(number).unwrap_or(0),
+            expired_certs_on_crl: time_of(ca.not_before())?,
+        };
+        let tbs = crlenc::tbs(&info, entries)?;
+        let (tbs, signature) = ca.signer.sign_returning(tbs).await?;
+        let der = crlenc::assemble(tbs, ca.signer.algorithm_identifier(), &signature)?;
+        let record = CrlRecord {
+            issuer_serial: ca.serial.clone(),
+            crl_number: number,
+            this_update: now.unix_timestamp(),
+            next_update: next.unix_timestamp(),
+            entries: count,
+            der,
+        };
+        publication.commit(&record).await?;
+        tracing::info!(?scope, crl_number = number, entries = count, "published CRL");
+        Ok(record)
+    }
+
+    /// The newest stored CRL for `scope`.
+    pub async fn current_crl(&self, scope: CrlScope) -> Result<Option<CrlRecord>, CaError> {
+        Ok(self.inner.registry.latest_crl(&self.authority(scope).serial).await?)
+    }
+
+    /// Publish the CRLs that are missing or older than the refresh interval.
+    pub async fn refresh_crls(&self) -> Result<(), CaError> {
+        let now = self.inner.clock.now().unix_timestamp();
+        let refresh = self.inner.policy.crl.refresh().whole_seconds();
+        for scope in [CrlScope::Issuing, CrlScope::Root] {
+            let stale =
+                self.current_crl(scope).await?.is_none_or(|c| now - c.this_update >= refresh || c.next_update <= now);
+            if stale {
+                self.publish_crl(scope).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Issue an end-entity certificate under `profile_id` to a validated holder.
     pub async fn issue(
         &self,
@@ -489,6 +634,17 @@ fn new_serial() -> Result<SerialNumber, CaError> {
     let mut b = random_bytes::<16>();
     b[0] = (b[0] & 0x7f) | 0x40;
     SerialNumber::new(&b).map_err(CaError::encoding)
+}
+
+/// A serial as an operator types it (hex, any case, optional colons or
+/// spaces, optional 0x) in the registry's form.
+pub fn normalize_serial(input: &str) -> Result<String, CaError> {
+    let s: String = input.trim().trim_start_matches("0x").chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    if s.is_empty() || s.len() > 42 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CaError::InvalidInput(format!("{input:?} is not a certificate serial number in hex")));
+    }
+    let s = s.to_ascii_lowercase();
+    Ok(if s.len() % 2 == 1 { format!("0{s}") } else { s })
 }
 
 /// Lower-case hex of a serial's DER content octets (how the registry keys it).

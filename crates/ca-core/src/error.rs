@@ -15,6 +15,8 @@ pub enum CaError {
     /// The CSR could not be parsed, its signature is wrong, or its key is not accepted.
     #[error("CSR refused: {0}")]
     CsrRefused(String),
+    #[error("no certificate with serial {0}")]
+    UnknownSerial(String),
     #[error("unknown certificate profile {0:?}")]
     UnknownProfile(String),
     #[error("validity of {0} years is not offered (allowed: {1})")]
@@ -56,6 +58,7 @@ impl CaError {
                 | CaError::InvalidField { .. }
                 | CaError::CsrRefused(_)
                 | CaError::UnknownProfile(_)
+                | CaError::UnknownSerial(_)
                 | CaError::ValidityNotOffered(..)
         )
     }

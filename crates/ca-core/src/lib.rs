@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod clock;
 pub mod conformance;
+pub mod crl;
 pub mod csr;
 pub mod error;
 pub mod holder;
@@ -15,8 +16,9 @@ pub mod signer;
 pub mod store;
 pub mod x509;
 
-pub use ca::{pem, Ca, Hierarchy, Issued, KeySource};
+pub use ca::{pem, Ca, CrlScope, Hierarchy, Issued, KeySource, Revocation};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use crl::Reason;
 pub use error::CaError;
 pub use holder::{Holder, ValidityYears};
 pub use policy::Policy;

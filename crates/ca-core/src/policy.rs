@@ -18,7 +18,43 @@ struct CaFile {
     root: CaEntry,
     issuing: CaEntry,
     ocsp: CaEntry,
+    #[serde(default)]
+    crl: Schedule,
+    #[serde(default = "Schedule::ocsp_default")]
+    ocsp_responses: Schedule,
     profiles: BTreeMap<String, PathBuf>,
+}
+
+/// How often signed status information is renewed and how long it is valid.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Re-sign after this many minutes (and at once on every revocation).
+    pub refresh_minutes: u32,
+    /// nextUpdate = thisUpdate + this many hours.
+    pub validity_hours: u32,
+}
+
+impl Default for Schedule {
+    /// CRLs: re-issued every hour, valid 24 h (EN 319 411-1: at least every 24 h).
+    fn default() -> Schedule {
+        Schedule { refresh_minutes: 60, validity_hours: 24 }
+    }
+}
+
+impl Schedule {
+    /// OCSP answers: valid 24 h, re-signed after 8 h, well before nextUpdate.
+    fn ocsp_default() -> Schedule {
+        Schedule { refresh_minutes: 8 * 60, validity_hours: 24 }
+    }
+
+    pub fn refresh(&self) -> time::Duration {
+        time::Duration::minutes(i64::from(self.refresh_minutes))
+    }
+
+    pub fn validity(&self) -> time::Duration {
+        time::Duration::hours(i64::from(self.validity_hours))
+    }
 }
 
 /// Issuer attributes shared by every CA certificate.
@@ -100,6 +136,8 @@ pub struct Policy {
     pub ocsp: CaKeySpec,
     pub profiles: BTreeMap<String, Profile>,
     pub urls: PublicUrls,
+    pub crl: Schedule,
+    pub ocsp_responses: Schedule,
 }
 
 /// URLs written into certificates, all derived from `public_base_url`.
@@ -247,7 +285,19 @@ impl Policy {
                 },
             );
         }
+        for (section, sch) in [("crl", &ca.crl), ("ocsp_responses", &ca.ocsp_responses)] {
+            if sch.validity_hours == 0
+                || sch.refresh_minutes == 0
+                || u64::from(sch.refresh_minutes) >= u64::from(sch.validity_hours) * 60
+            {
+                return Err(err(format!(
+                    "{section}: refresh_minutes must be positive and shorter than validity_hours"
+                )));
+            }
+        }
         Ok(Policy {
+            crl: ca.crl,
+            ocsp_responses: ca.ocsp_responses,
             root: spec("root", &ca.root)?,
             issuing: spec("issuing", &ca.issuing)?,
             ocsp: spec("ocsp", &ca.ocsp)?,

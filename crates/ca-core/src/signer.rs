@@ -46,6 +46,15 @@ impl CaSigner {
             .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
     }
 
+    /// Sign a large message (a CRL) without copying it: it moves to the
+    /// blocking thread and comes back with the signature.
+    pub async fn sign_returning(&self, message: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), CaError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.sign_blocking(&message).map(|sig| (message, sig)))
+            .await
+            .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
+    }
+
     /// Sign on the calling thread.
     pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
         Ok(self.hsm.sign(&self.key, self.algorithm, message)?)

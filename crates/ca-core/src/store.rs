@@ -346,6 +346,208 @@ impl Registry {
     }
 }
 
+/// A revocation as stored. Permanent: never updated, never deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    pub serial: String,
+    /// Serial of the CA certificate whose CRL lists this one.
+    pub issuer_serial: String,
+    /// RFC 5280 CRLReason code.
+    pub reason: u8,
+    pub revoked_at: i64,
+    pub invalidity_date: Option<i64>,
+    pub requested_by: String,
+}
+
+/// A signed CRL as stored.
+#[derive(Debug, Clone)]
+pub struct CrlRecord {
+    pub issuer_serial: String,
+    pub crl_number: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+    pub der: Vec<u8>,
+}
+
+/// What OCSP needs to know of a serial.
+#[derive(Debug, Clone)]
+pub struct SerialStatus {
+    pub issuer_serial: Option<String>,
+    pub status: CertStatus,
+    pub not_after: i64,
+    pub revocation: Option<RevocationRecord>,
+}
+
+const REVOCATION_COLUMNS: &str = "serial, issuer_serial, reason, revoked_at, invalidity_date, requested_by";
+
+impl Registry {
+    /// Record a revocation of an issued (or reserved: it may have been signed
+    /// before a crash) certificate. Idempotent: revoking
+    /// again returns the first revocation unchanged, with `false`.
+    pub async fn revoke(&self, r: &RevocationRecord) -> Result<(RevocationRecord, bool), StoreError> {
+        if let Some(first) = self.revocation(&r.serial).await? {
+            return Ok((first, false));
+        }
+        match self.certificate(&r.serial).await? {
+            None => return Err(StoreError::NotFound(r.serial.clone())),
+            Some(c) if c.status == CertStatus::Aborted => {
+                return Err(StoreError::WrongState { serial: r.serial.clone(), status: c.status.as_str().to_owned() })
+            }
+            Some(_) => {}
+        }
+        let result =
+            sqlx::query(&format!("INSERT INTO revocations ({REVOCATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+                .bind(&r.serial)
+                .bind(&r.issuer_serial)
+                .bind(i64::from(r.reason))
+                .bind(r.revoked_at)
+                .bind(r.invalidity_date)
+                .bind(&r.requested_by)
+                .execute(&self.pool)
+                .await;
+        match result {
+            Ok(_) => Ok((r.clone(), true)),
+            // Somebody else revoked it between our read and our insert: theirs is the first.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let first = self.revocation(&r.serial).await?.ok_or_else(|| StoreError::NotFound(r.serial.clone()))?;
+                Ok((first, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn revocation(&self, serial: &str) -> Result<Option<RevocationRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE serial = $1"))
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| revocation_record(&r)).transpose()
+    }
+
+    /// Status facts of one serial, in one query (for OCSP).
+    pub async fn serial_status(&self, serial: &str) -> Result<Option<SerialStatus>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.issuer_serial AS c_issuer, c.status, c.not_after, r.serial, r.issuer_serial, r.reason, r.revoked_at, \
+             r.invalidity_date, r.requested_by FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial WHERE c.serial = $1",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status")?;
+        let revoked: Option<String> = row.try_get("serial")?;
+        Ok(Some(SerialStatus {
+            issuer_serial: row.try_get("c_issuer")?,
+            status: CertStatus::parse(&status).unwrap_or(CertStatus::Aborted),
+            not_after: row.try_get("not_after")?,
+            revocation: match revoked {
+                Some(_) => Some(revocation_record(&row)?),
+                None => None,
+            },
+        }))
+    }
+
+    /// The newest CRL of a CA.
+    pub async fn latest_crl(&self, issuer_serial: &str) -> Result<Option<CrlRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT issuer_serial, crl_number, this_update, next_update, entries, der FROM crls \
+             WHERE issuer_serial = $1 ORDER BY crl_number DESC LIMIT 1",
+        )
+        .bind(issuer_serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CrlRecord {
+                issuer_serial: r.try_get("issuer_serial")?,
+                crl_number: r.try_get("crl_number")?,
+                this_update: r.try_get("this_update")?,
+                next_update: r.try_get("next_update")?,
+                entries: r.try_get("entries")?,
+                der: r.try_get("der")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Start publishing a CRL for `issuer_serial`: takes the next CRLNumber
+    /// and holds it (and the right to publish) until `commit` or drop.
+    pub async fn begin_crl(&self, issuer_serial: &str) -> Result<CrlPublication, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO crl_counters (issuer_serial, last_number) VALUES ($1, 1) ON CONFLICT (issuer_serial) \
+             DO UPDATE SET last_number = crl_counters.last_number + 1 RETURNING last_number",
+        )
+        .bind(issuer_serial)
+        .fetch_one(&mut *tx)
+        .await?;
+        let number = row.try_get("last_number")?;
+        Ok(CrlPublication { tx, issuer_serial: issuer_serial.to_owned(), number })
+    }
+}
+
+/// A CRL being published: its number is taken and other publishers of the
+/// same CA wait until this one commits or is dropped (rolled back).
+#[derive(Debug)]
+pub struct CrlPublication {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    issuer_serial: String,
+    number: i64,
+}
+
+impl CrlPublication {
+    pub fn number(&self) -> i64 {
+        self.number
+    }
+
+    /// Feed every revocation on this CA's CRL to `each`, streaming rows so
+    /// memory does not grow with their number.
+    pub async fn for_each_revocation<E>(
+        &mut self,
+        mut each: impl FnMut(RevocationRecord) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        use futures_util::TryStreamExt;
+        let query = format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE issuer_serial = $1");
+        let mut rows = sqlx::query(&query).bind(&self.issuer_serial).fetch(&mut *self.tx);
+        while let Some(row) = rows.try_next().await? {
+            if let Err(e) = each(revocation_record(&row)?) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Store the signed CRL and release the number.
+    pub async fn commit(mut self, c: &CrlRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO crls (issuer_serial, crl_number, this_update, next_update, entries, der) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.issuer_serial)
+        .bind(c.crl_number)
+        .bind(c.this_update)
+        .bind(c.next_update)
+        .bind(c.entries)
+        .bind(&c.der)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn revocation_record(r: &AnyRow) -> Result<RevocationRecord, StoreError> {
+    let reason: i64 = r.try_get("reason")?;
+    Ok(RevocationRecord {
+        serial: r.try_get("serial")?,
+        issuer_serial: r.try_get("issuer_serial")?,
+        reason: u8::try_from(reason)
+            .map_err(|_| StoreError::Database(sqlx::Error::Decode("reason out of range".into())))?,
+        revoked_at: r.try_get("revoked_at")?,
+        invalidity_date: r.try_get("invalidity_date")?,
+        requested_by: r.try_get("requested_by")?,
+    })
+}
+
 /// sqlx's SQLite driver creates the file only with `mode=rwc`.
 fn sqlite_url(url: &str) -> String {
     if url.contains("mode=") || url.contains(":memory:") {
