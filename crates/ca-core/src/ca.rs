@@ -30,6 +30,7 @@ use crate::crl::{self as crlenc, Reason};
 use crate::csr;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
+use crate::ocsp::{Answer, Responder};
 use crate::policy::{CaKeySpec, Policy, Profile};
 use crate::signer::CaSigner;
 use crate::store::{CaKeyRecord, CertKind, CrlRecord, NewCertificate, Registry, RevocationRecord, StoreError};
@@ -128,6 +129,7 @@ struct Inner {
     root: Authority,
     issuing: Authority,
     ocsp: Authority,
+    responder: Responder,
 }
 
 struct Meta<'a> {
@@ -277,7 +279,7 @@ impl Ca {
                 .await?;
         }
         tracing::info!(root = %root.serial, issuing = %issuing.serial, ocsp = %ocsp.serial, "key ceremony complete");
-        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp }) })
+        Ca::assemble(hsm, registry, policy, clock, root, issuing, ocsp)
     }
 
     /// Load an initialised CA: CA keys are looked up on the HSM once, here.
@@ -308,7 +310,36 @@ impl Ca {
         let root = load("root").await?;
         let issuing = load("issuing").await?;
         let ocsp = load("ocsp").await?;
-        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp }) })
+        Ca::assemble(hsm, registry, policy, clock, root, issuing, ocsp)
+    }
+
+    fn assemble(
+        hsm: Hsm,
+        registry: Registry,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        root: Authority,
+        issuing: Authority,
+        ocsp: Authority,
+    ) -> Result<Ca, CaError> {
+        let responder = Responder::new(
+            ocsp.signer.clone(),
+            ocsp.cert.clone(),
+            &issuing.cert,
+            issuing.serial.clone(),
+            policy.ocsp_responses,
+        )?;
+        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp, responder }) })
+    }
+
+    /// Answer a DER OCSP request (never fails: errors are OCSP statuses).
+    pub async fn ocsp(&self, request: &[u8]) -> Answer {
+        self.inner.responder.respond(request, &self.inner.registry, &*self.inner.clock).await
+    }
+
+    /// The OCSP responder (cache statistics).
+    pub fn responder(&self) -> &Responder {
+        &self.inner.responder
     }
 
     pub fn hierarchy(&self) -> Hierarchy {
@@ -381,6 +412,7 @@ impl Ca {
             }
             other => other.into(),
         })?;
+        inner.responder.invalidate(&record.serial);
         if newly_revoked {
             tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
             let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };

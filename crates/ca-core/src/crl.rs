@@ -208,7 +208,7 @@ fn time_of(unix: i64) -> Result<OffsetDateTime, CaError> {
     OffsetDateTime::from_unix_timestamp(unix).map_err(CaError::encoding)
 }
 
-fn generalized(unix: i64) -> Result<GeneralizedTime, CaError> {
+pub(crate) fn generalized(unix: i64) -> Result<GeneralizedTime, CaError> {
     let secs = u64::try_from(unix).map_err(|_| CaError::InvalidInput("time before 1970".into()))?;
     GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs)).map_err(CaError::encoding)
 }

@@ -11,6 +11,7 @@ pub mod crl;
 pub mod csr;
 pub mod error;
 pub mod holder;
+pub mod ocsp;
 pub mod policy;
 pub mod signer;
 pub mod store;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,31 @@ pub enum Command {
     Init,
     /// Issue a qualified certificate for a CSR (TOKEN) or a key made in the HSM (CLOUD).
     Issue(IssueArgs),
+    /// Revoke a certificate, permanently, and publish a new CRL at once.
+    Revoke {
+        /// Serial number in hex (colons and case do not matter).
+        #[arg(long)]
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, privilegeWithdrawn, aACompromise.
+        #[arg(long)]
+        reason: String,
+        /// When the key was compromised or the certificate became invalid (RFC 3339).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+        /// Who asked for the revocation (recorded); default: operator:<login>.
+        #[arg(long)]
+        requested_by: Option<String>,
+    },
+    /// Write the current CRL (publishing a new one first if it is due).
+    Crl {
+        /// `issuing` (the CA's CRL) or `root` (the ARL).
+        #[arg(long, default_value = "issuing")]
+        scope: String,
+        /// Write DER here; without it, PEM goes to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Serve the HTTP API.
     Serve {
         /// Listen address (overrides `listen`), e.g. 127.0.0.1:0 for any free port.
@@ -115,6 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Init => init(&settings, created).await,
             Command::Issue(args) => issue(&settings, args).await,
             Command::Serve { listen } => serve(&settings, listen).await,
+            Command::Revoke { serial, reason, invalidity_date, requested_by } => {
+                revoke(&settings, &serial, &reason, invalidity_date.as_deref(), requested_by).await
+            }
+            Command::Crl { scope, out } => crl(&settings, &scope, out).await,
             Command::Bench { .. } => Ok(()),
         }
     })
@@ -161,6 +191,7 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
     }
     let (hsm, registry, policy, clock) = open_parts(settings).await?;
     let ca = Ca::init(hsm, registry, policy, clock).await?;
+    ca.refresh_crls().await?;
     std::fs::create_dir_all(&certs)?;
     let h = ca.hierarchy();
     for (name, der) in [("root", &h.root), ("issuing", &h.issuing), ("ocsp", &h.ocsp)] {
@@ -201,6 +232,65 @@ async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn revoke(
+    settings: &Settings,
+    serial: &str,
+    reason: &str,
+    invalidity_date: Option<&str>,
+    requested_by: Option<String>,
+) -> anyhow::Result<()> {
+    let reason = qcert_ca_core::Reason::parse(reason)?;
+    let invalidity = invalidity_date
+        .map(|d| {
+            time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("--invalidity-date {d:?} is not an RFC 3339 time like 2026-11-25T10:00:00Z"))
+        })
+        .transpose()?;
+    let who = requested_by.unwrap_or_else(|| format!("operator:{}", env("USER").unwrap_or_else(|| "unknown".into())));
+    let ca = open_ca(settings).await?;
+    let r = ca.revoke(serial, reason, invalidity, &who).await?;
+    ca.registry().close().await;
+    let first = qcert_ca_core::Reason::from_code(r.record.reason).map_or("?", |x| x.name());
+    let at = time::OffsetDateTime::from_unix_timestamp(r.record.revoked_at)?;
+    if r.newly_revoked {
+        println!("revoked {} ({first}) at {at}; new CRL published", r.record.serial);
+    } else {
+        println!("{} was already revoked ({first}) at {at} by {}; unchanged", r.record.serial, r.record.requested_by);
+    }
+    Ok(())
+}
+
+async fn crl(settings: &Settings, scope: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let scope = match scope {
+        "issuing" => qcert_ca_core::CrlScope::Issuing,
+        "root" => qcert_ca_core::CrlScope::Root,
+        other => bail!("--scope {other:?}: expected issuing or root"),
+    };
+    let ca = open_ca(settings).await?;
+    ca.refresh_crls().await?;
+    let record = ca.current_crl(scope).await?.context("no CRL published")?;
+    ca.registry().close().await;
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &record.der).with_context(|| format!("cannot write --out {}", path.display()))?;
+            eprintln!("CRL number {} ({} entries) written to {}", record.crl_number, record.entries, path.display());
+        }
+        None => print!("{}", qcert_ca_core::pem("X509 CRL", &record.der)),
+    }
+    Ok(())
+}
+
+/// Keeps CRLs fresh while serving: publishes when due (every refresh interval).
+async fn crl_scheduler(ca: Ca) {
+    let tick = Duration::from_secs(60);
+    loop {
+        if let Err(e) = ca.refresh_crls().await {
+            tracing::error!(error = %e, "CRL refresh failed; retrying in a minute");
+        }
+        tokio::time::sleep(tick).await;
+    }
+}
+
 async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = match listen {
         Some(l) => l.parse().with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:8080"))?,
@@ -213,6 +303,8 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     let local = listener.local_addr()?;
     tracing::info!(%local, "qcert serving");
     println!("listening on http://{local}");
+    ca.refresh_crls().await?;
+    let scheduler = tokio::spawn(crl_scheduler(ca.clone()));
     let app = http::router(http::AppState { ca: ca.clone() });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -220,6 +312,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             tracing::info!("shutting down");
         })
         .await?;
+    scheduler.abort();
     ca.registry().close().await;
     Ok(())
 }

@@ -1,12 +1,16 @@
 //! The HTTP API. HTTP types live here and nowhere else; every error leaves
 //! as `application/problem+json` (RFC 9457), and a 500 never shows its cause.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use qcert_ca_core::{Ca, CaError};
+use qcert_ca_core::{Ca, CaError, CrlScope};
 use serde::Serialize;
 
 /// Shared state of the handlers.
@@ -15,11 +19,18 @@ pub struct AppState {
     pub ca: Ca,
 }
 
+/// Largest request body accepted (an OCSP request with a few CertIDs is < 1 KiB).
+pub const MAX_BODY: usize = 16 * 1024;
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/certs/{name}", get(ca_certificate))
+        .route("/crl/{name}", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -120,4 +131,90 @@ async fn ca_certificate(State(state): State<AppState>, Path(name): Path<String>)
     };
     ([(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=86400")], der)
         .into_response()
+}
+
+fn http_date(unix: i64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0)))
+}
+
+/// Cache headers of signed status data (CRLs, OCSP answers), RFC 5019/9919 style.
+pub fn status_cache_headers(headers: &mut HeaderMap, this_update: i64, next_update: i64, fresh_until: i64, now: i64, etag: &str) {
+    let max_age = (fresh_until.min(next_update) - now).max(0);
+    let pairs = [
+        (header::LAST_MODIFIED, http_date(this_update)),
+        (header::EXPIRES, http_date(next_update)),
+        (header::ETAG, etag.to_owned()),
+        (header::CACHE_CONTROL, format!("max-age={max_age}, public, no-transform, must-revalidate")),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// `GET /crl/issuing.crl` and `/crl/root.crl`: the newest CRL, DER.
+async fn crl(State(state): State<AppState>, Path(name): Path<String>, request: HeaderMap) -> Response {
+    let scope = match name.as_str() {
+        "issuing.crl" => CrlScope::Issuing,
+        "root.crl" => CrlScope::Root,
+        _ => return not_found().await.into_response(),
+    };
+    let record = match state.ca.current_crl(scope).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "CRL not published yet", None).into_response();
+        }
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let etag = format!("\"{}-{}\"", name.trim_end_matches(".crl"), record.crl_number);
+    let now = state.ca.clock().now().unix_timestamp();
+    let refresh = state.ca.policy().crl.refresh().whole_seconds();
+    let mut headers = HeaderMap::new();
+    status_cache_headers(&mut headers, record.this_update, record.next_update, record.this_update + refresh, now, &etag);
+    if request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
+    (headers, record.der).into_response()
+}
+
+/// `POST /ocsp` with an `application/ocsp-request` body.
+async fn ocsp_post(State(state): State<AppState>, body: Bytes) -> Response {
+    ocsp_answer(&state, &body).await
+}
+
+/// `GET /ocsp/{base64 of the DER request}` (RFC 6960 A.1; percent-decoding is done by the router).
+async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) -> Response {
+    use base64::Engine;
+    let cleaned: String = request.chars().filter(|c| !c.is_whitespace()).collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&cleaned)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&cleaned))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&cleaned));
+    match decoded {
+        Ok(der) => ocsp_answer(&state, &der).await,
+        // Not base64: answered like any other malformed request.
+        Err(_) => ocsp_answer(&state, &[]).await,
+    }
+}
+
+async fn ocsp_answer(state: &AppState, request: &[u8]) -> Response {
+    use qcert_ca_core::ocsp::Outcome;
+    let answer = state.ca.ocsp(request).await;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    match answer.outcome {
+        Outcome::Signed { this_update, next_update, fresh_until, nonce: false, .. } => {
+            use sha2::Digest;
+            let tag = hex::encode(sha2::Sha256::digest(answer.der.as_slice()).get(..16).unwrap_or_default());
+            let now = state.ca.clock().now().unix_timestamp();
+            status_cache_headers(&mut headers, this_update, next_update, fresh_until, now, &format!("\"{tag}\""));
+        }
+        // Signed for this request (nonce) or an error: never to be cached.
+        _ => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    (headers, answer.der.as_ref().clone()).into_response()
 }
