@@ -160,19 +160,29 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The public base URL test CAs write into certificates (pkilint wants a public name).
+pub const TEST_BASE_URL: &str = "http://pki.qcert-demo.eu";
+
 /// A CA made by the real key ceremony on a fresh token, on `db`, at `now`.
 pub async fn new_ca(db: &TestDb, clock: Arc<FixedClock>) -> (Ca, HsmConfig) {
+    new_ca_at(db, clock, TEST_BASE_URL).await
+}
+
+/// Same, with certificates pointing at `base_url` (a test server, for live fetching).
+pub async fn new_ca_at(db: &TestDb, clock: Arc<FixedClock>, base_url: &str) -> (Ca, HsmConfig) {
     let config = softhsm_token();
     let hsm = Hsm::open(&config).expect("open HSM");
-    let policy = Policy::load(&policies_dir(), "http://pki.qcert-demo.eu").expect("policies load");
+    let policy = Policy::load(&policies_dir(), base_url).expect("policies load");
     let clock: Arc<dyn Clock> = clock;
     let ca = Ca::init(hsm, db.registry.clone(), policy, clock).await.expect("key ceremony");
     (ca, config)
 }
 
-/// `now` for tests: a fixed moment, so nothing depends on the wall clock.
+/// `now` for tests: a clock that stands still (tests move it explicitly),
+/// set a minute before the wall clock so that outside judges (openssl,
+/// pkilint, pyHanko), which read the real time, see valid, current data.
 pub fn test_clock() -> Arc<FixedClock> {
-    Arc::new(FixedClock::new(time::macros::datetime!(2026-11-25 12:00 UTC)))
+    Arc::new(FixedClock::new(time::OffsetDateTime::now_utc() - time::Duration::minutes(1)))
 }
 
 /// Key kinds for CSRs made by `openssl req`.

@@ -40,7 +40,14 @@ const ID_PKIX_OCSP_ARCHIVE_CUTOFF: ObjectIdentifier = ObjectIdentifier::new_unwr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A signed answer. `cached`: served from the pre-signed cache.
-    Signed { this_update: i64, next_update: i64, fresh_until: i64, nonce: bool, cached: bool, status: &'static str },
+    Signed {
+        this_update: i64,
+        next_update: i64,
+        fresh_until: i64,
+        nonce: bool,
+        cached: bool,
+        status: &'static str,
+    },
     MalformedRequest,
     Unauthorized,
     InternalError,
@@ -97,7 +104,8 @@ impl Responder {
             sha256: (sha2::Sha256::digest(&name).to_vec(), sha2::Sha256::digest(key).to_vec()),
         };
         let responder_key = responder_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
-        let responder_key_hash = OctetString::new(sha1::Sha1::digest(responder_key).to_vec()).map_err(CaError::encoding)?;
+        let responder_key_hash =
+            OctetString::new(sha1::Sha1::digest(responder_key).to_vec()).map_err(CaError::encoding)?;
         let not_before = crate::x509::unix_seconds(&issuing_cert.tbs_certificate.validity.not_before);
         Ok(Responder {
             signer,

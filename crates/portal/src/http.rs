@@ -3,11 +3,11 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use qcert_ca_core::{Ca, CaError, CrlScope};
@@ -138,7 +138,14 @@ fn http_date(unix: i64) -> String {
 }
 
 /// Cache headers of signed status data (CRLs, OCSP answers), RFC 5019/9919 style.
-pub fn status_cache_headers(headers: &mut HeaderMap, this_update: i64, next_update: i64, fresh_until: i64, now: i64, etag: &str) {
+pub fn status_cache_headers(
+    headers: &mut HeaderMap,
+    this_update: i64,
+    next_update: i64,
+    fresh_until: i64,
+    now: i64,
+    etag: &str,
+) {
     let max_age = (fresh_until.min(next_update) - now).max(0);
     let pairs = [
         (header::LAST_MODIFIED, http_date(this_update)),
@@ -171,8 +178,19 @@ async fn crl(State(state): State<AppState>, Path(name): Path<String>, request: H
     let now = state.ca.clock().now().unix_timestamp();
     let refresh = state.ca.policy().crl.refresh().whole_seconds();
     let mut headers = HeaderMap::new();
-    status_cache_headers(&mut headers, record.this_update, record.next_update, record.this_update + refresh, now, &etag);
-    if request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+    status_cache_headers(
+        &mut headers,
+        record.this_update,
+        record.next_update,
+        record.this_update + refresh,
+        now,
+        &etag,
+    );
+    if request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
