@@ -18,6 +18,10 @@ struct Server {
 
 async fn serve(ca: &Ca) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    serve_on(ca, listener).await
+}
+
+async fn serve_on(ca: &Ca, listener: tokio::net::TcpListener) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = qcert_portal::http::router(qcert_portal::http::AppState { ca: ca.clone() });
     let task = tokio::spawn(async move {
@@ -285,4 +289,47 @@ async fn cached_answers_cost_no_signature_and_revocation_replaces_them(db: &Test
     ca.revoke(&issued.serial, Reason::Superseded, None, "ra:test").await.expect("revoke");
     let third = ca.ocsp(&req).await;
     assert!(matches!(third.outcome, qcert_ca_core::ocsp::Outcome::Signed { cached: false, status: "revoked", .. }));
+}
+
+/// pyhanko-certvalidator, fetching live from the URLs in the certificates.
+async fn pyhanko(files: &Files, ee: &Path, mode: &str) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/judges/pyhanko_validate.py");
+    let out = tokio::process::Command::new(venv_tool("python3"))
+        .arg(script)
+        .arg(files.path("root.pem"))
+        .arg(files.path("issuing.pem"))
+        .arg(ee)
+        .arg(mode)
+        .output()
+        .await
+        .expect("run pyhanko_validate.py");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.code() != Some(2) && out.status.code().is_some(), "pyhanko tooling failed: {text}");
+    (out.status.success(), text)
+}
+
+on_both_stores!(pyhanko_validates_live_over_ocsp_and_crl);
+async fn pyhanko_validates_live_over_ocsp_and_crl(db: &TestDb) {
+    // The certificates must point at this server, so bind first.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (ca, _) = new_ca_at(db, test_clock(), &base).await;
+    ca.refresh_crls().await.expect("CRLs");
+    let server = serve_on(&ca, listener).await;
+    let files = Files::new(&ca);
+    let good = issue(&ca).await;
+    let bad = issue(&ca).await;
+    let good_pem = write_pem(files.dir.path(), "good.pem", "CERTIFICATE", &good.der);
+    let bad_pem = write_pem(files.dir.path(), "bad.pem", "CERTIFICATE", &bad.der);
+    ca.revoke(&bad.serial, Reason::KeyCompromise, None, "hotline:test").await.expect("revoke");
+    for mode in ["ocsp", "crl"] {
+        let (ok, text) = pyhanko(&files, &good_pem, mode).await;
+        assert!(ok && text.contains("VALID"), "{mode}: good certificate: {text}");
+        let (ok, text) = pyhanko(&files, &bad_pem, mode).await;
+        assert!(
+            !ok && text.contains("INVALID") && text.to_lowercase().contains("revoked"),
+            "{mode}: revoked certificate: {text}"
+        );
+    }
+    server.task.abort();
 }
