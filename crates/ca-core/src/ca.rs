@@ -337,6 +337,11 @@ impl Ca {
         self.inner.responder.respond(request, &self.inner.registry, &*self.inner.clock).await
     }
 
+    /// Apply revocations made by other processes to the OCSP cache.
+    pub async fn sync_revocations(&self) -> Result<usize, CaError> {
+        self.inner.responder.sync_revocations(&self.inner.registry, &*self.inner.clock).await
+    }
+
     /// The OCSP responder (cache statistics).
     pub fn responder(&self) -> &Responder {
         &self.inner.responder

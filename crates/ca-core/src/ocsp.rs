@@ -87,7 +87,13 @@ pub struct Responder {
     archive_cutoff: GeneralizedTime,
     schedule: Schedule,
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
+    /// Revocations already applied to the cache: (serial, revoked_at), newest window only.
+    seen: Mutex<std::collections::HashSet<(String, i64)>>,
 }
+
+/// Revocations are looked for this far back, so that one committed late (or
+/// stamped by a slower clock in another process) is still seen.
+const SYNC_WINDOW_SECONDS: i64 = 300;
 
 impl Responder {
     pub fn new(
@@ -116,6 +122,7 @@ impl Responder {
             archive_cutoff: generalized(not_before)?,
             schedule,
             cache: Mutex::new(HashMap::new()),
+            seen: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -126,6 +133,23 @@ impl Responder {
     /// Forget pre-signed answers about `serial` (after its revocation).
     pub fn invalidate(&self, serial: &str) {
         self.cache().retain(|_, c| c.serial != serial);
+    }
+
+    /// Drop pre-signed answers of certificates another process revoked.
+    /// Called every few seconds by the server; returns how many serials were new.
+    pub async fn sync_revocations(&self, registry: &Registry, clock: &dyn Clock) -> Result<usize, CaError> {
+        let since = clock.now().unix_timestamp() - SYNC_WINDOW_SECONDS;
+        let recent = registry.revoked_since(since).await?;
+        let fresh: Vec<_> = {
+            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.retain(|(_, at)| *at >= since);
+            recent.into_iter().filter(|r| seen.insert(r.clone())).collect()
+        };
+        if !fresh.is_empty() {
+            let serials: std::collections::HashSet<&str> = fresh.iter().map(|(s, _)| s.as_str()).collect();
+            self.cache().retain(|_, c| !serials.contains(c.serial.as_str()));
+        }
+        Ok(fresh.len())
     }
 
     /// Number of pre-signed answers held.

@@ -425,6 +425,15 @@ impl Registry {
         row.map(|r| revocation_record(&r)).transpose()
     }
 
+    /// Serials revoked at or after `since` (for other processes' caches).
+    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT serial, revoked_at FROM revocations WHERE revoked_at >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?))).collect()
+    }
+
     /// Status facts of one serial, in one query (for OCSP).
     pub async fn serial_status(&self, serial: &str) -> Result<Option<SerialStatus>, StoreError> {
         let row = sqlx::query(

@@ -280,14 +280,22 @@ async fn crl(settings: &Settings, scope: &str, out: Option<PathBuf>) -> anyhow::
     Ok(())
 }
 
-/// Keeps CRLs fresh while serving: publishes when due (every refresh interval).
-async fn crl_scheduler(ca: Ca) {
-    let tick = Duration::from_secs(60);
+/// While serving: CRLs published when due (checked every minute), and
+/// revocations made by other qcert processes on the same registry applied to
+/// the OCSP cache (checked every 2 seconds).
+async fn scheduler(ca: Ca) {
+    let mut tick = 0u64;
     loop {
-        if let Err(e) = ca.refresh_crls().await {
-            tracing::error!(error = %e, "CRL refresh failed; retrying in a minute");
+        if tick % 30 == 0 {
+            if let Err(e) = ca.refresh_crls().await {
+                tracing::error!(error = %e, "CRL refresh failed; retrying in a minute");
+            }
         }
-        tokio::time::sleep(tick).await;
+        if let Err(e) = ca.sync_revocations().await {
+            tracing::error!(error = %e, "could not read recent revocations");
+        }
+        tick += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -304,7 +312,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     tracing::info!(%local, "qcert serving");
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
-    let scheduler = tokio::spawn(crl_scheduler(ca.clone()));
+    let scheduler = tokio::spawn(scheduler(ca.clone()));
     let app = http::router(http::AppState { ca: ca.clone() });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -333,3 +333,27 @@ async fn pyhanko_validates_live_over_ocsp_and_crl(db: &TestDb) {
     }
     server.task.abort();
 }
+
+on_both_stores!(a_revocation_by_another_process_reaches_the_ocsp_cache);
+async fn a_revocation_by_another_process_reaches_the_ocsp_cache(db: &TestDb) {
+    let clock = test_clock();
+    let (ca, config) = new_ca(db, clock.clone()).await;
+    let files = Files::new(&ca);
+    let issued = issue(&ca).await;
+    let ee = write_pem(files.dir.path(), "ee.pem", "CERTIFICATE", &issued.der);
+    let req = openssl_request(&files, &ee, false);
+    assert!(matches!(ca.ocsp(&req).await.outcome, qcert_ca_core::ocsp::Outcome::Signed { status: "good", .. }));
+    // A second qcert process (its own pool and CA instance) revokes.
+    let other = Ca::open(
+        qcert_hsm::Hsm::open(&config).expect("hsm"),
+        qcert_ca_core::Registry::open(&db.url, 2).await.expect("pool"),
+        qcert_ca_core::Policy::load(&policies_dir(), TEST_BASE_URL).expect("policy"),
+        clock.clone(),
+    )
+    .await
+    .expect("open");
+    other.revoke(&issued.serial, Reason::KeyCompromise, None, "ra:other-process").await.expect("revoke");
+    assert_eq!(ca.sync_revocations().await.expect("sync"), 1);
+    assert!(matches!(ca.ocsp(&req).await.outcome, qcert_ca_core::ocsp::Outcome::Signed { status: "revoked", .. }));
+    assert_eq!(ca.sync_revocations().await.expect("sync"), 0, "each revocation is applied once");
+}
