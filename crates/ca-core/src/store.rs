@@ -425,6 +425,42 @@ impl Registry {
         row.map(|r| revocation_record(&r)).transpose()
     }
 
+    /// Load generator for benchmarks: `n` issued end-entity certificates under
+    /// `issuer_serial`, all revoked (keyCompromise, with invalidity date),
+    /// made inside the database. Not for production registries.
+    #[doc(hidden)]
+    pub async fn fill_bench_revocations(&self, issuer_serial: &str, n: i64, now: i64) -> Result<(), StoreError> {
+        let (serials, certs, revs) = match self.backend {
+            Backend::Sqlite => (
+                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
+                "SELECT printf('7f%030x', i), $2, 'end-entity', 'bench', 'issued', 'CN=bench', $3 - 86400, $3 + 86400, 'bench', X'00', X'00', $3, $3 FROM seq",
+                "SELECT printf('7f%030x', i), $2, 1, $3, $3 - 3600, 'bench' FROM seq",
+            ),
+            Backend::Postgres => (
+                "",
+                "SELECT '7f' || lpad(to_hex(i), 30, '0'), $2, 'end-entity', 'bench', 'issued', 'CN=bench', $3 - 86400, $3 + 86400, 'bench', '\\x00'::bytea, '\\x00'::bytea, $3, $3 FROM generate_series(1, $1::bigint) AS i",
+                "SELECT '7f' || lpad(to_hex(i), 30, '0'), $2, 1, $3, $3 - 3600, 'bench' FROM generate_series(1, $1::bigint) AS i",
+            ),
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "{serials}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, not_before, not_after, key_id, tbs_der, der, created_at, updated_at) {certs}"
+        ))
+        .bind(n)
+        .bind(issuer_serial)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("{serials}INSERT INTO revocations ({REVOCATION_COLUMNS}) {revs}"))
+            .bind(n)
+            .bind(issuer_serial)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Serials revoked at or after `since` (for other processes' caches).
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT serial, revoked_at FROM revocations WHERE revoked_at >= $1")

@@ -15,6 +15,23 @@ use secrecy::SecretString;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Time and peak memory to build and sign a CRL of N revoked entries.
+    Crl {
+        /// Entry counts to measure (repeat for several).
+        #[arg(long = "entries", default_values_t = [100_000u32, 1_000_000u32])]
+        entries: Vec<u32>,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
+    /// OCSP answers per second in-process: pre-signed (cached) and with a
+    /// nonce (signed per request), next to raw HSM signing.
+    Ocsp {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -31,30 +48,213 @@ pub enum BenchCommand {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Issue { workers, seconds, databases } = cmd;
-    let workers = workers.max(1);
-    let dir = tempfile::tempdir()?;
-    let conf = qcert_hsm::softhsm::write_config(&dir.path().join("softhsm"))?;
-    std::env::set_var(qcert_hsm::softhsm::CONF_ENV, &conf);
-    let module = std::path::PathBuf::from(qcert_hsm::softhsm::DEFAULT_MODULE);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies)?;
-    for (name, text) in crate::home::DEFAULT_POLICIES {
-        std::fs::write(policies.join(name), text)?;
+    match cmd {
+        BenchCommand::Issue { workers, seconds, databases } => issue(workers, seconds, databases),
+        BenchCommand::Crl { entries, database } => crl(&entries, &database),
+        BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
     }
-    let csrs = make_csrs(dir.path(), 8)?;
+}
+
+/// A throwaway SoftHSM token directory, policies and tokens for one bench run.
+struct Env {
+    dir: tempfile::TempDir,
+    module: std::path::PathBuf,
+    policies: std::path::PathBuf,
+}
+
+impl Env {
+    fn new() -> anyhow::Result<Env> {
+        let dir = tempfile::tempdir()?;
+        let conf = qcert_hsm::softhsm::write_config(&dir.path().join("softhsm"))?;
+        std::env::set_var(qcert_hsm::softhsm::CONF_ENV, &conf);
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies)?;
+        for (name, text) in crate::home::DEFAULT_POLICIES {
+            std::fs::write(policies.join(name), text)?;
+        }
+        Ok(Env { dir, module: qcert_hsm::softhsm::DEFAULT_MODULE.into(), policies })
+    }
+
+    fn token(&self, label: &str) -> anyhow::Result<Hsm> {
+        let pin = SecretString::new(random_hex(8));
+        qcert_hsm::init_token(&self.module, label, &SecretString::new(random_hex(8)), &pin)?;
+        Ok(Hsm::open(&qcert_hsm::HsmConfig { module: self.module.clone(), token_label: label.into(), pin })?)
+    }
+
+    async fn ca(&self, hsm: &Hsm, url: &str, connections: u32) -> anyhow::Result<Ca> {
+        let registry = Registry::open(url, connections).await?;
+        let policy = Policy::load(&self.policies, "http://pki.qcert-demo.eu")?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Ok(Ca::init(hsm.clone(), registry, policy, clock).await?)
+    }
+}
+
+fn crl(entries: &[u32], database: &str) -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    println!("qcert bench crl: full CRL of the issuing CA, P-384 on SoftHSM2, registry {}", if database == "sqlite" { "sqlite" } else { "postgres" });
+    println!("{:>10} {:>10} {:>12} {:>14} {:>16}", "entries", "build+sign", "DER size", "peak RSS +", "RSS + / DER");
+    for (i, n) in entries.iter().enumerate() {
+        let hsm = env.token(&format!("crl{i}"))?;
+        let (url, cleanup) = registry_url(database, env.dir.path(), i)?;
+        runtime.block_on(async {
+            let ca = env.ca(&hsm, &url, 4).await?;
+            let issuing = qcert_ca_core::ca::serial_hex(
+                &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?.tbs_certificate.serial_number,
+            );
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            ca.registry().fill_bench_revocations(&issuing, i64::from(*n), now).await?;
+            let before = rss_kib("VmRSS")?;
+            reset_peak_rss();
+            let start = Instant::now();
+            let record = ca.publish_crl(qcert_ca_core::CrlScope::Issuing).await?;
+            let elapsed = start.elapsed();
+            let grown = rss_kib("VmHWM")?.saturating_sub(before) * 1024;
+            anyhow::ensure!(record.entries == i64::from(*n), "CRL has {} entries, expected {n}", record.entries);
+            println!(
+                "{n:>10} {:>9.2}s {:>10.1}MB {:>12.1}MB {:>15.2}x",
+                elapsed.as_secs_f64(),
+                record.der.len() as f64 / 1e6,
+                grown as f64 / 1e6,
+                grown as f64 / record.der.len() as f64
+            );
+            ca.registry().close().await;
+            anyhow::Ok(())
+        })?;
+        if let Some(drop_db) = cleanup {
+            runtime.block_on(drop_db)?;
+        }
+    }
+    Ok(())
+}
+
+/// A field of /proc/self/status in KiB (Linux).
+fn rss_kib(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix("kB")?.trim().parse().ok())
+        .with_context(|| format!("{field} not in /proc/self/status"))
+}
+
+/// Reset VmHWM to the current RSS (Linux: "5" > /proc/self/clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn ocsp(workers: usize, seconds: u64) -> anyhow::Result<()> {
+    let workers = workers.max(1);
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let hsm = env.token("ocsp")?;
+    let raw = raw_sign_rate(&hsm, workers, seconds)?;
+    let url = format!("sqlite://{}", env.dir.path().join("ocsp.db").display());
+    let csrs = make_csrs(env.dir.path(), 1)?;
+    let (cached, nonced) = runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 4).await?;
+        let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1234567890123")?;
+        let csr = csrs.first().context("no CSR")?.clone();
+        let issued = ca.issue("qcp-n-qscd", &holder, ValidityYears::new(1)?, KeySource::Csr(csr)).await?;
+        let (plain, with_nonce) = ocsp_requests(env.dir.path(), &ca, &issued.der)?;
+        let cached = rate(workers, seconds, {
+            let (ca, req) = (ca.clone(), Arc::new(plain));
+            move || {
+                let (ca, req) = (ca.clone(), req.clone());
+                async move { ca.ocsp(&req).await }
+            }
+        })
+        .await?;
+        let nonced = rate(workers, seconds, {
+            let (ca, req) = (ca.clone(), Arc::new(with_nonce));
+            move || {
+                let (ca, req) = (ca.clone(), req.clone());
+                async move { ca.ocsp(&req).await }
+            }
+        })
+        .await?;
+        anyhow::Ok((cached, nonced))
+    })?;
+    println!("qcert bench ocsp: {workers} workers, {seconds} s per measurement, in-process (no HTTP), SoftHSM2 P-384");
+    println!("{:<28} {:>12} {:>10}", "measurement", "per second", "vs raw");
+    println!("{:<28} {raw:>12.1} {:>9.0}%", "raw HSM P-384 sign", 100.0);
+    println!("{:<28} {nonced:>12.1} {:>9.0}%", "OCSP with nonce (signed)", 100.0 * nonced / raw);
+    println!("{:<28} {cached:>12.1} {:>9.0}x", "OCSP without nonce (cached)", cached / raw);
+    Ok(())
+}
+
+/// DER OCSP requests for `cert` made by openssl: without and with a nonce.
+fn ocsp_requests(dir: &std::path::Path, ca: &Ca, cert: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let issuing = dir.join("issuing.pem");
+    let ee = dir.join("ee.pem");
+    std::fs::write(&issuing, qcert_ca_core::pem("CERTIFICATE", &ca.hierarchy().issuing))?;
+    std::fs::write(&ee, qcert_ca_core::pem("CERTIFICATE", cert))?;
+    let mut out = Vec::new();
+    for (flag, file) in [("-no_nonce", "plain.der"), ("-nonce", "nonce.der")] {
+        let path = dir.join(file);
+        let status = std::process::Command::new("openssl")
+            .args(["ocsp", flag, "-issuer"])
+            .arg(&issuing)
+            .arg("-cert")
+            .arg(&ee)
+            .arg("-reqout")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "openssl ocsp -reqout failed");
+        out.push(std::fs::read(path)?);
+    }
+    let nonce = out.pop().context("nonce request")?;
+    let plain = out.pop().context("plain request")?;
+    Ok((plain, nonce))
+}
+
+/// Calls per second of `op` from `workers` tasks for `seconds`.
+async fn rate<F, Fut>(workers: usize, seconds: u64, op: F) -> anyhow::Result<f64>
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = qcert_ca_core::ocsp::Answer> + Send,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (op, done, stop) = (op.clone(), done.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = op().await;
+                    if !matches!(answer.outcome, qcert_ca_core::ocsp::Outcome::Signed { .. }) {
+                        return Err(anyhow::anyhow!("OCSP answer was {:?}", answer.outcome));
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = done.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / elapsed)
+}
+
+fn issue(workers: usize, seconds: u64, databases: Vec<String>) -> anyhow::Result<()> {
+    let workers = workers.max(1);
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let csrs = make_csrs(env.dir.path(), 8)?;
     println!("qcert bench issue: {workers} workers, {seconds} s per measurement, SoftHSM2 P-384");
     println!("{:<10} {:>14} {:>16} {:>14} {:>8}", "registry", "raw sign/s", "CSR verify/s", "issuance/s", "ratio");
     for (i, db) in databases.iter().enumerate() {
-        let label = format!("bench{i}");
-        let pin = SecretString::new(random_hex(8));
-        qcert_hsm::init_token(&module, &label, &SecretString::new(random_hex(8)), &pin)?;
-        let hsm = Hsm::open(&qcert_hsm::HsmConfig { module: module.clone(), token_label: label, pin })?;
+        let hsm = env.token(&format!("bench{i}"))?;
         let raw = raw_sign_rate(&hsm, workers, seconds)?;
-        let verify = csr_verify_rate(&policies, &csrs, workers, seconds)?;
-        let (url, cleanup) = registry_url(db, dir.path(), i)?;
-        let issued = runtime.block_on(issuance_rate(&hsm, &url, &policies, &csrs, workers, seconds))?;
+        let verify = csr_verify_rate(&env.policies, &csrs, workers, seconds)?;
+        let (url, cleanup) = registry_url(db, env.dir.path(), i)?;
+        let issued = runtime.block_on(issuance_rate(&env, &hsm, &url, &csrs, workers, seconds))?;
         if let Some(drop_db) = cleanup {
             runtime.block_on(drop_db)?;
         }
@@ -193,17 +393,15 @@ fn registry_url(db: &str, dir: &std::path::Path, i: usize) -> anyhow::Result<(St
 }
 
 async fn issuance_rate(
+    env: &Env,
     hsm: &Hsm,
     url: &str,
-    policies: &std::path::Path,
     csrs: &[Vec<u8>],
     workers: usize,
     seconds: u64,
 ) -> anyhow::Result<f64> {
-    let registry = Registry::open(url, (workers as u32) * 2).await?;
-    let policy = Policy::load(policies, "http://pki.qcert-demo.eu")?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ca = Ca::init(hsm.clone(), registry.clone(), policy, clock).await?;
+    let ca = env.ca(hsm, url, (workers as u32) * 2).await?;
+    let registry = ca.registry().clone();
     let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1234567890123")?;
     let years = ValidityYears::new(1)?;
     // Warm up: one issuance outside the timing.
