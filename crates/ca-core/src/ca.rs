@@ -441,22 +441,6 @@ impl Ca {
         let number = publication.number();
         let now = inner.clock.now();
         let next = now + inner.policy.crl.validity();
-        let mut entries = crlenc::Entries::new();
-        let mut serial_bytes = Vec::with_capacity(20);
-        publication
-            .for_each_revocation(|r| {
-                serial_bytes.clear();
-                serial_bytes.extend(hex::decode(&r.serial).map_err(CaError::encoding)?);
-                let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
-                entries.push(&crlenc::Entry {
-                    serial: &serial_bytes,
-                    revoked_at: r.revoked_at,
-                    reason,
-                    invalidity_date: r.invalidity_date,
-                })
-            })
-            .await??;
-        let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
         let info = crlenc::CrlInfo {
             issuer: ca.name(),
             signature_algorithm: ca.signer.algorithm_identifier(),
@@ -466,9 +450,20 @@ impl Ca {
             crl_number: u64::try_from(number).unwrap_or(0),
             expired_certs_on_crl: time_of(ca.not_before())?,
         };
-        let tbs = crlenc::tbs(&info, entries)?;
-        let (tbs, signature) = ca.signer.sign_returning(tbs).await?;
-        let der = crlenc::assemble(tbs, ca.signer.algorithm_identifier(), &signature)?;
+        let mut writer = crlenc::CrlWriter::new(&info)?;
+        let mut serial_bytes = Vec::with_capacity(20);
+        publication
+            .for_each_revocation(|r| {
+                serial_bytes.clear();
+                serial_bytes.extend(hex::decode(r.serial_hex).map_err(CaError::encoding)?);
+                let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
+                writer.push(&crlenc::Entry { serial: &serial_bytes, revoked_at: r.revoked_at, reason, invalidity_date: r.invalidity_date })
+            })
+            .await??;
+        let count = i64::try_from(writer.len()).unwrap_or(i64::MAX);
+        let (buf, start) = writer.finish()?.into_parts();
+        let (buf, signature) = ca.signer.sign_returning(buf, start).await?;
+        let der = crlenc::assemble(crlenc::Tbs::from_parts(buf, start), ca.signer.algorithm_identifier(), &signature)?;
         let record = CrlRecord {
             issuer_serial: ca.serial.clone(),
             crl_number: number,

@@ -85,50 +85,6 @@ pub struct Entry<'a> {
     pub invalidity_date: Option<i64>,
 }
 
-/// Accumulates the revokedCertificates of one CRL.
-#[derive(Debug, Default)]
-pub struct Entries {
-    body: Vec<u8>,
-    count: u64,
-}
-
-impl Entries {
-    pub fn new() -> Entries {
-        Entries::default()
-    }
-
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn push(&mut self, e: &Entry<'_>) -> Result<(), CaError> {
-        let mut entry = Vec::with_capacity(64);
-        tlv(0x02, e.serial, &mut entry)?;
-        x509::x509_time(time_of(e.revoked_at)?)?.encode_to_vec(&mut entry).map_err(CaError::encoding)?;
-        let mut exts = Vec::new();
-        if e.reason != Reason::Unspecified {
-            // RFC 5280 5.3.1: reasonCode absent rather than unspecified.
-            let mut value = Vec::new();
-            tlv(0x0a, &[e.reason.code()], &mut value)?;
-            extension(ID_CE_CRL_REASONS, &value, &mut exts)?;
-        }
-        if let Some(at) = e.invalidity_date {
-            let value = generalized(at)?.to_der().map_err(CaError::encoding)?;
-            extension(ID_CE_INVALIDITY_DATE, &value, &mut exts)?;
-        }
-        if !exts.is_empty() {
-            tlv(0x30, &exts, &mut entry)?;
-        }
-        tlv(0x30, &entry, &mut self.body)?;
-        self.count += 1;
-        Ok(())
-    }
-}
-
 /// What a CRL says besides its entries.
 #[derive(Debug, Clone)]
 pub struct CrlInfo<'a> {
@@ -142,66 +98,148 @@ pub struct CrlInfo<'a> {
     pub expired_certs_on_crl: OffsetDateTime,
 }
 
-/// DER of the TBSCertList. Consumes the entries' buffer.
-pub fn tbs(info: &CrlInfo<'_>, entries: Entries) -> Result<Vec<u8>, CaError> {
-    let mut head = Vec::with_capacity(512);
-    tlv(0x02, &[0x01], &mut head)?; // version v2
-    info.signature_algorithm.encode_to_vec(&mut head).map_err(CaError::encoding)?;
-    info.issuer.encode_to_vec(&mut head).map_err(CaError::encoding)?;
-    x509::x509_time(info.this_update)?.encode_to_vec(&mut head).map_err(CaError::encoding)?;
-    x509::x509_time(info.next_update)?.encode_to_vec(&mut head).map_err(CaError::encoding)?;
+/// Largest DER header qcert writes: tag, 0x84 and four length octets.
+const MAX_HEADER: usize = 6;
 
-    let mut exts = Vec::new();
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(info.issuer_key_id).map_err(CaError::encoding)?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
-    extension(
-        const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-        &aki.to_der().map_err(CaError::encoding)?,
-        &mut exts,
-    )?;
-    let number = der::asn1::Uint::new(&info.crl_number.to_be_bytes()).map_err(CaError::encoding)?;
-    extension(const_oid::db::rfc5280::ID_CE_CRL_NUMBER, &number.to_der().map_err(CaError::encoding)?, &mut exts)?;
-    let cutoff = generalized(info.expired_certs_on_crl.unix_timestamp())?.to_der().map_err(CaError::encoding)?;
-    extension(EXPIRED_CERTS_ON_CRL, &cutoff, &mut exts)?;
-    let mut ext_seq = Vec::new();
-    tlv(0x30, &exts, &mut ext_seq)?;
-    let mut tail = Vec::new();
-    tlv(0xa0, &ext_seq, &mut tail)?;
-
-    let revoked_len = if entries.is_empty() { 0 } else { header_len(entries.body.len())? + entries.body.len() };
-    let content_len = head.len() + revoked_len + tail.len();
-    let mut out = Vec::with_capacity(header_len(content_len)? + content_len);
-    header(0x30, content_len, &mut out)?;
-    out.extend_from_slice(&head);
-    if !entries.is_empty() {
-        // An empty SEQUENCE OF is not allowed: the field is left out.
-        header(0x30, entries.body.len(), &mut out)?;
-        out.extend_from_slice(&entries.body);
-    }
-    drop(entries);
-    out.extend_from_slice(&tail);
-    Ok(out)
+/// Writes one CRL into a single buffer: room for the two outer headers is
+/// kept at the front, entries are appended as they come, and headers are
+/// filled in once lengths are known. Peak memory is about the DER itself.
+#[derive(Debug)]
+pub struct CrlWriter {
+    buf: Vec<u8>,
+    /// Where the (reserved) revokedCertificates header starts.
+    slot: usize,
+    count: u64,
+    tail: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
-/// CertificateList from the TBS DER and its signature.
-pub fn assemble(tbs: Vec<u8>, algorithm: &AlgorithmIdentifierOwned, signature: &[u8]) -> Result<Vec<u8>, CaError> {
-    let alg = algorithm.to_der().map_err(CaError::encoding)?;
-    let mut bits = Vec::with_capacity(signature.len() + 1);
-    bits.push(0); // no unused bits
-    bits.extend_from_slice(signature);
-    let mut sig = Vec::new();
-    tlv(0x03, &bits, &mut sig)?;
-    let content_len = tbs.len() + alg.len() + sig.len();
-    let mut out = Vec::with_capacity(header_len(content_len)? + content_len);
-    header(0x30, content_len, &mut out)?;
-    out.extend_from_slice(&tbs);
-    drop(tbs);
-    out.extend_from_slice(&alg);
-    out.extend_from_slice(&sig);
-    Ok(out)
+/// A finished TBSCertList: `buf[start..]`.
+#[derive(Debug)]
+pub struct Tbs {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Tbs {
+    /// Split into the buffer and where the TBS starts in it (for signing in place).
+    pub fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.buf, self.start)
+    }
+
+    pub fn from_parts(buf: Vec<u8>, start: usize) -> Tbs {
+        Tbs { buf, start }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+impl CrlWriter {
+    pub fn new(info: &CrlInfo<'_>) -> Result<CrlWriter, CaError> {
+        let mut buf = Vec::with_capacity(4096);
+        buf.resize(2 * MAX_HEADER, 0);
+        tlv(0x02, &[0x01], &mut buf)?; // version v2
+        info.signature_algorithm.encode_to_vec(&mut buf).map_err(CaError::encoding)?;
+        info.issuer.encode_to_vec(&mut buf).map_err(CaError::encoding)?;
+        x509::x509_time(info.this_update)?.encode_to_vec(&mut buf).map_err(CaError::encoding)?;
+        x509::x509_time(info.next_update)?.encode_to_vec(&mut buf).map_err(CaError::encoding)?;
+        let slot = buf.len();
+        buf.resize(slot + MAX_HEADER, 0);
+
+        let mut exts = Vec::new();
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(info.issuer_key_id).map_err(CaError::encoding)?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        extension(const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, &aki.to_der().map_err(CaError::encoding)?, &mut exts)?;
+        let number = der::asn1::Uint::new(&info.crl_number.to_be_bytes()).map_err(CaError::encoding)?;
+        extension(const_oid::db::rfc5280::ID_CE_CRL_NUMBER, &number.to_der().map_err(CaError::encoding)?, &mut exts)?;
+        let cutoff = generalized(info.expired_certs_on_crl.unix_timestamp())?.to_der().map_err(CaError::encoding)?;
+        extension(EXPIRED_CERTS_ON_CRL, &cutoff, &mut exts)?;
+        let mut ext_seq = Vec::new();
+        tlv(0x30, &exts, &mut ext_seq)?;
+        let mut tail = Vec::new();
+        tlv(0xa0, &ext_seq, &mut tail)?;
+        Ok(CrlWriter { buf, slot, count: 0, tail, scratch: Vec::with_capacity(96) })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn push(&mut self, e: &Entry<'_>) -> Result<(), CaError> {
+        let entry = &mut self.scratch;
+        entry.clear();
+        tlv(0x02, e.serial, entry)?;
+        x509::x509_time(time_of(e.revoked_at)?)?.encode_to_vec(entry).map_err(CaError::encoding)?;
+        let mut exts = Vec::new();
+        if e.reason != Reason::Unspecified {
+            // RFC 5280 5.3.1: reasonCode absent rather than unspecified.
+            extension(ID_CE_CRL_REASONS, &[0x0a, 0x01, e.reason.code()], &mut exts)?;
+        }
+        if let Some(at) = e.invalidity_date {
+            let value = generalized(at)?.to_der().map_err(CaError::encoding)?;
+            extension(ID_CE_INVALIDITY_DATE, &value, &mut exts)?;
+        }
+        if !exts.is_empty() {
+            tlv(0x30, &exts, entry)?;
+        }
+        tlv(0x30, &self.scratch, &mut self.buf)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Close revokedCertificates (left out when empty, as an empty SEQUENCE
+    /// OF is not allowed), append the extensions, and write the TBS header.
+    pub fn finish(mut self) -> Result<Tbs, CaError> {
+        let body = self.slot + MAX_HEADER;
+        if self.count == 0 {
+            self.buf.truncate(self.slot);
+        } else {
+            let mut h = Vec::with_capacity(MAX_HEADER);
+            header(0x30, self.buf.len() - body, &mut h)?;
+            let gap = MAX_HEADER - h.len();
+            if let Some(dst) = self.buf.get_mut(self.slot..self.slot + h.len()) {
+                dst.copy_from_slice(&h);
+            }
+            if gap > 0 {
+                self.buf.copy_within(body.., self.slot + h.len());
+                self.buf.truncate(self.buf.len() - gap);
+            }
+        }
+        self.buf.extend_from_slice(&self.tail);
+        let mut h = Vec::with_capacity(MAX_HEADER);
+        header(0x30, self.buf.len() - 2 * MAX_HEADER, &mut h)?;
+        let start = 2 * MAX_HEADER - h.len();
+        if let Some(dst) = self.buf.get_mut(start..2 * MAX_HEADER) {
+            dst.copy_from_slice(&h);
+        }
+        Ok(Tbs { buf: self.buf, start })
+    }
+}
+
+/// CertificateList from the TBS and its signature, in the same buffer.
+pub fn assemble(tbs: Tbs, algorithm: &AlgorithmIdentifierOwned, signature: &[u8]) -> Result<Vec<u8>, CaError> {
+    let Tbs { mut buf, start } = tbs;
+    algorithm.encode_to_vec(&mut buf).map_err(CaError::encoding)?;
+    header(0x03, signature.len() + 1, &mut buf)?;
+    buf.push(0); // no unused bits
+    buf.extend_from_slice(signature);
+    let mut h = Vec::with_capacity(MAX_HEADER);
+    header(0x30, buf.len() - start, &mut h)?;
+    let begin = start.checked_sub(h.len()).ok_or_else(|| CaError::Internal("CRL header does not fit".into()))?;
+    if let Some(dst) = buf.get_mut(begin..start) {
+        dst.copy_from_slice(&h);
+    }
+    buf.drain(..begin);
+    Ok(buf)
 }
 
 fn time_of(unix: i64) -> Result<OffsetDateTime, CaError> {
@@ -232,15 +270,6 @@ fn header(tag: u8, len: usize, out: &mut Vec<u8>) -> Result<(), CaError> {
     Ok(())
 }
 
-fn header_len(len: usize) -> Result<usize, CaError> {
-    Ok(1 + Length::try_from(len)
-        .map_err(CaError::encoding)?
-        .encoded_len()
-        .map_err(CaError::encoding)?
-        .try_into()
-        .unwrap_or(0usize))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +292,7 @@ mod tests {
     fn streamed_encoding_decodes_with_x509_cert() {
         let issuer: Name = "CN=Test CA,C=RO".parse().unwrap();
         let alg = AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_384, parameters: None };
-        let mut entries = Entries::new();
+        let mut entries = CrlWriter::new(&info(&issuer, &alg)).unwrap();
         let serials: Vec<Vec<u8>> = (0..300u32).map(|i| [&[0x40u8][..], &i.to_be_bytes()[..]].concat()).collect();
         for (i, s) in serials.iter().enumerate() {
             let reason = if i % 3 == 0 { Reason::KeyCompromise } else { Reason::Unspecified };
@@ -272,8 +301,7 @@ mod tests {
                 .push(&Entry { serial: s, revoked_at: 1_764_000_000 + i as i64, reason, invalidity_date: invalidity })
                 .unwrap();
         }
-        let tbs = tbs(&info(&issuer, &alg), entries).unwrap();
-        let der = assemble(tbs, &alg, &[1, 2, 3]).unwrap();
+        let der = assemble(entries.finish().unwrap(), &alg, &[1, 2, 3]).unwrap();
         let crl = CertificateList::from_der(&der).unwrap();
         let list = crl.tbs_cert_list;
         assert_eq!(list.version, x509_cert::Version::V2);
@@ -293,7 +321,7 @@ mod tests {
     fn an_empty_crl_leaves_revoked_certificates_out() {
         let issuer: Name = "CN=Test CA,C=RO".parse().unwrap();
         let alg = AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_384, parameters: None };
-        let der = assemble(tbs(&info(&issuer, &alg), Entries::new()).unwrap(), &alg, &[9]).unwrap();
+        let der = assemble(CrlWriter::new(&info(&issuer, &alg)).unwrap().finish().unwrap(), &alg, &[9]).unwrap();
         let crl = CertificateList::from_der(&der).unwrap();
         assert!(crl.tbs_cert_list.revoked_certificates.is_none());
     }

@@ -46,11 +46,14 @@ impl CaSigner {
             .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
     }
 
-    /// Sign a large message (a CRL) without copying it: it moves to the
-    /// blocking thread and comes back with the signature.
-    pub async fn sign_returning(&self, message: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), CaError> {
+    /// Sign `buf[from..]` of a large buffer (a CRL) without copying it: the
+    /// buffer moves to the blocking thread and comes back with the signature.
+    pub async fn sign_returning(&self, buf: Vec<u8>, from: usize) -> Result<(Vec<u8>, Vec<u8>), CaError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.sign_blocking(&message).map(|sig| (message, sig)))
+        tokio::task::spawn_blocking(move || {
+            let message = buf.get(from..).ok_or_else(|| CaError::Internal("signing range outside the buffer".into()))?;
+            this.sign_blocking(message).map(|sig| (buf, sig))
+        })
             .await
             .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
     }

@@ -359,6 +359,18 @@ pub struct RevocationRecord {
     pub requested_by: String,
 }
 
+/// Revocations read per page when building a CRL.
+pub const CRL_PAGE: i64 = 20_000;
+
+/// One CRL entry as read from the registry (borrowed from the page).
+#[derive(Debug, Clone, Copy)]
+pub struct CrlEntryRow<'a> {
+    pub serial_hex: &'a str,
+    pub reason: u8,
+    pub revoked_at: i64,
+    pub invalidity_date: Option<i64>,
+}
+
 /// A signed CRL as stored.
 #[derive(Debug, Clone)]
 pub struct CrlRecord {
@@ -527,7 +539,7 @@ impl Registry {
         .fetch_one(&mut *tx)
         .await?;
         let number = row.try_get("last_number")?;
-        Ok(CrlPublication { tx, issuer_serial: issuer_serial.to_owned(), number })
+        Ok(CrlPublication { tx, issuer_serial: issuer_serial.to_owned(), number, backend: self.backend })
     }
 }
 
@@ -538,6 +550,7 @@ pub struct CrlPublication {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     issuer_serial: String,
     number: i64,
+    backend: Backend,
 }
 
 impl CrlPublication {
@@ -545,18 +558,53 @@ impl CrlPublication {
         self.number
     }
 
-    /// Feed every revocation on this CA's CRL to `each`, streaming rows so
-    /// memory does not grow with their number.
+    /// Feed every revocation on this CA's CRL to `each`. Rows come in pages
+    /// of [`CRL_PAGE`], each page aggregated into one text value by the
+    /// database: per-row driver overhead would otherwise dominate a CRL of a
+    /// million entries, and memory holds one page at a time.
     pub async fn for_each_revocation<E>(
         &mut self,
-        mut each: impl FnMut(RevocationRecord) -> Result<(), E>,
+        mut each: impl FnMut(CrlEntryRow<'_>) -> Result<(), E>,
     ) -> Result<Result<(), E>, StoreError> {
-        use futures_util::TryStreamExt;
-        let query = format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE issuer_serial = $1");
-        let mut rows = sqlx::query(&query).bind(&self.issuer_serial).fetch(&mut *self.tx);
-        while let Some(row) = rows.try_next().await? {
-            if let Err(e) = each(revocation_record(&row)?) {
-                return Ok(Err(e));
+        // serial,reason,revoked_at,invalidity_date; entries separated by ';'.
+        let page_query = match self.backend {
+            Backend::Sqlite => {
+                "SELECT group_concat(serial || ',' || reason || ',' || revoked_at || ',' || COALESCE(invalidity_date, ''), ';') AS page, \
+                 MAX(serial) AS last FROM (SELECT * FROM revocations WHERE issuer_serial = $1 AND serial > $2 ORDER BY serial LIMIT $3)"
+            }
+            Backend::Postgres => {
+                "SELECT string_agg(serial || ',' || reason || ',' || revoked_at || ',' || COALESCE(invalidity_date::text, ''), ';') AS page, \
+                 MAX(serial) AS last FROM (SELECT * FROM revocations WHERE issuer_serial = $1 AND serial > $2 ORDER BY serial LIMIT $3) AS p"
+            }
+        };
+        let bad = |what: &str| StoreError::Database(sqlx::Error::Decode(format!("revocation page: bad {what}").into()));
+        let mut after = String::new();
+        loop {
+            let row = sqlx::query(page_query)
+                .bind(&self.issuer_serial)
+                .bind(&after)
+                .bind(CRL_PAGE)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            let Some(page) = row.try_get::<Option<String>, _>("page")? else { break };
+            for item in page.split(';') {
+                let mut f = item.split(',');
+                let (Some(serial), Some(reason), Some(at), Some(inv)) = (f.next(), f.next(), f.next(), f.next()) else {
+                    return Err(bad("entry"));
+                };
+                let entry = CrlEntryRow {
+                    serial_hex: serial,
+                    reason: reason.parse().map_err(|_| bad("reason"))?,
+                    revoked_at: at.parse().map_err(|_| bad("revoked_at"))?,
+                    invalidity_date: if inv.is_empty() { None } else { Some(inv.parse().map_err(|_| bad("invalidity_date"))?) },
+                };
+                if let Err(e) = each(entry) {
+                    return Ok(Err(e));
+                }
+            }
+            match row.try_get::<Option<String>, _>("last")? {
+                Some(last) => after = last,
+                None => break,
             }
         }
         Ok(Ok(()))
