@@ -9,7 +9,7 @@ CREATE TABLE revocations (
     invalidity_date BIGINT,
     requested_by    TEXT    NOT NULL
 );
-CREATE INDEX revocations_issuer ON revocations (issuer_serial);
+CREATE INDEX revocations_issuer ON revocations (issuer_serial, serial);
 CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
 
 -- Every CRL qcert signed, per issuing CA; crl_number only grows.

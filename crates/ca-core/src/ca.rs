@@ -67,6 +67,21 @@ pub enum CrlScope {
     Root,
 }
 
+/// A signed CRL not yet stored; see [`Ca::prepare_crl`].
+#[derive(Debug)]
+pub struct PreparedCrl {
+    publication: crate::store::CrlPublication,
+    pub record: CrlRecord,
+}
+
+impl PreparedCrl {
+    /// Store it: from now on it is the current CRL.
+    pub async fn commit(self) -> Result<CrlRecord, CaError> {
+        self.publication.commit(&self.record).await?;
+        Ok(self.record)
+    }
+}
+
 /// The outcome of a revocation request.
 #[derive(Debug, Clone)]
 pub struct Revocation {
@@ -435,6 +450,20 @@ impl Ca {
 
     /// Build, sign and store a new full CRL for `scope`, with the next CRLNumber.
     pub async fn publish_crl(&self, scope: CrlScope) -> Result<CrlRecord, CaError> {
+        let prepared = self.prepare_crl(scope).await?;
+        prepared.publication.commit(&prepared.record).await?;
+        tracing::info!(
+            ?scope,
+            crl_number = prepared.record.crl_number,
+            entries = prepared.record.entries,
+            "published CRL"
+        );
+        Ok(prepared.record)
+    }
+
+    /// Build and sign the next CRL of `scope`, holding its number; the
+    /// caller stores it with [`PreparedCrl::commit`] (or drops it: nothing is published).
+    pub async fn prepare_crl(&self, scope: CrlScope) -> Result<PreparedCrl, CaError> {
         let inner = &*self.inner;
         let ca = self.authority(scope);
         let mut publication = inner.registry.begin_crl(&ca.serial).await?;
@@ -457,7 +486,12 @@ impl Ca {
                 serial_bytes.clear();
                 serial_bytes.extend(hex::decode(r.serial_hex).map_err(CaError::encoding)?);
                 let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
-                writer.push(&crlenc::Entry { serial: &serial_bytes, revoked_at: r.revoked_at, reason, invalidity_date: r.invalidity_date })
+                writer.push(&crlenc::Entry {
+                    serial: &serial_bytes,
+                    revoked_at: r.revoked_at,
+                    reason,
+                    invalidity_date: r.invalidity_date,
+                })
             })
             .await??;
         let count = i64::try_from(writer.len()).unwrap_or(i64::MAX);
@@ -472,9 +506,7 @@ impl Ca {
             entries: count,
             der,
         };
-        publication.commit(&record).await?;
-        tracing::info!(?scope, crl_number = number, entries = count, "published CRL");
-        Ok(record)
+        Ok(PreparedCrl { publication, record })
     }
 
     /// The newest stored CRL for `scope`.

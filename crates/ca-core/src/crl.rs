@@ -154,7 +154,11 @@ impl CrlWriter {
             authority_cert_issuer: None,
             authority_cert_serial_number: None,
         };
-        extension(const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, &aki.to_der().map_err(CaError::encoding)?, &mut exts)?;
+        extension(
+            const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            &aki.to_der().map_err(CaError::encoding)?,
+            &mut exts,
+        )?;
         let number = der::asn1::Uint::new(&info.crl_number.to_be_bytes()).map_err(CaError::encoding)?;
         extension(const_oid::db::rfc5280::ID_CE_CRL_NUMBER, &number.to_der().map_err(CaError::encoding)?, &mut exts)?;
         let cutoff = generalized(info.expired_certs_on_crl.unix_timestamp())?.to_der().map_err(CaError::encoding)?;

@@ -51,11 +51,12 @@ impl CaSigner {
     pub async fn sign_returning(&self, buf: Vec<u8>, from: usize) -> Result<(Vec<u8>, Vec<u8>), CaError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let message = buf.get(from..).ok_or_else(|| CaError::Internal("signing range outside the buffer".into()))?;
+            let message =
+                buf.get(from..).ok_or_else(|| CaError::Internal("signing range outside the buffer".into()))?;
             this.sign_blocking(message).map(|sig| (buf, sig))
         })
-            .await
-            .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
+        .await
+        .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
     }
 
     /// Sign on the calling thread.

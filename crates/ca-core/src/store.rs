@@ -596,7 +596,11 @@ impl CrlPublication {
                     serial_hex: serial,
                     reason: reason.parse().map_err(|_| bad("reason"))?,
                     revoked_at: at.parse().map_err(|_| bad("revoked_at"))?,
-                    invalidity_date: if inv.is_empty() { None } else { Some(inv.parse().map_err(|_| bad("invalidity_date"))?) },
+                    invalidity_date: if inv.is_empty() {
+                        None
+                    } else {
+                        Some(inv.parse().map_err(|_| bad("invalidity_date"))?)
+                    },
                 };
                 if let Err(e) = each(entry) {
                     return Ok(Err(e));

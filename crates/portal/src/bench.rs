@@ -92,31 +92,53 @@ impl Env {
 fn crl(entries: &[u32], database: &str) -> anyhow::Result<()> {
     let env = Env::new()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    println!("qcert bench crl: full CRL of the issuing CA, P-384 on SoftHSM2, registry {}", if database == "sqlite" { "sqlite" } else { "postgres" });
-    println!("{:>10} {:>10} {:>12} {:>14} {:>16}", "entries", "build+sign", "DER size", "peak RSS +", "RSS + / DER");
+    println!(
+        "qcert bench crl: full CRL of the issuing CA, P-384 on SoftHSM2, registry {}",
+        if database == "sqlite" { "sqlite" } else { "postgres" }
+    );
+    println!(
+        "{:>10} {:>11} {:>10} {:>15} {:>12} {:>9} {:>15} {:>12}",
+        "entries", "build+sign", "DER", "peak RSS +", "/ DER", "store", "peak RSS +", "/ DER"
+    );
     for (i, n) in entries.iter().enumerate() {
         let hsm = env.token(&format!("crl{i}"))?;
         let (url, cleanup) = registry_url(database, env.dir.path(), i)?;
         runtime.block_on(async {
             let ca = env.ca(&hsm, &url, 4).await?;
             let issuing = qcert_ca_core::ca::serial_hex(
-                &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?.tbs_certificate.serial_number,
+                &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?
+                    .tbs_certificate
+                    .serial_number,
             );
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             ca.registry().fill_bench_revocations(&issuing, i64::from(*n), now).await?;
             let before = rss_kib("VmRSS")?;
             reset_peak_rss();
             let start = Instant::now();
-            let record = ca.publish_crl(qcert_ca_core::CrlScope::Issuing).await?;
-            let elapsed = start.elapsed();
-            let grown = rss_kib("VmHWM")?.saturating_sub(before) * 1024;
-            anyhow::ensure!(record.entries == i64::from(*n), "CRL has {} entries, expected {n}", record.entries);
+            let prepared = ca.prepare_crl(qcert_ca_core::CrlScope::Issuing).await?;
+            let build = start.elapsed();
+            let build_mem = rss_kib("VmHWM")?.saturating_sub(before) * 1024;
+            let der_len = prepared.record.der.len() as f64;
+            anyhow::ensure!(
+                prepared.record.entries == i64::from(*n),
+                "CRL has {} entries, expected {n}",
+                prepared.record.entries
+            );
+            let before = rss_kib("VmRSS")?;
+            reset_peak_rss();
+            let start = Instant::now();
+            prepared.commit().await?;
+            let store = start.elapsed();
+            let store_mem = rss_kib("VmHWM")?.saturating_sub(before) * 1024;
             println!(
-                "{n:>10} {:>9.2}s {:>10.1}MB {:>12.1}MB {:>15.2}x",
-                elapsed.as_secs_f64(),
-                record.der.len() as f64 / 1e6,
-                grown as f64 / 1e6,
-                grown as f64 / record.der.len() as f64
+                "{n:>10} {:>10.2}s {:>8.1}MB {:>13.1}MB {:>11.2}x {:>8.2}s {:>13.1}MB {:>11.2}x",
+                build.as_secs_f64(),
+                der_len / 1e6,
+                build_mem as f64 / 1e6,
+                build_mem as f64 / der_len,
+                store.as_secs_f64(),
+                store_mem as f64 / 1e6,
+                store_mem as f64 / der_len,
             );
             ca.registry().close().await;
             anyhow::Ok(())
