@@ -153,7 +153,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QCERT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         "json" => builder.json().init(),
         "human" => builder.init(),
@@ -299,6 +303,29 @@ async fn scheduler(ca: Ca) {
     }
 }
 
+/// Ctrl-C or SIGTERM (systemd, container runtimes) ends `serve` gracefully.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
 async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = match listen {
         Some(l) => l.parse().with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:8080"))?,
@@ -314,12 +341,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
     let app = http::router(http::AppState { ca: ca.clone() });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
     ca.registry().close().await;
     Ok(())

@@ -124,6 +124,29 @@ fn init_issue_and_refusals_on_the_embedded_home() {
     assert!(!out.status.success() && text.contains("unknown certificate profile"), "{text}");
     assert_eq!(count_rows(&home), before);
 
+    // Revocation from the CLI, then the CRL written by `qcert crl`.
+    let serial = run_ok(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(&ee));
+    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+    let (out, text) = output(qcert(&home).args(["revoke", "--serial", &serial, "--reason", "certificateHold"]));
+    assert!(!out.status.success() && text.contains("never becomes valid again"), "{text}");
+    let (out, text) = output(qcert(&home).args([
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "keyCompromise",
+        "--requested-by",
+        "ra:test",
+    ]));
+    assert!(out.status.success() && text.contains("new CRL published"), "{text}");
+    let (out, text) = output(qcert(&home).args(["revoke", "--serial", &serial, "--reason", "superseded"]));
+    assert!(out.status.success() && text.contains("already revoked (keyCompromise)"), "{text}");
+    let crl = tmp.path().join("issuing.crl");
+    let (out, text) = output(qcert(&home).args(["crl", "--out"]).arg(&crl));
+    assert!(out.status.success(), "{text}");
+    let listed = run_ok(Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(&crl));
+    assert!(listed.contains(&serial) && listed.contains("Key Compromise"), "{listed}");
+
     // A wrong setting is named.
     let (out, text) = output(qcert(&home).env("QCERT_LISTEN", "everywhere").args(["serve"]));
     assert!(!out.status.success() && text.contains("configuration listen"), "{text}");
@@ -176,6 +199,9 @@ fn serve_answers_on_port_zero() {
         for name in ["issuing", "ocsp"] {
             assert_eq!(client.get(format!("{base}/certs/{name}.crt")).send().await?.status(), 200);
         }
+        let crl = client.get(format!("{base}/crl/issuing.crl")).send().await?;
+        assert_eq!(crl.status(), 200);
+        assert_eq!(crl.headers()["content-type"], "application/pkix-crl");
         let health = client.get(format!("{base}/health")).send().await?;
         assert_eq!(health.status(), 200);
         let body = health.text().await?;
@@ -190,7 +216,10 @@ fn serve_answers_on_port_zero() {
         assert_eq!(wrong.headers()["content-type"], "application/problem+json");
         reqwest::Result::Ok(())
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM (systemd, containers) ends the server cleanly.
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
+    assert!(term.success());
+    let status = child.wait().expect("wait");
     result.expect("HTTP requests");
+    assert!(status.success(), "qcert serve exits 0 on SIGTERM: {status:?}");
 }
