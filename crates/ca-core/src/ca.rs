@@ -33,7 +33,9 @@ use crate::holder::{Holder, ValidityYears};
 use crate::ocsp::{Answer, Responder};
 use crate::policy::{CaKeySpec, Policy, Profile};
 use crate::signer::CaSigner;
-use crate::store::{CaKeyRecord, CertKind, CrlRecord, NewCertificate, Registry, RevocationRecord, StoreError};
+use crate::store::{
+    CaKeyRecord, CertKind, CrlRecord, DirectoryQuery, NewCertificate, Registry, RevocationRecord, StoreError,
+};
 use crate::x509::{self, oid, qc, StringKind};
 
 /// A CA key with its certificate.
@@ -65,6 +67,21 @@ pub enum CrlScope {
     Issuing,
     /// The root's ARL (the issuing CA certificate).
     Root,
+}
+
+/// Most certificates one directory search returns.
+pub const DIRECTORY_LIMIT: i64 = 50;
+
+/// A certificate listed in the public directory.
+#[derive(Debug, Clone)]
+pub struct DirectoryEntry {
+    pub serial: String,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// `valid`, `revoked` or `expired`.
+    pub status: &'static str,
+    pub der: Vec<u8>,
 }
 
 /// A signed CRL not yet stored; see [`Ca::prepare_crl`].
@@ -389,6 +406,48 @@ impl Ca {
     /// Is the HSM usable? Signs a probe with the OCSP responder key.
     pub async fn hsm_check(&self) -> Result<(), CaError> {
         self.inner.ocsp.signer.sign(b"qcert health probe".to_vec()).await.map(|_| ())
+    }
+
+    /// Record the holder's consent to publication in the directory.
+    pub async fn publish(&self, serial: &str) -> Result<(), CaError> {
+        let serial = normalize_serial(serial)?;
+        self.inner.registry.set_published(&serial).await.map_err(|e| match e {
+            StoreError::NotFound(s) => CaError::UnknownSerial(s),
+            other => other.into(),
+        })
+    }
+
+    /// Published certificates matching `query`, newest first, with their status.
+    pub async fn directory(&self, query: &DirectoryQuery) -> Result<Vec<DirectoryEntry>, CaError> {
+        let records = self.inner.registry.find_published(query, DIRECTORY_LIMIT).await?;
+        let now = self.inner.clock.now().unix_timestamp();
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let Some(der) = r.der else { continue };
+            let revoked = self.inner.registry.revocation(&r.serial).await?.is_some();
+            let status = if revoked {
+                "revoked"
+            } else if r.not_after < now {
+                "expired"
+            } else {
+                "valid"
+            };
+            out.push(DirectoryEntry {
+                serial: r.serial,
+                subject: r.subject_dn,
+                not_before: r.not_before,
+                not_after: r.not_after,
+                status,
+                der,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A published certificate's DER by serial.
+    pub async fn published_certificate(&self, serial: &str) -> Result<Option<Vec<u8>>, CaError> {
+        let serial = normalize_serial(serial)?;
+        Ok(self.inner.registry.published(&serial).await?.and_then(|r| r.der))
     }
 
     /// Revoke a certificate, permanently. Idempotent: a second request returns

@@ -100,6 +100,13 @@ impl CertStatus {
     }
 }
 
+/// How the public directory is searched.
+#[derive(Debug, Clone)]
+pub enum DirectoryQuery {
+    Email(String),
+    Name(String),
+}
+
 /// A reservation: everything about a certificate but its signature.
 #[derive(Debug, Clone)]
 pub struct NewCertificate {
@@ -471,6 +478,56 @@ impl Registry {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Record the holder's consent to list an issued certificate in the public directory.
+    pub async fn set_published(&self, serial: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE certificates SET published = 1 WHERE serial = $1 AND status = 'issued' AND kind = 'end-entity'",
+        )
+        .bind(serial)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(serial.to_owned()))
+        }
+    }
+
+    /// Published end-entity certificates by email address (exact, case-insensitive)
+    /// or by name (full name or surname, case-insensitive). At most `limit`.
+    pub async fn find_published(
+        &self,
+        query: &DirectoryQuery,
+        limit: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        let (condition, value) = match query {
+            DirectoryQuery::Email(e) => ("lower(email) = lower($1)", e),
+            DirectoryQuery::Name(n) => {
+                ("(lower(given_name || ' ' || surname) = lower($1) OR lower(surname) = lower($1))", n)
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE published = 1 AND status = 'issued' AND kind = 'end-entity' \
+             AND {condition} ORDER BY not_before DESC LIMIT $2"
+        ))
+        .bind(value)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// A published end-entity certificate by serial.
+    pub async fn published(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1 AND published = 1 AND status = 'issued'"
+        ))
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| record(&r)).transpose()
     }
 
     /// Serials revoked at or after `since` (for other processes' caches).

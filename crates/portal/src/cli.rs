@@ -100,6 +100,9 @@ pub struct IssueArgs {
     /// Write the PEM here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The holder agreed to publication: list it in the public directory.
+    #[arg(long)]
+    pub publish: bool,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -225,6 +228,9 @@ async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
     };
     let ca = open_ca(settings).await?;
     let issued = ca.issue(&args.profile, &holder, years, key).await?;
+    if args.publish {
+        ca.publish(&issued.serial).await?;
+    }
     ca.registry().close().await;
     match &args.out {
         Some(path) => {

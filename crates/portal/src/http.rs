@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/certs/{name}", get(ca_certificate))
         .route("/crl/{name}", get(crl))
+        .route("/api/v1/certificates", get(directory))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -120,17 +121,101 @@ async fn health(State(state): State<AppState>) -> Response {
     (status, Json(Health { status: if ok { "ok" } else { "degraded" }, database, hsm })).into_response()
 }
 
-/// `GET /certs/{root,issuing,ocsp}.crt`: DER, as AIA caIssuers expects.
-async fn ca_certificate(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// `GET /certs/{root,issuing,ocsp}.crt` (DER, as AIA caIssuers expects), and
+/// the public directory's `GET /certs/{serial}` (`.crt`/`.cer`/none: DER;
+/// `.pem` or `Accept: application/x-pem-file`: PEM).
+async fn ca_certificate(State(state): State<AppState>, Path(name): Path<String>, request: HeaderMap) -> Response {
     let h = state.ca.hierarchy();
     let der = match name.as_str() {
         "root.crt" => h.root,
         "issuing.crt" => h.issuing,
         "ocsp.crt" => h.ocsp,
-        _ => return not_found().await.into_response(),
+        _ => {
+            let (serial, pem_suffix) = match name.rsplit_once('.') {
+                Some((s, "pem")) => (s, true),
+                Some((s, "crt" | "cer" | "der")) => (s, false),
+                Some(_) => return not_found().await.into_response(),
+                None => (name.as_str(), false),
+            };
+            let wants_pem = pem_suffix
+                || request
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("application/x-pem-file"));
+            let der = match state.ca.published_certificate(serial).await {
+                Ok(Some(der)) => der,
+                Ok(None) => return not_found().await.into_response(),
+                Err(e) if e.is_client_error() => return not_found().await.into_response(),
+                Err(e) => return ApiError(e).into_response(),
+            };
+            if wants_pem {
+                return ([(header::CONTENT_TYPE, "application/x-pem-file")], qcert_ca_core::pem("CERTIFICATE", &der))
+                    .into_response();
+            }
+            der
+        }
     };
     ([(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=86400")], der)
         .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DirectoryParams {
+    email: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DirectoryItem {
+    serial: String,
+    subject: String,
+    not_before: String,
+    not_after: String,
+    status: &'static str,
+    certificate_pem: String,
+    /// The issuing CA, then the root.
+    chain_pem: Vec<String>,
+}
+
+/// `GET /api/v1/certificates?email=…` or `?name=…`: published certificates with their chain.
+async fn directory(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<DirectoryParams>,
+) -> Response {
+    use qcert_ca_core::store::DirectoryQuery;
+    let query = match (q.email, q.name) {
+        (Some(e), None) if !e.trim().is_empty() && e.len() <= 254 => DirectoryQuery::Email(e.trim().to_owned()),
+        (None, Some(n)) if !n.trim().is_empty() && n.len() <= 128 => DirectoryQuery::Name(n.trim().to_owned()),
+        _ => {
+            let detail = "give exactly one of email or name (non-empty)".to_owned();
+            return Problem::new(StatusCode::BAD_REQUEST, "Bad directory query", Some(detail)).into_response();
+        }
+    };
+    let found = match state.ca.directory(&query).await {
+        Ok(f) => f,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let h = state.ca.hierarchy();
+    let chain = vec![qcert_ca_core::pem("CERTIFICATE", &h.issuing), qcert_ca_core::pem("CERTIFICATE", &h.root)];
+    let rfc3339 = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default()
+    };
+    let items: Vec<DirectoryItem> = found
+        .into_iter()
+        .map(|e| DirectoryItem {
+            certificate_pem: qcert_ca_core::pem("CERTIFICATE", &e.der),
+            serial: e.serial,
+            subject: e.subject,
+            not_before: rfc3339(e.not_before),
+            not_after: rfc3339(e.not_after),
+            status: e.status,
+            chain_pem: chain.clone(),
+        })
+        .collect();
+    Json(items).into_response()
 }
 
 fn http_date(unix: i64) -> String {

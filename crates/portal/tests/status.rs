@@ -357,3 +357,54 @@ async fn a_revocation_by_another_process_reaches_the_ocsp_cache(db: &TestDb) {
     assert!(matches!(ca.ocsp(&req).await.outcome, qcert_ca_core::ocsp::Outcome::Signed { status: "revoked", .. }));
     assert_eq!(ca.sync_revocations().await.expect("sync"), 0, "each revocation is applied once");
 }
+
+on_both_stores!(the_directory_lists_only_published_certificates);
+async fn the_directory_lists_only_published_certificates(db: &TestDb) {
+    let (ca, _) = new_ca(db, test_clock()).await;
+    let server = serve(&ca).await;
+    let listed = issue(&ca).await;
+    let private = issue(&ca).await;
+    ca.publish(&listed.serial).await.expect("publish");
+    let client = reqwest::Client::new();
+    let base = &server.base;
+
+    for query in ["email=ELENA.MARIN@example.ro", "name=elena%20marin", "name=Marin"] {
+        let r = client.get(format!("{base}/api/v1/certificates?{query}")).send().await.expect("get");
+        assert_eq!(r.status(), 200, "{query}");
+        let items: serde_json::Value = r.json().await.expect("json");
+        let items = items.as_array().expect("array");
+        assert_eq!(items.len(), 1, "{query}: only the published certificate: {items:?}");
+        assert_eq!(items[0]["serial"], listed.serial.as_str());
+        assert_eq!(items[0]["status"], "valid");
+        assert_eq!(items[0]["chain_pem"].as_array().expect("chain").len(), 2);
+        assert_eq!(items[0]["certificate_pem"], qcert_ca_core::pem("CERTIFICATE", &listed.der).as_str());
+    }
+    let der = client.get(format!("{base}/certs/{}", listed.serial)).send().await.expect("get");
+    assert_eq!(der.headers()["content-type"], "application/pkix-cert");
+    assert_eq!(der.bytes().await.expect("b").to_vec(), listed.der);
+    let pem = client.get(format!("{base}/certs/{}.pem", listed.serial)).send().await.expect("get");
+    assert_eq!(pem.text().await.expect("t"), qcert_ca_core::pem("CERTIFICATE", &listed.der));
+    let accept =
+        client.get(format!("{base}/certs/{}", listed.serial)).header("accept", "application/x-pem-file").send().await;
+    assert!(accept.expect("get").text().await.expect("t").starts_with("-----BEGIN CERTIFICATE-----"));
+    for hidden in [private.serial.as_str(), "zz-not-hex", "00"] {
+        let r = client.get(format!("{base}/certs/{hidden}")).send().await.expect("get");
+        assert_eq!(r.status(), 404, "{hidden}");
+    }
+    for bad in ["", "?email=", "?email=a@b.ro&name=x", &format!("?name={}", "x".repeat(200))] {
+        let r = client.get(format!("{base}/api/v1/certificates{bad}")).send().await.expect("get");
+        assert_eq!(r.status(), 400, "{bad:?}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    ca.revoke(&listed.serial, Reason::KeyCompromise, None, "ra:test").await.expect("revoke");
+    let items: serde_json::Value = client
+        .get(format!("{base}/api/v1/certificates?name=Marin"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(items[0]["status"], "revoked");
+    server.task.abort();
+}
