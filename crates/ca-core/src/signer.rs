@@ -2,7 +2,9 @@
 //! are signed by a CA key on the HSM through [`CaSigner`], off the async
 //! runtime on a blocking thread.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use qcert_hsm::{Hsm, KeyRef, SignatureAlgorithm};
 use spki::AlgorithmIdentifierOwned;
@@ -61,6 +63,71 @@ impl CaSigner {
 
     /// Sign on the calling thread.
     pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        Ok(self.hsm.sign(&self.key, self.algorithm, message)?)
+        let start = Instant::now();
+        let result = self.hsm.sign(&self.key, self.algorithm, message);
+        SIGN_LATENCY.observe(start.elapsed().as_secs_f64(), result.is_ok());
+        Ok(result?)
+    }
+}
+
+/// Upper bounds (seconds) of the HSM signing latency histogram.
+pub const LATENCY_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0];
+
+/// Process-wide HSM signing latency, for `/metrics`.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Every signature made through a [`CaSigner`] in this process.
+pub static SIGN_LATENCY: LatencyHistogram = LatencyHistogram {
+    buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS.len()],
+    count: AtomicU64::new(0),
+    sum_micros: AtomicU64::new(0),
+    errors: AtomicU64::new(0),
+};
+
+/// A reading of the histogram: cumulative bucket counts, count, sum (s), errors.
+#[derive(Debug, Clone)]
+pub struct LatencySnapshot {
+    pub cumulative: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+    pub errors: u64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, seconds: f64, ok: bool) {
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            if let Some(b) = self.buckets.get(i) {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> LatencySnapshot {
+        let mut running = 0;
+        let cumulative = LATENCY_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(le, b)| {
+                running += b.load(Ordering::Relaxed);
+                (*le, running)
+            })
+            .collect();
+        LatencySnapshot {
+            cumulative,
+            count: self.count.load(Ordering::Relaxed),
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            errors: self.errors.load(Ordering::Relaxed),
+        }
     }
 }

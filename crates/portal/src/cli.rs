@@ -346,7 +346,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
-    let app = http::router(http::AppState { ca: ca.clone() });
+    let app = http::router(http::AppState::new(ca.clone()));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
     ca.registry().close().await;

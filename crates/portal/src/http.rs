@@ -1,6 +1,9 @@
 //! The HTTP API. HTTP types live here and nowhere else; every error leaves
 //! as `application/problem+json` (RFC 9457), and a 500 never shows its cause.
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -17,6 +20,42 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub ca: Ca,
+    metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(ca: Ca) -> AppState {
+        AppState { ca, metrics: Arc::new(Metrics::default()) }
+    }
+}
+
+/// OCSP answers by result; Prometheus label values in the same order.
+const OCSP_RESULTS: [&str; 6] = ["good", "revoked", "unknown", "malformedRequest", "unauthorized", "internalError"];
+
+#[derive(Debug, Default)]
+struct Metrics {
+    ocsp: [AtomicU64; OCSP_RESULTS.len()],
+    ocsp_cache_hits: AtomicU64,
+    ocsp_signed: AtomicU64,
+}
+
+impl Metrics {
+    fn count_ocsp(&self, outcome: &qcert_ca_core::ocsp::Outcome) {
+        use qcert_ca_core::ocsp::Outcome;
+        let result = match outcome {
+            Outcome::Signed { status, cached, .. } => {
+                let counter = if *cached { &self.ocsp_cache_hits } else { &self.ocsp_signed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                status
+            }
+            Outcome::MalformedRequest => "malformedRequest",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::InternalError => "internalError",
+        };
+        if let Some(c) = OCSP_RESULTS.iter().position(|r| *r == result).and_then(|i| self.ocsp.get(i)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Largest request body accepted (an OCSP request with a few CertIDs is < 1 KiB).
@@ -29,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/certs/{name}", get(ca_certificate))
         .route("/crl/{name}", get(crl))
         .route("/api/v1/certificates", get(directory))
+        .route("/metrics", get(metrics))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -305,6 +345,7 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
 async fn ocsp_answer(state: &AppState, request: &[u8]) -> Response {
     use qcert_ca_core::ocsp::Outcome;
     let answer = state.ca.ocsp(request).await;
+    state.metrics.count_ocsp(&answer.outcome);
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
     match answer.outcome {
@@ -320,4 +361,65 @@ async fn ocsp_answer(state: &AppState, request: &[u8]) -> Response {
         }
     }
     (headers, answer.der.as_ref().clone()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(2048);
+    let _ = writeln!(
+        out,
+        "# HELP qcert_ocsp_responses_total OCSP answers by result.\n# TYPE qcert_ocsp_responses_total counter"
+    );
+    for (name, c) in OCSP_RESULTS.iter().zip(&m.ocsp) {
+        let _ = writeln!(out, "qcert_ocsp_responses_total{{result=\"{name}\"}} {}", c.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(out, "# HELP qcert_ocsp_cache_hits_total OCSP answers served pre-signed.\n# TYPE qcert_ocsp_cache_hits_total counter");
+    let _ = writeln!(out, "qcert_ocsp_cache_hits_total {}", m.ocsp_cache_hits.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP qcert_ocsp_signed_total OCSP answers signed on request.\n# TYPE qcert_ocsp_signed_total counter"
+    );
+    let _ = writeln!(out, "qcert_ocsp_signed_total {}", m.ocsp_signed.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP qcert_ocsp_cached_answers Pre-signed OCSP answers held.\n# TYPE qcert_ocsp_cached_answers gauge"
+    );
+    let _ = writeln!(out, "qcert_ocsp_cached_answers {}", state.ca.responder().cached_answers());
+
+    let now = state.ca.clock().now().unix_timestamp();
+    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL.\n# TYPE qcert_crl_age_seconds gauge");
+    let mut sizes = String::new();
+    let mut entries = String::new();
+    for (scope, name) in [(CrlScope::Issuing, "issuing"), (CrlScope::Root, "root")] {
+        match state.ca.current_crl(scope).await {
+            Ok(Some(c)) => {
+                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", now - c.this_update);
+                let _ = writeln!(sizes, "qcert_crl_size_bytes{{crl=\"{name}\"}} {}", c.der.len());
+                let _ = writeln!(entries, "qcert_crl_entries{{crl=\"{name}\"}} {}", c.entries);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "metrics: CRL"),
+        }
+    }
+    let _ =
+        write!(out, "# HELP qcert_crl_size_bytes Size of the newest CRL.\n# TYPE qcert_crl_size_bytes gauge\n{sizes}");
+    let _ =
+        write!(out, "# HELP qcert_crl_entries Entries on the newest CRL.\n# TYPE qcert_crl_entries gauge\n{entries}");
+
+    let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
+    let _ =
+        writeln!(out, "# HELP qcert_hsm_sign_seconds HSM signing latency.\n# TYPE qcert_hsm_sign_seconds histogram");
+    for (le, n) in &h.cumulative {
+        let _ = writeln!(out, "qcert_hsm_sign_seconds_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "qcert_hsm_sign_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "qcert_hsm_sign_seconds_sum {}", h.sum_seconds);
+    let _ = writeln!(out, "qcert_hsm_sign_seconds_count {}", h.count);
+    let _ = writeln!(
+        out,
+        "# HELP qcert_hsm_sign_errors_total Failed HSM signatures.\n# TYPE qcert_hsm_sign_errors_total counter"
+    );
+    let _ = writeln!(out, "qcert_hsm_sign_errors_total {}", h.errors);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

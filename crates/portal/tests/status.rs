@@ -23,7 +23,7 @@ async fn serve(ca: &Ca) -> Server {
 
 async fn serve_on(ca: &Ca, listener: tokio::net::TcpListener) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = qcert_portal::http::router(qcert_portal::http::AppState { ca: ca.clone() });
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(ca.clone()));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });
@@ -406,5 +406,34 @@ async fn the_directory_lists_only_published_certificates(db: &TestDb) {
         .await
         .expect("json");
     assert_eq!(items[0]["status"], "revoked");
+    server.task.abort();
+}
+
+on_both_stores!(metrics_count_ocsp_results_crls_and_hsm_latency);
+async fn metrics_count_ocsp_results_crls_and_hsm_latency(db: &TestDb) {
+    let (ca, _) = new_ca(db, test_clock()).await;
+    ca.refresh_crls().await.expect("CRLs");
+    let server = serve(&ca).await;
+    let files = Files::new(&ca);
+    let issued = issue(&ca).await;
+    let ee = write_pem(files.dir.path(), "ee.pem", "CERTIFICATE", &issued.der);
+    let req = openssl_request(&files, &ee, false);
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        client.post(format!("{}/ocsp", server.base)).body(req.clone()).send().await.expect("post");
+    }
+    client.post(format!("{}/ocsp", server.base)).body(b"junk".to_vec()).send().await.expect("post");
+    let text = client.get(format!("{}/metrics", server.base)).send().await.expect("get").text().await.expect("t");
+    for line in [
+        "qcert_ocsp_responses_total{result=\"good\"} 3",
+        "qcert_ocsp_responses_total{result=\"malformedRequest\"} 1",
+        "qcert_ocsp_cache_hits_total 2",
+        "qcert_ocsp_signed_total 1",
+        "qcert_crl_entries{crl=\"issuing\"} 0",
+        "qcert_crl_age_seconds{crl=\"root\"} ",
+        "qcert_hsm_sign_seconds_count ",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
     server.task.abort();
 }
