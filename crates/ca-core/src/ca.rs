@@ -369,6 +369,14 @@ impl Ca {
         self.inner.responder.respond(request, &self.inner.registry, &*self.inner.clock).await
     }
 
+    /// Re-sign cached OCSP answers that are about to go stale (at most 500 per call).
+    pub async fn refresh_ocsp_cache(&self) -> usize {
+        let due = self.inner.responder.due_for_refresh(&*self.inner.clock, 500);
+        let n = due.len();
+        self.inner.responder.resign(due, &self.inner.registry, &*self.inner.clock).await;
+        n
+    }
+
     /// Apply revocations made by other processes to the OCSP cache.
     pub async fn sync_revocations(&self) -> Result<usize, CaError> {
         self.inner.responder.sync_revocations(&self.inner.registry, &*self.inner.clock).await
@@ -491,7 +499,8 @@ impl Ca {
             }
             other => other.into(),
         })?;
-        inner.responder.invalidate(&record.serial);
+        let dropped = inner.responder.invalidate(&record.serial);
+        inner.responder.resign(dropped, &inner.registry, &*inner.clock).await;
         if newly_revoked {
             tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
             let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };

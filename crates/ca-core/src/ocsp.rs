@@ -131,8 +131,50 @@ impl Responder {
     }
 
     /// Forget pre-signed answers about `serial` (after its revocation).
-    pub fn invalidate(&self, serial: &str) {
-        self.cache().retain(|_, c| c.serial != serial);
+    pub fn invalidate(&self, serial: &str) -> Vec<Vec<u8>> {
+        let mut dropped = Vec::new();
+        self.cache().retain(|key, c| {
+            let keep = c.serial != serial;
+            if !keep {
+                dropped.push(key.clone());
+            }
+            keep
+        });
+        dropped
+    }
+
+    /// Sign new answers for the given CertIDs (DER) and cache them: after a
+    /// revocation, and for cached answers about to go stale, so that serving
+    /// stays free of HSM operations.
+    pub async fn resign(&self, cert_ids: Vec<Vec<u8>>, registry: &Registry, clock: &dyn Clock) {
+        for id in cert_ids {
+            // Drop the old answer first, or `respond` would serve it again.
+            self.cache().remove(&id);
+            let Ok(cert_id) = CertId::from_der(&id) else { continue };
+            let request = OcspRequest {
+                tbs_request: x509_ocsp::TbsRequest {
+                    version: x509_ocsp::Version::V1,
+                    requestor_name: None,
+                    request_list: vec![x509_ocsp::Request { req_cert: cert_id, single_request_extensions: None }],
+                    request_extensions: None,
+                },
+                optional_signature: None,
+            };
+            let Ok(der) = request.to_der() else { continue };
+            let answer = self.respond(&der, registry, clock).await;
+            if !matches!(answer.outcome, Outcome::Signed { .. }) {
+                tracing::warn!(outcome = ?answer.outcome, "could not re-sign a cached OCSP answer");
+            }
+        }
+    }
+
+    /// CertIDs of cached answers past three quarters of their refresh
+    /// interval (at most `limit`), to re-sign ahead of time.
+    pub fn due_for_refresh(&self, clock: &dyn Clock, limit: usize) -> Vec<Vec<u8>> {
+        let now = clock.now().unix_timestamp();
+        let early = self.schedule.refresh().whole_seconds() * 3 / 4;
+        let cache = self.cache();
+        cache.iter().filter(|(_, c)| now >= c.this_update + early).take(limit).map(|(k, _)| k.clone()).collect()
     }
 
     /// Drop pre-signed answers of certificates another process revoked.
@@ -145,10 +187,11 @@ impl Responder {
             seen.retain(|(_, at)| *at >= since);
             recent.into_iter().filter(|r| seen.insert(r.clone())).collect()
         };
-        if !fresh.is_empty() {
-            let serials: std::collections::HashSet<&str> = fresh.iter().map(|(s, _)| s.as_str()).collect();
-            self.cache().retain(|_, c| !serials.contains(c.serial.as_str()));
+        let mut dropped = Vec::new();
+        for (serial, _) in &fresh {
+            dropped.extend(self.invalidate(serial));
         }
+        self.resign(dropped, registry, clock).await;
         Ok(fresh.len())
     }
 

@@ -290,13 +290,14 @@ async fn crl(settings: &Settings, scope: &str, out: Option<PathBuf>) -> anyhow::
     Ok(())
 }
 
-/// While serving: CRLs published when due (checked every minute), and
+/// While serving: CRLs published when due (checked every minute);
 /// revocations made by other qcert processes on the same registry applied to
-/// the OCSP cache (checked every 2 seconds).
+/// the OCSP cache, and cached answers re-signed before they go stale
+/// (every 2 seconds).
 async fn scheduler(ca: Ca) {
     let mut tick = 0u64;
     loop {
-        if tick % 30 == 0 {
+        if tick.is_multiple_of(30) {
             if let Err(e) = ca.refresh_crls().await {
                 tracing::error!(error = %e, "CRL refresh failed; retrying in a minute");
             }
@@ -304,6 +305,7 @@ async fn scheduler(ca: Ca) {
         if let Err(e) = ca.sync_revocations().await {
             tracing::error!(error = %e, "could not read recent revocations");
         }
+        ca.refresh_ocsp_cache().await;
         tick += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -288,7 +288,29 @@ async fn cached_answers_cost_no_signature_and_revocation_replaces_them(db: &Test
     assert_eq!(first.der, second.der, "the pre-signed answer is served as is");
     ca.revoke(&issued.serial, Reason::Superseded, None, "ra:test").await.expect("revoke");
     let third = ca.ocsp(&req).await;
-    assert!(matches!(third.outcome, qcert_ca_core::ocsp::Outcome::Signed { cached: false, status: "revoked", .. }));
+    assert!(
+        matches!(third.outcome, qcert_ca_core::ocsp::Outcome::Signed { cached: true, status: "revoked", .. }),
+        "re-signed at once on revocation, so the next request costs no signature: {:?}",
+        third.outcome
+    );
+}
+
+on_both_stores!(cached_answers_are_re_signed_before_they_go_stale);
+async fn cached_answers_are_re_signed_before_they_go_stale(db: &TestDb) {
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let files = Files::new(&ca);
+    let issued = issue(&ca).await;
+    let ee = write_pem(files.dir.path(), "ee.pem", "CERTIFICATE", &issued.der);
+    let req = openssl_request(&files, &ee, false);
+    let first = ca.ocsp(&req).await;
+    assert_eq!(ca.refresh_ocsp_cache().await, 0, "nothing due yet");
+    // Past three quarters of the 8 h refresh interval.
+    clock.advance(time::Duration::hours(7));
+    assert_eq!(ca.refresh_ocsp_cache().await, 1);
+    let second = ca.ocsp(&req).await;
+    assert!(matches!(second.outcome, qcert_ca_core::ocsp::Outcome::Signed { cached: true, .. }));
+    assert!(first.der != second.der, "a newer answer, signed in the background");
 }
 
 /// pyhanko-certvalidator, fetching live from the URLs in the certificates.
