@@ -178,20 +178,16 @@ fn ocsp(workers: usize, seconds: u64) -> anyhow::Result<()> {
         let csr = csrs.first().context("no CSR")?.clone();
         let issued = ca.issue("qcp-n-qscd", &holder, ValidityYears::new(1)?, KeySource::Csr(csr)).await?;
         let (plain, with_nonce) = ocsp_requests(env.dir.path(), &ca, &issued.der)?;
+        let plain = Arc::new(plain);
+        let with_nonce = Arc::new(with_nonce);
         let cached = rate(workers, seconds, {
-            let (ca, req) = (ca.clone(), Arc::new(plain));
-            move || {
-                let (ca, req) = (ca.clone(), req.clone());
-                async move { ca.ocsp(&req).await }
-            }
+            let ca = ca.clone();
+            move |_, _| signed_answer(ca.clone(), plain.clone())
         })
         .await?;
         let nonced = rate(workers, seconds, {
-            let (ca, req) = (ca.clone(), Arc::new(with_nonce));
-            move || {
-                let (ca, req) = (ca.clone(), req.clone());
-                async move { ca.ocsp(&req).await }
-            }
+            let ca = ca.clone();
+            move |_, _| signed_answer(ca.clone(), with_nonce.clone())
         })
         .await?;
         anyhow::Ok((cached, nonced))
@@ -230,25 +226,25 @@ fn ocsp_requests(dir: &std::path::Path, ca: &Ca, cert: &[u8]) -> anyhow::Result<
     Ok((plain, nonce))
 }
 
-/// Calls per second of `op` from `workers` tasks for `seconds`.
+/// Calls per second of `op` from `workers` tasks for `seconds`; `op` gets
+/// the worker's number and its call count.
 async fn rate<F, Fut>(workers: usize, seconds: u64, op: F) -> anyhow::Result<f64>
 where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = qcert_ca_core::ocsp::Answer> + Send,
+    F: Fn(usize, usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let tasks: Vec<_> = (0..workers)
-        .map(|_| {
+        .map(|w| {
             let (op, done, stop) = (op.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
+                let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let answer = op().await;
-                    if !matches!(answer.outcome, qcert_ca_core::ocsp::Outcome::Signed { .. }) {
-                        return Err(anyhow::anyhow!("OCSP answer was {:?}", answer.outcome));
-                    }
+                    op(w, i).await?;
                     done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
                     // A cached answer never waits: let the timer run.
                     tokio::task::yield_now().await;
                 }
@@ -264,6 +260,17 @@ where
         t.await??;
     }
     Ok(n as f64 / elapsed)
+}
+
+/// One OCSP answer, which must be a signed one.
+async fn signed_answer(ca: Ca, request: Arc<Vec<u8>>) -> anyhow::Result<()> {
+    let answer = ca.ocsp(&request).await;
+    anyhow::ensure!(
+        matches!(answer.outcome, qcert_ca_core::ocsp::Outcome::Signed { .. }),
+        "OCSP answer was {:?}",
+        answer.outcome
+    );
+    Ok(())
 }
 
 fn issue(workers: usize, seconds: u64, databases: Vec<String>) -> anyhow::Result<()> {
@@ -431,32 +438,19 @@ async fn issuance_rate(
     // Warm up: one issuance outside the timing.
     let first = csrs.first().context("no CSRs")?.clone();
     ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(first)).await?;
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..workers)
-        .map(|w| {
-            let (ca, holder, done, stop) = (ca.clone(), holder.clone(), done.clone(), stop.clone());
-            let csrs = csrs.to_vec();
-            tokio::spawn(async move {
-                let mut i = w;
-                while !stop.load(Ordering::Relaxed) {
-                    let csr = csrs.get(i % csrs.len()).context("no CSRs")?.clone();
-                    ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(csr)).await?;
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let n = done.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    for t in tasks {
-        t.await??;
-    }
+    let csrs = Arc::new(csrs.to_vec());
+    let issued = rate(workers, seconds, {
+        let ca = ca.clone();
+        move |w, i| {
+            let (ca, holder, csrs) = (ca.clone(), holder.clone(), csrs.clone());
+            async move {
+                let csr = csrs.get((w + i) % csrs.len()).context("no CSRs")?.clone();
+                ca.issue("qcp-n-qscd", &holder, years, KeySource::Csr(csr)).await?;
+                Ok(())
+            }
+        }
+    })
+    .await?;
     registry.close().await;
-    Ok(n as f64 / elapsed)
+    Ok(issued)
 }
