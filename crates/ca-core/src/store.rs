@@ -477,6 +477,8 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        // Planner statistics, as a registry that grew over time would have them.
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
         Ok(())
     }
 
