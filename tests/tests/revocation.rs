@@ -47,13 +47,16 @@ async fn revocation_is_permanent_idempotent_and_on_the_next_crl(db: &TestDb) {
         .expect("revoke");
     assert!(r.newly_revoked);
     assert_eq!(r.record.reason, Reason::KeyCompromise.code());
-    let again = ca.revoke(&bad.serial, Reason::Superseded, None, "ra:officer-2").await.expect("revoke again");
-    assert!(!again.newly_revoked);
-    assert_eq!(again.record, r.record, "the first revocation stands, unchanged");
-
     let crl = ca.current_crl(CrlScope::Issuing).await.expect("crl").expect("exists");
     assert_eq!(crl.crl_number, first_number + 1, "one new CRL for one new revocation");
     assert_eq!(crl.entries, 1);
+
+    clock.advance(Duration::seconds(1));
+    let again = ca.revoke(&bad.serial, Reason::Superseded, None, "ra:officer-2").await.expect("revoke again");
+    assert!(!again.newly_revoked);
+    assert_eq!(again.record, r.record, "the first revocation stands, unchanged");
+    let same = ca.current_crl(CrlScope::Issuing).await.expect("crl").expect("exists");
+    assert_eq!(same.crl_number, crl.crl_number, "a repeated request publishes nothing new");
 
     let dir = tempfile::tempdir().expect("tmp");
     let h = ca.hierarchy();
@@ -152,4 +155,28 @@ async fn crl_numbers_never_go_back_with_two_cas_on_one_registry(db: &TestDb) {
         ca.current_crl(CrlScope::Issuing).await.expect("q").expect("crl").crl_number,
         *numbers.last().expect("n")
     );
+}
+
+on_both_stores!(a_retry_publishes_the_crl_a_failed_first_request_did_not);
+async fn a_retry_publishes_the_crl_a_failed_first_request_did_not(db: &TestDb) {
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    ca.refresh_crls().await.expect("CRLs");
+    let issued = issue(&ca).await;
+    // As if the first request had crashed between recording and publishing.
+    let cert = db.registry.certificate(&issued.serial).await.expect("q").expect("stored");
+    let first = qcert_ca_core::store::RevocationRecord {
+        serial: issued.serial.clone(),
+        issuer_serial: cert.issuer_serial.expect("issuer"),
+        reason: Reason::KeyCompromise.code(),
+        revoked_at: clock.now().unix_timestamp(),
+        invalidity_date: None,
+        requested_by: "hotline:agent-1".into(),
+    };
+    db.registry.revoke(&first).await.expect("record");
+    assert_eq!(ca.current_crl(CrlScope::Issuing).await.expect("q").expect("crl").entries, 0);
+    let again = ca.revoke(&issued.serial, Reason::KeyCompromise, None, "hotline:agent-2").await.expect("retry");
+    assert!(!again.newly_revoked);
+    assert_eq!(again.record.requested_by, "hotline:agent-1");
+    assert_eq!(ca.current_crl(CrlScope::Issuing).await.expect("q").expect("crl").entries, 1, "published on retry");
 }

@@ -501,10 +501,18 @@ impl Ca {
         })?;
         let dropped = inner.responder.invalidate(&record.serial);
         inner.responder.resign(dropped, &inner.registry, &*inner.clock).await;
+        let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };
         if newly_revoked {
             tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
-            let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };
             self.publish_crl(scope).await?;
+        } else {
+            // The first request recorded the revocation but may have failed
+            // before its CRL was published. Every revocation of a CA stays on
+            // its CRL, so a CRL with fewer entries than revocations is behind.
+            let listed = self.current_crl(scope).await?.map_or(0, |c| c.entries);
+            if listed < inner.registry.revocation_count(&record.issuer_serial).await? {
+                self.publish_crl(scope).await?;
+            }
         }
         Ok(Revocation { record, newly_revoked })
     }

@@ -541,6 +541,15 @@ impl Registry {
         rows.iter().map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?))).collect()
     }
 
+    /// How many certificates `issuer_serial` has revoked (all stay on its CRL).
+    pub async fn revocation_count(&self, issuer_serial: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM revocations WHERE issuer_serial = $1")
+            .bind(issuer_serial)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
     /// Status facts of one serial, in one query (for OCSP).
     pub async fn serial_status(&self, serial: &str) -> Result<Option<SerialStatus>, StoreError> {
         let row = sqlx::query(
