@@ -218,21 +218,7 @@ impl Ca {
         ];
         let root_tbs =
             tbs(&root_signer, root_name.clone(), root_name, now, now + policy.root.validity, root_spki, root_ext)?;
-        let root = sign_and_store(
-            &registry,
-            &*clock,
-            &root_signer,
-            root_tbs,
-            None,
-            &Meta {
-                kind: CertKind::RootCa,
-                profile: "root-ca",
-                holder: None,
-                hsm_key_label: Some(root_signer.key_label().to_owned()),
-            },
-        )
-        .await?;
-        let root = authority(root_signer, root)?;
+        let root = certify(&registry, &*clock, None, root_signer, root_tbs, CertKind::RootCa, "root-ca").await?;
 
         // Issuing CA, certified by the root; its CRL DP points at the root's ARL.
         let issuing_signer = gen(&policy.issuing)?;
@@ -247,21 +233,9 @@ impl Ca {
         let not_after = (now + policy.issuing.validity).min(time_of(root.not_after())?);
         let issuing_tbs =
             tbs(&root.signer, root.name().clone(), ca_name(&policy.issuing.common_name)?, now, not_after, spki, ext)?;
-        let issuing = sign_and_store(
-            &registry,
-            &*clock,
-            &root.signer,
-            issuing_tbs,
-            Some(&root.serial),
-            &Meta {
-                kind: CertKind::IssuingCa,
-                profile: "issuing-ca",
-                holder: None,
-                hsm_key_label: Some(issuing_signer.key_label().to_owned()),
-            },
-        )
-        .await?;
-        let issuing = authority(issuing_signer, issuing)?;
+        let issuing =
+            certify(&registry, &*clock, Some(&root), issuing_signer, issuing_tbs, CertKind::IssuingCa, "issuing-ca")
+                .await?;
 
         // OCSP responder, certified directly by the issuing CA (RFC 6960 4.2.2.2).
         let ocsp_signer = gen(&policy.ocsp)?;
@@ -278,21 +252,16 @@ impl Ca {
         ];
         let not_after = (now + policy.ocsp.validity).min(time_of(issuing.not_after())?);
         let ocsp_tbs = tbs(&issuing.signer, issuing.name().clone(), ocsp_name, now, not_after, spki, ext)?;
-        let ocsp = sign_and_store(
+        let ocsp = certify(
             &registry,
             &*clock,
-            &issuing.signer,
+            Some(&issuing),
+            ocsp_signer,
             ocsp_tbs,
-            Some(&issuing.serial),
-            &Meta {
-                kind: CertKind::OcspResponder,
-                profile: "ocsp-responder",
-                holder: None,
-                hsm_key_label: Some(ocsp_signer.key_label().to_owned()),
-            },
+            CertKind::OcspResponder,
+            "ocsp-responder",
         )
         .await?;
-        let ocsp = authority(ocsp_signer, ocsp)?;
 
         let at = now.unix_timestamp();
         for (role, spec, a) in
@@ -813,6 +782,23 @@ fn tbs(
         subject_unique_id: None,
         extensions: Some(extensions),
     })
+}
+
+/// Sign a CA certificate (with `issuer`'s key, or its own for the root) and
+/// keep it with its signer.
+async fn certify(
+    registry: &Registry,
+    clock: &dyn Clock,
+    issuer: Option<&Authority>,
+    subject: CaSigner,
+    tbs: TbsCertificate,
+    kind: CertKind,
+    profile: &str,
+) -> Result<Authority, CaError> {
+    let meta = Meta { kind, profile, holder: None, hsm_key_label: Some(subject.key_label().to_owned()) };
+    let signer = issuer.map_or(&subject, |i| &i.signer);
+    let der = sign_and_store(registry, clock, signer, tbs, issuer.map(|i| &i.serial), &meta).await?;
+    authority(subject, der)
 }
 
 fn authority(signer: CaSigner, der: Vec<u8>) -> Result<Authority, CaError> {
