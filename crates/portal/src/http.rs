@@ -32,11 +32,18 @@ impl AppState {
 /// OCSP answers by result; Prometheus label values in the same order.
 const OCSP_RESULTS: [&str; 6] = ["good", "revoked", "unknown", "malformedRequest", "unauthorized", "internalError"];
 
+/// How long a /health probe is reused.
+const HEALTH_TTL: Duration = Duration::from_secs(5);
+
+/// A health probe: when, and (database, hsm).
+type HealthProbe = Option<(std::time::Instant, (&'static str, &'static str))>;
+
 #[derive(Debug, Default)]
 struct Metrics {
     ocsp: [AtomicU64; OCSP_RESULTS.len()],
     ocsp_cache_hits: AtomicU64,
     ocsp_signed: AtomicU64,
+    health: std::sync::Mutex<HealthProbe>,
 }
 
 impl Metrics {
@@ -142,18 +149,32 @@ struct Health {
 
 /// Liveness of the parts: the database answers and the HSM signs.
 async fn health(State(state): State<AppState>) -> Response {
-    let database = match state.ca.registry().ping().await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::error!(error = %e, "health: database");
-            "unavailable"
-        }
+    // Probing signs with the HSM: outsiders polling /health must not turn
+    // into HSM load, so a probe is reused for a few seconds.
+    let cached = {
+        let last = state.metrics.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.filter(|(at, _)| at.elapsed() < HEALTH_TTL).map(|(_, parts)| parts)
     };
-    let hsm = match state.ca.hsm_check().await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::error!(error = %e, "health: HSM");
-            "unavailable"
+    let (database, hsm) = match cached {
+        Some(parts) => parts,
+        None => {
+            let database = match state.ca.registry().ping().await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::error!(error = %e, "health: database");
+                    "unavailable"
+                }
+            };
+            let hsm = match state.ca.hsm_check().await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::error!(error = %e, "health: HSM");
+                    "unavailable"
+                }
+            };
+            *state.metrics.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((std::time::Instant::now(), (database, hsm)));
+            (database, hsm)
         }
     };
     let ok = database == "ok" && hsm == "ok";
