@@ -99,7 +99,7 @@ async fn p384_csr_from_openssl_gives_a_clean_qualified_certificate(db: &TestDb) 
     let rec = ca.registry().certificate(&issued.serial).await.expect("query").expect("stored");
     assert_eq!(rec.status, CertStatus::Issued);
     assert_eq!(rec.der.as_deref(), Some(issued.der.as_slice()));
-    assert_eq!(rec.semantics_id.as_deref(), Some("PNORO-1234567890123"));
+    assert_eq!(rec.cert.semantics_id.as_deref(), Some("PNORO-1234567890123"));
     judge(&ca.hierarchy(), &issued.der);
     checks_pkilint_misses(&ca.hierarchy(), &issued.der);
 }

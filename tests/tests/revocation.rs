@@ -167,7 +167,7 @@ async fn a_retry_publishes_the_crl_a_failed_first_request_did_not(db: &TestDb) {
     let cert = db.registry.certificate(&issued.serial).await.expect("q").expect("stored");
     let first = qcert_ca_core::store::RevocationRecord {
         serial: issued.serial.clone(),
-        issuer_serial: cert.issuer_serial.expect("issuer"),
+        issuer_serial: cert.cert.issuer_serial.expect("issuer"),
         reason: Reason::KeyCompromise.code(),
         revoked_at: clock.now().unix_timestamp(),
         invalidity_date: None,

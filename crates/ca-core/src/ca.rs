@@ -400,7 +400,7 @@ impl Ca {
         let now = self.inner.clock.now().unix_timestamp();
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            let Some(der) = r.der else { continue };
+            let (Some(der), r) = (r.der, r.cert) else { continue };
             let revoked = self.inner.registry.revocation(&r.serial).await?.is_some();
             let status = if revoked {
                 "revoked"
@@ -449,7 +449,7 @@ impl Ca {
             return Err(CaError::InvalidInput("a revocation records who asked for it".into()));
         }
         let cert = inner.registry.certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
-        let Some(issuer_serial) = cert.issuer_serial.clone() else {
+        let Some(issuer_serial) = cert.cert.issuer_serial.clone() else {
             return Err(CaError::InvalidInput(
                 "the root CA is withdrawn from trust lists, not revoked on its own CRL".into(),
             ));

@@ -127,25 +127,11 @@ pub struct NewCertificate {
     pub tbs_der: Vec<u8>,
 }
 
-/// A registry row.
+/// A registry row: the reservation as stored, its status and, once signed, its DER.
 #[derive(Debug, Clone)]
 pub struct CertificateRecord {
-    pub serial: String,
-    pub issuer_serial: Option<String>,
-    pub kind: CertKind,
-    pub profile: String,
+    pub cert: NewCertificate,
     pub status: CertStatus,
-    pub subject_dn: String,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    pub email: Option<String>,
-    pub country: Option<String>,
-    pub semantics_id: Option<String>,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub key_id: String,
-    pub hsm_key_label: Option<String>,
-    pub tbs_der: Vec<u8>,
     pub der: Option<Vec<u8>>,
 }
 
@@ -728,12 +714,11 @@ fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
     let kind: String = r.try_get("kind")?;
     let status: String = r.try_get("status")?;
     let bad = |what: &str, v: &str| StoreError::Database(sqlx::Error::Decode(format!("unknown {what} {v:?}").into()));
-    Ok(CertificateRecord {
+    let cert = NewCertificate {
         serial: r.try_get("serial")?,
         issuer_serial: r.try_get("issuer_serial")?,
         kind: CertKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
         profile: r.try_get("profile")?,
-        status: CertStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         subject_dn: r.try_get("subject_dn")?,
         given_name: r.try_get("given_name")?,
         surname: r.try_get("surname")?,
@@ -745,6 +730,10 @@ fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
         key_id: r.try_get("key_id")?,
         hsm_key_label: r.try_get("hsm_key_label")?,
         tbs_der: r.try_get("tbs_der")?,
+    };
+    Ok(CertificateRecord {
+        cert,
+        status: CertStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         der: r.try_get("der")?,
     })
 }
