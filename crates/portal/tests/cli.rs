@@ -147,6 +147,19 @@ fn init_issue_and_refusals_on_the_embedded_home() {
     let listed = run_ok(Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(&crl));
     assert!(listed.contains(&serial) && listed.contains("Key Compromise"), "{listed}");
 
+    // Logs as JSON on request, one object per line.
+    let json_out = tmp.path().join("json.pem");
+    let (out, text) =
+        output(qcert(&home).env("QCERT_LOG", "info").args(["--log-format", "json"]).args(issue_args(&csr, &json_out)));
+    assert!(out.status.success(), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!logs.is_empty(), "JSON log lines expected: {stderr}");
+    for line in logs {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each log line is JSON");
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
+    }
+
     // A wrong setting is named.
     let (out, text) = output(qcert(&home).env("QCERT_LISTEN", "everywhere").args(["serve"]));
     assert!(!out.status.success() && text.contains("configuration listen"), "{text}");

@@ -166,7 +166,29 @@ async fn ocsp_and_crl_show_a_revocation_at_once(db: &TestDb) {
 
     let crl = files.path("issuing.crl");
     let headers = curl_get(&format!("{}/crl/issuing.crl", server.base), &crl).await;
-    assert!(headers.to_ascii_lowercase().contains("content-type: application/pkix-crl"), "{headers}");
+    let lower = headers.to_ascii_lowercase();
+    for h in [
+        "content-type: application/pkix-crl",
+        "last-modified:",
+        "expires:",
+        "etag:",
+        "public, no-transform, must-revalidate",
+    ] {
+        assert!(lower.contains(h), "missing {h} in {headers}");
+    }
+    let etag = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+        .expect("etag")
+        .trim()
+        .to_owned();
+    let again = reqwest::Client::new()
+        .get(format!("{}/crl/issuing.crl", server.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional get");
+    assert_eq!(again.status(), 304, "unchanged CRL: 304 for its ETag");
     let arl = files.path("root.crl");
     curl_get(&format!("{}/crl/root.crl", server.base), &arl).await;
     let mut verify = Command::new("openssl");
