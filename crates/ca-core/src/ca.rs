@@ -399,9 +399,8 @@ impl Ca {
         let records = self.inner.registry.find_published(query, DIRECTORY_LIMIT).await?;
         let now = self.inner.clock.now().unix_timestamp();
         let mut out = Vec::with_capacity(records.len());
-        for r in records {
+        for (r, revoked) in records {
             let (Some(der), r) = (r.der, r.cert) else { continue };
-            let revoked = self.inner.registry.revocation(&r.serial).await?.is_some();
             let status = if revoked {
                 "revoked"
             } else if r.not_after < now {

@@ -484,12 +484,13 @@ impl Registry {
     }
 
     /// Published end-entity certificates by email address (exact, case-insensitive)
-    /// or by name (full name or surname, case-insensitive). At most `limit`.
+    /// or by name (full name or surname, case-insensitive), each with whether
+    /// it is revoked. At most `limit`.
     pub async fn find_published(
         &self,
         query: &DirectoryQuery,
         limit: i64,
-    ) -> Result<Vec<CertificateRecord>, StoreError> {
+    ) -> Result<Vec<(CertificateRecord, bool)>, StoreError> {
         let (condition, value) = match query {
             DirectoryQuery::Email(e) => ("lower(email) = lower($1)", e),
             DirectoryQuery::Name(n) => {
@@ -497,14 +498,15 @@ impl Registry {
             }
         };
         let rows = sqlx::query(&format!(
-            "SELECT {CERT_COLUMNS} FROM certificates WHERE published = 1 AND status = 'issued' AND kind = 'end-entity' \
-             AND {condition} ORDER BY not_before DESC LIMIT $2"
+            "SELECT {CERT_COLUMNS}, CAST(CASE WHEN EXISTS (SELECT 1 FROM revocations r WHERE r.serial = certificates.serial) \
+             THEN 1 ELSE 0 END AS BIGINT) AS revoked FROM certificates WHERE published = 1 AND status = 'issued' \
+             AND kind = 'end-entity' AND {condition} ORDER BY not_before DESC LIMIT $2"
         ))
         .bind(value)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(record).collect()
+        rows.iter().map(|r| Ok((record(r)?, r.try_get::<i64, _>("revoked")? != 0))).collect()
     }
 
     /// A published end-entity certificate by serial.
