@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use qcert_ca_core::desk::{DeskSettings, DocumentKey, RevocationDesk};
 use qcert_ca_core::{Ca, Clock, FixedClock, Policy, Registry};
 use qcert_hsm::{softhsm, Hsm, HsmConfig};
 use rand::RngCore;
@@ -176,6 +177,33 @@ pub async fn new_ca_at(db: &TestDb, clock: Arc<FixedClock>, base_url: &str) -> (
     let clock: Arc<dyn Clock> = clock;
     let ca = Ca::init(hsm, db.registry.clone(), policy, clock).await.expect("key ceremony");
     (ca, config)
+}
+
+/// The revocation desk over `ca`, with a random document key and the
+/// production Argon2 cost.
+pub async fn new_desk(ca: &Ca) -> RevocationDesk {
+    new_desk_with(ca, DeskSettings::default()).await
+}
+
+pub async fn new_desk_with(ca: &Ca, settings: DeskSettings) -> RevocationDesk {
+    RevocationDesk::new(ca.clone(), DocumentKey::random(), settings).await.expect("revocation desk")
+}
+
+/// The HTTP API served in-process on 127.0.0.1, port 0.
+#[derive(Debug)]
+pub struct Server {
+    pub base: String,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn serve_desk(desk: RevocationDesk) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(desk));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    Server { base, task }
 }
 
 /// `now` for tests: a clock that stands still (tests move it explicitly),

@@ -24,6 +24,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 use x509_cert::{Certificate, TbsCertificate};
 
+use crate::audit;
 use crate::clock::{add_years, Clock};
 use crate::conformance;
 use crate::crl::{self as crlenc, Reason};
@@ -472,6 +473,14 @@ impl Ca {
         let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };
         if newly_revoked {
             tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
+            let event = audit::Event {
+                actor: &record.requested_by,
+                action: "certificate.revoke",
+                subject: &serial,
+                outcome: audit::Outcome::Success,
+                detail: format!("reason={}", reason.name()),
+            };
+            audit::record(&inner.registry, now.unix_timestamp(), &event).await;
             self.publish_crl(scope).await?;
         } else {
             // The first request recorded the revocation but may have failed
@@ -636,6 +645,14 @@ impl Ca {
         .await?;
         let serial = serial_hex(&Certificate::from_der(&der).map_err(CaError::encoding)?.tbs_certificate.serial_number);
         tracing::info!(%serial, profile = %profile.id, "issued certificate");
+        let event = audit::Event {
+            actor: "ca",
+            action: "certificate.issue",
+            subject: &serial,
+            outcome: audit::Outcome::Success,
+            detail: format!("profile={} years={}", profile.id, years.get()),
+        };
+        audit::record(&inner.registry, now.unix_timestamp(), &event).await;
         Ok(Issued { serial, der, not_before: now, not_after, hsm_key_label })
     }
 

@@ -17,6 +17,24 @@ pub enum CaError {
     CsrRefused(String),
     #[error("no certificate with serial {0}")]
     UnknownSerial(String),
+    /// Something named by the caller does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller lacks the role the action needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request contradicts the stored state (e.g. another holder's ID document).
+    #[error("{0}")]
+    Conflict(String),
+    /// Hotline: unknown document number, wrong password and locked
+    /// certificate all give this one answer.
+    #[error("no valid certificate matches this ID document number and revocation password")]
+    HotlineRefused,
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A holder's signed request failed verification.
+    #[error("signed request refused: {0}")]
+    SignatureRefused(String),
     #[error("unknown certificate profile {0:?}")]
     UnknownProfile(String),
     #[error("validity of {0} years is not offered (allowed: {1})")]
@@ -60,6 +78,12 @@ impl CaError {
                 | CaError::UnknownProfile(_)
                 | CaError::UnknownSerial(_)
                 | CaError::ValidityNotOffered(..)
+                | CaError::NotFound(_)
+                | CaError::Forbidden(_)
+                | CaError::Conflict(_)
+                | CaError::HotlineRefused
+                | CaError::RateLimited { .. }
+                | CaError::SignatureRefused(_)
         )
     }
 }

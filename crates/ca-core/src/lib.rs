@@ -4,14 +4,18 @@
 //! Nothing here speaks HTTP or PKCS#11 directly: the HSM is reached through
 //! `qcert-hsm`, and SQL stays inside [`store`].
 
+pub mod audit;
 pub mod ca;
 pub mod clock;
+pub mod cms;
 pub mod conformance;
 pub mod crl;
 pub mod csr;
+pub mod desk;
 pub mod error;
 pub mod holder;
 pub mod ocsp;
+pub mod operators;
 pub mod policy;
 pub mod signer;
 pub mod store;

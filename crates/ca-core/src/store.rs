@@ -3,6 +3,11 @@
 //! on SQLite (embedded default, WAL) and PostgreSQL (production), chosen by
 //! the URL; migrations are per database in `migrations/{sqlite,postgres}`.
 
+pub mod audit;
+pub mod credentials;
+pub mod operators;
+pub mod outbox;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
@@ -40,6 +45,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("certificate {serial} is {status}, expected reserved")]
     WrongState { serial: String, status: String },
+    #[error("an operator named {0:?} exists or existed; names are not reused")]
+    DuplicateOperator(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]

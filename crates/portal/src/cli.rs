@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use qcert_ca_core::desk::{DocumentKey, DocumentNumber, RevocationDesk};
+use qcert_ca_core::operators::{Operators, Role};
 use qcert_ca_core::{Ca, Clock, Holder, KeySource, Policy, Registry, SystemClock, ValidityYears};
 use qcert_hsm::Hsm;
 
@@ -64,11 +66,42 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Operator accounts (RA officers, hotline agents, administrators) for the HTTP API.
+    Operator {
+        #[command(subcommand)]
+        what: OperatorCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an account; prints its bearer token once (only a hash is stored).
+    Add {
+        /// admin, ra-officer or hotline-agent
+        #[arg(long)]
+        role: String,
+        name: String,
+    },
+    /// Revoke an account's token at once.
+    Revoke { name: String },
+    /// List accounts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; names the first broken entry (exit status 1).
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +124,10 @@ pub struct IssueArgs {
     /// National identifier, bare (1234567890123) or ETSI form (PNORO-1234567890123).
     #[arg(long)]
     pub id_number: String,
+    /// Number of the holder's ID document (identity card or passport); the
+    /// hotline finds the holder by it. Stored only as a keyed hash.
+    #[arg(long)]
+    pub id_document: String,
     /// Validity in years: 1, 2 or 3.
     #[arg(long)]
     pub years: u32,
@@ -148,6 +185,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 revoke(&settings, &serial, &reason, invalidity_date.as_deref(), requested_by).await
             }
             Command::Crl { scope, out } => crl(&settings, &scope, out).await,
+            Command::Operator { what } => operator(&settings, what).await,
+            Command::Audit { what: AuditCommand::Verify } => audit_verify(&settings).await,
             Command::Bench { .. } => Ok(()),
         }
     })
@@ -187,6 +226,21 @@ async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
     Ok(Ca::open(hsm, registry, policy, clock).await?)
 }
 
+/// The CA with the revocation desk (document key from `revocation.document_key_file`).
+async fn open_desk(settings: &Settings) -> anyhow::Result<RevocationDesk> {
+    let path = settings.document_key_path();
+    let key = DocumentKey::load(&path).with_context(|| {
+        format!("setting revocation.document_key_file ({}); `qcert init` creates it", path.display())
+    })?;
+    let ca = open_ca(settings).await?;
+    Ok(RevocationDesk::new(ca, key, settings.desk_settings()).await?)
+}
+
+/// Who the CLI acts as in the audit log.
+fn cli_actor() -> String {
+    format!("cli:{}", env("USER").unwrap_or_else(|| "unknown".into()))
+}
+
 async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Result<()> {
     let certs = settings.home.join("certs");
     if certs.join("root.pem").exists() {
@@ -205,6 +259,10 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
         std::fs::write(certs.join(format!("{name}.pem")), qcert_ca_core::pem("CERTIFICATE", der))?;
     }
     ca.registry().close().await;
+    let key_path = settings.document_key_path();
+    if home::ensure_document_key(&key_path)? {
+        println!("document lookup key (HMAC, readable only by you): {}", key_path.display());
+    }
     println!("qcert home initialised at {}", settings.home.display());
     println!("CA certificates: {}/{{root,issuing,ocsp}}.pem", certs.display());
     if let Some(c) = created {
@@ -220,14 +278,16 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
 async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
     let holder = Holder::parse(&args.given_name, &args.surname, &args.email, &args.country, &args.id_number)?;
     let years = ValidityYears::new(args.years)?;
+    let document = DocumentNumber::parse(&args.id_document)?;
     let key = match &args.csr {
         Some(path) => {
             KeySource::Csr(std::fs::read(path).with_context(|| format!("cannot read --csr {}", path.display()))?)
         }
         None => KeySource::Hsm,
     };
-    let ca = open_ca(settings).await?;
-    let issued = ca.issue(&args.profile, &holder, years, key).await?;
+    let desk = open_desk(settings).await?;
+    let ca = desk.ca();
+    let (issued, password) = desk.issue(&args.profile, &holder, years, key, &document).await?;
     if args.publish {
         ca.publish(&issued.serial).await?;
     }
@@ -239,7 +299,48 @@ async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
         }
         None => print!("{}", issued.pem()),
     }
+    // Shown once, to be handed to the holder: only its Argon2id hash is kept.
+    eprintln!("revocation password (shown once, give it to the holder): {}", password.expose());
     Ok(())
+}
+
+async fn operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<()> {
+    let (_hsm, registry, _policy, clock) = open_parts(settings).await?;
+    let ops = Operators::new(registry.clone(), clock);
+    let result = match what {
+        OperatorCommand::Add { role, name } => {
+            let role = Role::parse(&role)?;
+            let token = ops.add(&cli_actor(), &name, role).await?;
+            eprintln!("operator {} ({role}) created; its token (shown once, keep it secret):", name.trim());
+            println!("{}", token.expose());
+            Ok(())
+        }
+        OperatorCommand::Revoke { name } => {
+            ops.revoke(&cli_actor(), &name).await.map(|()| println!("operator {name}: token revoked"))
+        }
+        OperatorCommand::List => ops.list().await.map(|list| {
+            for a in list {
+                let state = if a.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{state}", a.name, a.role);
+            }
+        }),
+    };
+    registry.close().await;
+    Ok(result?)
+}
+
+async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
+    let registry =
+        Registry::open(&settings.database_url, 2).await.context("cannot open the registry (setting database.url)")?;
+    let result = qcert_ca_core::audit::verify(&registry).await;
+    registry.close().await;
+    match result? {
+        Ok(v) => {
+            println!("audit log intact: {} entries, head {}", v.entries, v.head);
+            Ok(())
+        }
+        Err(b) => bail!("{b}"),
+    }
 }
 
 async fn revoke(
@@ -339,7 +440,8 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
         Some(l) => l.parse().with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:8080"))?,
         None => settings.listen,
     };
-    let ca = open_ca(settings).await?;
+    let desk = open_desk(settings).await?;
+    let ca = desk.ca().clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (setting listen)"))?;
@@ -348,7 +450,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
-    let app = http::router(http::AppState::new(ca.clone()));
+    let app = http::router(http::AppState::new(desk));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
     ca.registry().close().await;

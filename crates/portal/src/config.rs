@@ -23,6 +23,34 @@ pub struct Config {
     pub log_format: String,
     pub database: DatabaseConfig,
     pub hsm: HsmSection,
+    #[serde(default)]
+    pub revocation: RevocationSection,
+}
+
+/// The revocation desk: hotline, in-person and signed self-revocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationSection {
+    /// File with the 32-byte HMAC key (64 hex digits) ID document numbers
+    /// are looked up by (relative to the home). `qcert init` creates it.
+    pub document_key_file: PathBuf,
+    /// Argon2id cost of a revocation password check (one check: 20-100 ms).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    /// Hotline attempts one agent may make per minute.
+    pub agent_attempts_per_minute: u32,
+}
+
+impl Default for RevocationSection {
+    fn default() -> Self {
+        let d = qcert_ca_core::desk::DeskSettings::default();
+        RevocationSection {
+            document_key_file: "secrets/document-key".into(),
+            argon2_memory_kib: d.argon2_memory_kib,
+            argon2_iterations: d.argon2_iterations,
+            agent_attempts_per_minute: d.agent_attempts_per_minute,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +109,7 @@ pub fn embedded_defaults() -> Config {
             pin_file: Some("secrets/hsm-user-pin".into()),
             softhsm_conf: Some("softhsm/softhsm2.conf".into()),
         },
+        revocation: RevocationSection::default(),
     }
 }
 
@@ -129,6 +158,22 @@ impl Settings {
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
+    }
+
+    /// The document key file, resolved against the home.
+    pub fn document_key_path(&self) -> PathBuf {
+        self.home.join(&self.config.revocation.document_key_file)
+    }
+
+    /// Settings of the revocation desk.
+    pub fn desk_settings(&self) -> qcert_ca_core::desk::DeskSettings {
+        let r = &self.config.revocation;
+        qcert_ca_core::desk::DeskSettings {
+            argon2_memory_kib: r.argon2_memory_kib,
+            argon2_iterations: r.argon2_iterations,
+            agent_attempts_per_minute: r.agent_attempts_per_minute,
+            ..Default::default()
+        }
     }
 
     /// The HSM user PIN: `QCERT_HSM_PIN`, else the file `hsm.pin_file`.
@@ -180,7 +225,7 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
 /// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
 /// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
 /// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
-/// `QCERT_HSM_SOFTHSM_CONF`. (`QCERT_HSM_PIN` is read where the PIN is needed.)
+/// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`. (`QCERT_HSM_PIN` is read where the PIN is needed.)
 fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
         c.public_base_url = v;
@@ -215,6 +260,9 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_HSM_SOFTHSM_CONF") {
         c.hsm.softhsm_conf = Some(v.into());
+    }
+    if let Some(v) = env("QCERT_REVOCATION_DOCUMENT_KEY_FILE") {
+        c.revocation.document_key_file = v.into();
     }
     Ok(())
 }

@@ -80,6 +80,22 @@ pub fn create_embedded(home: &Path) -> anyhow::Result<Created> {
     Ok(Created { pin_file, so_pin_file })
 }
 
+/// Create the document lookup key file (0600) if it does not exist; true if created.
+pub fn ensure_document_key(path: &Path) -> anyhow::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            set_mode(dir, 0o700)?;
+        }
+    }
+    let key = qcert_ca_core::desk::DocumentKey::random();
+    write_secret(path, &key.to_hex())?;
+    Ok(true)
+}
+
 fn random_pin() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);

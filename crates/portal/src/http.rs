@@ -13,6 +13,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use qcert_ca_core::desk::RevocationDesk;
+use qcert_ca_core::operators::Operators;
 use qcert_ca_core::{Ca, CaError, CrlScope};
 use serde::Serialize;
 
@@ -20,12 +22,16 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub ca: Ca,
+    pub desk: RevocationDesk,
+    pub operators: Operators,
     metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(ca: Ca) -> AppState {
-        AppState { ca, metrics: Arc::new(Metrics::default()) }
+    pub fn new(desk: RevocationDesk) -> AppState {
+        let ca = desk.ca().clone();
+        let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
+        AppState { ca, desk, operators, metrics: Arc::new(Metrics::default()) }
     }
 }
 
@@ -78,11 +84,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
+        .route("/openapi.json", get(openapi))
+        .merge(crate::api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
+
+/// Prefix of every problem `type`: `urn:qcert:problem:<slug>`. The slugs
+/// are stable; clients may switch on them.
+pub const PROBLEM_PREFIX: &str = "urn:qcert:problem:";
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize)]
@@ -93,11 +105,18 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, title: &str, detail: Option<String>) -> Problem {
-        Problem { kind: "about:blank".into(), title: title.into(), status: status.as_u16(), detail }
+        Problem { kind: "about:blank".into(), title: title.into(), status: status.as_u16(), detail, retry_after: None }
+    }
+
+    /// A problem with a stable type URI `urn:qcert:problem:{slug}`.
+    pub fn typed(status: StatusCode, slug: &str, title: &str, detail: Option<String>) -> Problem {
+        Problem { kind: format!("{PROBLEM_PREFIX}{slug}"), ..Problem::new(status, title, detail) }
     }
 }
 
@@ -106,6 +125,9 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, Json(&self)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -123,21 +145,49 @@ impl From<CaError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
-        if e.is_client_error() {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Request refused", Some(e.to_string())).into_response()
-        } else {
-            tracing::error!(error = %e, "request failed");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None).into_response()
-        }
+        let detail = Some(e.to_string());
+        let (status, slug, title) = match &e {
+            CaError::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "Invalid field"),
+            CaError::InvalidInput(_)
+            | CaError::CsrRefused(_)
+            | CaError::UnknownProfile(_)
+            | CaError::ValidityNotOffered(..) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "request-refused", "Request refused")
+            }
+            CaError::UnknownSerial(_) | CaError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            CaError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Role not allowed"),
+            CaError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the recorded state"),
+            CaError::HotlineRefused => (StatusCode::FORBIDDEN, "hotline-refused", "Revocation refused"),
+            CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
+            CaError::RateLimited { retry_after_secs } => {
+                let mut p = Problem::typed(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts", detail);
+                p.retry_after = Some(*retry_after_secs);
+                return p.into_response();
+            }
+            _ => {
+                tracing::error!(error = %e, "request failed");
+                return Problem::typed(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
+                    .into_response();
+            }
+        };
+        Problem::typed(status, slug, title, detail).into_response()
     }
 }
 
-async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "Not found", None)
+/// `GET /openapi.json`: the API described as OpenAPI 3.1.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The OpenAPI document (kept beside the code; a test checks every path in it is routed).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub(crate) async fn not_found() -> Problem {
+    Problem::typed(StatusCode::NOT_FOUND, "not-found", "Not found", None)
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", None)
+    Problem::typed(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None)
 }
 
 #[derive(Debug, Serialize)]
@@ -249,7 +299,8 @@ async fn directory(
         (None, Some(n)) if !n.trim().is_empty() && n.len() <= 128 => DirectoryQuery::Name(n.trim().to_owned()),
         _ => {
             let detail = "give exactly one of email or name (non-empty)".to_owned();
-            return Problem::new(StatusCode::BAD_REQUEST, "Bad directory query", Some(detail)).into_response();
+            return Problem::typed(StatusCode::BAD_REQUEST, "bad-query", "Bad directory query", Some(detail))
+                .into_response();
         }
     };
     let found = match state.ca.directory(&query).await {
@@ -316,7 +367,8 @@ async fn crl(State(state): State<AppState>, Path(name): Path<String>, request: H
     let record = match state.ca.current_crl(scope).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "CRL not published yet", None).into_response();
+            return Problem::typed(StatusCode::SERVICE_UNAVAILABLE, "not-published", "CRL not published yet", None)
+                .into_response();
         }
         Err(e) => return ApiError(e).into_response(),
     };

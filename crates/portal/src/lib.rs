@@ -1,6 +1,7 @@
 //! qcert's edge: the HTTP API (axum) and the `qcert` operator binary.
 //! HTTP types and problem documents live here and nowhere else.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -38,6 +38,8 @@ fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
         "RO",
         "--id-number",
         "PNORO-1234567890123",
+        "--id-document",
+        "RX 123456",
         "--years",
         "3",
         "--out",
@@ -235,6 +237,94 @@ fn serve_answers_on_port_zero() {
     let status = child.wait().expect("wait");
     result.expect("HTTP requests");
     assert!(status.success(), "qcert serve exits 0 on SIGTERM: {status:?}");
+}
+
+/// The operator's path through the binary: an agent account, issuance that
+/// prints the revocation password once, a hotline revocation over HTTP with
+/// it, the OpenAPI document, and `qcert audit verify` before and after an
+/// audit row is edited behind qcert's back.
+#[test]
+fn operators_hotline_and_audit_verify() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success() && text.contains("secrets/document-key"), "{text}");
+
+    let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "hotline-agent", "anna"]));
+    assert!(out.status.success(), "{text}");
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("qcop_"), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "root", "eve"]));
+    assert!(!out.status.success() && text.contains("unknown role"), "{text}");
+
+    let csr = tmp.path().join("req.der");
+    std::fs::write(&csr, openssl_csr(CsrKey::P256)).expect("csr");
+    let ee = tmp.path().join("ee.pem");
+    let (out, text) = output(qcert(&home).args(issue_args(&csr, &ee)));
+    assert!(out.status.success(), "{text}");
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("revocation password (shown once, give it to the holder): "))
+        .expect("password printed")
+        .trim()
+        .to_owned();
+    assert_eq!(password.len(), 8);
+    let db = std::fs::read(home.join("qcert.db")).expect("db");
+    assert!(!db.windows(8).any(|w| w == password.as_bytes()), "the password is not stored in clear");
+
+    let mut child = qcert(&home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let result = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({"document_number": "RX123456", "revocation_password": password, "reason": "keyCompromise"});
+        let r = client.post(format!("{base}/api/v1/hotline/revocations")).bearer_auth(&token).json(&body).send().await?;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await?;
+        assert_eq!(v["revoked"].as_array().map(Vec::len), Some(1), "{v}");
+        let spec: serde_json::Value = client.get(format!("{base}/openapi.json")).send().await?.json().await?;
+        assert_eq!(spec["openapi"], "3.1.0");
+        // Every documented path is routed (a 404 from the fallback would mean it is not).
+        for (path, ops) in spec["paths"].as_object().expect("paths") {
+            let name = match path.as_str() {
+                "/certs/{name}" => "root.crt",
+                "/crl/{name}" => "issuing.crl",
+                _ => "x",
+            };
+            let concrete = path.replace("{serial}", "0a").replace("{name}", name).replace("{request}", "AA");
+            for method in ops.as_object().expect("operations").keys() {
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+                let st = client.request(m, format!("{base}{concrete}")).send().await?.status().as_u16();
+                assert!(st != 404 && st != 405, "{method} {path} is documented but not routed ({st})");
+            }
+        }
+        reqwest::Result::Ok(())
+    });
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    result.expect("HTTP");
+
+    let (out, text) = output(qcert(&home).args(["audit", "verify"]));
+    assert!(out.status.success() && text.contains("audit log intact"), "{text}");
+    assert!(!text.contains(&password));
+
+    // Edit entry 3 behind qcert's back.
+    let url = format!("sqlite://{}", home.join("qcert.db").display());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.expect("db");
+        sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3").execute(&pool).await.expect("edit");
+        pool.close().await;
+    });
+    let (out, text) = output(qcert(&home).args(["audit", "verify"]));
+    assert!(!out.status.success() && text.contains("broken at entry 3"), "{text}");
 }
 
 /// Several `qcert` processes on one PostgreSQL registry (and one token):

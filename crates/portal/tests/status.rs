@@ -23,7 +23,7 @@ async fn serve(ca: &Ca) -> Server {
 
 async fn serve_on(ca: &Ca, listener: tokio::net::TcpListener) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(ca.clone()));
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(new_desk(ca).await));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });

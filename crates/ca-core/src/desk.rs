@@ -1,0 +1,572 @@
+//! The revocation desk: the three ways a holder's certificate is revoked
+//! besides the operator CLI, and the secrets they rest on.
+//!
+//! - **Hotline** (seed 003): an agent types the caller's ID document number
+//!   and 8-digit revocation password. The number is found through a keyed
+//!   hash (HMAC-SHA-256, key outside the database); the password is checked
+//!   against an Argon2id hash per certificate. Unknown number, wrong
+//!   password and locked certificate give the same error after the same
+//!   work (a dummy hash is checked when nothing matched). Five wrong
+//!   passwords lock the hotline path for that certificate.
+//! - **In person**: an RA officer who checked the ID document revokes, or
+//!   gives the holder a new revocation password (which lifts a lock).
+//! - **Self-service**: the holder signs a request naming serial and reason
+//!   with the certificate's own key (CMS SignedData, `openssl cms -sign`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use der::Decode;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Event, Outcome};
+use crate::ca::{normalize_serial, Ca, Issued, KeySource, Revocation};
+use crate::crl::Reason;
+use crate::error::CaError;
+use crate::holder::{Holder, ValidityYears};
+use crate::operators::{Operator, Role};
+use crate::store::credentials::CredentialRow;
+use crate::store::CertStatus;
+
+/// An ID document number (identity card or passport), normalised: upper
+/// case, spaces and hyphens dropped. Never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DocumentNumber(String);
+
+impl DocumentNumber {
+    pub fn parse(input: &str) -> Result<DocumentNumber, CaError> {
+        let s: String = input.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_uppercase();
+        if !(5..=20).contains(&s.len()) || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(CaError::field(
+                "ID document number",
+                "5 to 20 letters and digits (spaces and hyphens ignored)",
+            ));
+        }
+        Ok(DocumentNumber(s))
+    }
+}
+
+impl fmt::Debug for DocumentNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DocumentNumber(redacted)")
+    }
+}
+
+/// The 8-digit revocation password. Never shown by `Debug`.
+#[derive(Clone)]
+pub struct RevocationPassword(SecretString);
+
+impl RevocationPassword {
+    /// Exactly 8 digits (surrounding spaces ignored).
+    pub fn parse(input: &str) -> Result<RevocationPassword, CaError> {
+        let s = input.trim();
+        if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CaError::field("revocation password", "exactly 8 digits"));
+        }
+        Ok(RevocationPassword(SecretString::new(s.to_owned())))
+    }
+
+    /// 8 uniformly random digits from the OS CSPRNG.
+    pub fn generate() -> RevocationPassword {
+        let n: u32 = rand::rngs::OsRng.gen_range(0..100_000_000);
+        RevocationPassword(SecretString::new(format!("{n:08}")))
+    }
+
+    /// The digits, for the one place they are shown to the holder.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for RevocationPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RevocationPassword(redacted)")
+    }
+}
+
+/// The HMAC key document numbers are looked up by (32 bytes, from a secret file).
+pub struct DocumentKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for DocumentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DocumentKey(redacted)")
+    }
+}
+
+impl DocumentKey {
+    pub fn from_bytes(b: [u8; 32]) -> DocumentKey {
+        DocumentKey(Zeroizing::new(b))
+    }
+
+    pub fn random() -> DocumentKey {
+        let mut b = [0u8; 32];
+        rand::rngs::OsRng.fill(&mut b);
+        DocumentKey::from_bytes(b)
+    }
+
+    /// The key as 64 hex digits (for writing the secret file once).
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(*self.0))
+    }
+
+    /// Read a file holding 64 hex digits.
+    pub fn load(path: &Path) -> Result<DocumentKey, CaError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            CaError::InvalidInput(format!("cannot read the document key file {}: {e}", path.display()))
+        })?);
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut b).map_err(|_| {
+            CaError::InvalidInput(format!("{} must hold 64 hex digits (a 32-byte key)", path.display()))
+        })?;
+        Ok(DocumentKey::from_bytes(b))
+    }
+
+    /// HMAC-SHA-256 of the normalised number, hex: what the registry stores.
+    pub fn lookup_key(&self, doc: &DocumentNumber) -> Result<String, CaError> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).map_err(|e| CaError::Internal(e.to_string()))?;
+        mac.update(doc.0.as_bytes());
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// Tunables of the desk.
+#[derive(Debug, Clone)]
+pub struct DeskSettings {
+    /// Argon2id memory in KiB and passes: chosen so one check costs 20-100 ms.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    /// Wrong hotline passwords after which a certificate's hotline path locks.
+    pub lock_after: i64,
+    /// Hotline attempts one agent may make per minute.
+    pub agent_attempts_per_minute: u32,
+    /// How old a holder's signed revocation request may be.
+    pub signed_request_max_age: time::Duration,
+}
+
+impl Default for DeskSettings {
+    fn default() -> Self {
+        DeskSettings {
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            lock_after: 5,
+            agent_attempts_per_minute: 30,
+            signed_request_max_age: time::Duration::minutes(15),
+        }
+    }
+}
+
+/// A holder's certificate as an RA officer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderCertificate {
+    pub serial: String,
+    pub subject: String,
+    pub not_after: i64,
+    /// `valid`, `revoked`, `expired` or `not-issued`.
+    pub status: &'static str,
+    pub hotline_locked: bool,
+}
+
+/// A holder's signed revocation request (the content of the CMS SignedData).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedRequest {
+    serial: String,
+    reason: String,
+    #[serde(default)]
+    invalidity_date: Option<String>,
+}
+
+/// Reasons a holder may give for revoking their own certificate.
+const HOLDER_REASONS: [Reason; 5] = [
+    Reason::Unspecified,
+    Reason::KeyCompromise,
+    Reason::AffiliationChanged,
+    Reason::Superseded,
+    Reason::CessationOfOperation,
+];
+
+/// The desk. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RevocationDesk {
+    ca: Ca,
+    key: Arc<DocumentKey>,
+    params: Params,
+    settings: DeskSettings,
+    dummy_hash: Arc<str>,
+    attempts: Arc<Mutex<HashMap<String, (i64, u32)>>>,
+}
+
+impl RevocationDesk {
+    pub async fn new(ca: Ca, key: DocumentKey, settings: DeskSettings) -> Result<RevocationDesk, CaError> {
+        let params = Params::new(settings.argon2_memory_kib, settings.argon2_iterations, 1, None)
+            .map_err(|e| CaError::InvalidInput(format!("Argon2 parameters: {e}")))?;
+        let dummy = hash_blocking(params.clone(), RevocationPassword::generate()).await?;
+        Ok(RevocationDesk {
+            ca,
+            key: Arc::new(key),
+            params,
+            settings,
+            dummy_hash: dummy.into(),
+            attempts: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.ca.clock().now()
+    }
+
+    async fn audit(&self, actor: &str, action: &str, subject: &str, outcome: Outcome, detail: String) {
+        let e = Event { actor, action, subject, outcome, detail };
+        audit::record(self.ca.registry(), self.now().unix_timestamp(), &e).await;
+    }
+
+    /// Issue a certificate with a fresh revocation password, returned once:
+    /// only its Argon2id hash and the document's keyed hash are stored.
+    pub async fn issue(
+        &self,
+        profile: &str,
+        holder: &Holder,
+        years: ValidityYears,
+        key: KeySource,
+        document: &DocumentNumber,
+    ) -> Result<(Issued, RevocationPassword), CaError> {
+        let lookup = self.key.lookup_key(document)?;
+        let password = RevocationPassword::generate();
+        let hash = hash_blocking(self.params.clone(), password.clone()).await?;
+        let issued = self.ca.issue(profile, holder, years, key).await?;
+        self.ca.registry().put_credential(&issued.serial, &lookup, &hash, self.now().unix_timestamp()).await?;
+        Ok((issued, password))
+    }
+
+    /// Hotline revocation: revokes every valid certificate of the document's
+    /// holder whose revocation password matches, and returns them.
+    pub async fn hotline_revoke(
+        &self,
+        agent: &Operator,
+        document: &DocumentNumber,
+        password: &RevocationPassword,
+        reason: Reason,
+    ) -> Result<Vec<Revocation>, CaError> {
+        agent.require(Role::HotlineAgent)?;
+        self.rate_limit(&agent.name)?;
+        let actor = agent.actor();
+        let now = self.now();
+        let rows =
+            self.ca.registry().revocable_credentials(&self.key.lookup_key(document)?, now.unix_timestamp()).await?;
+        let matches = self.check_passwords(&rows, password).await?;
+        let matched: Vec<&CredentialRow> =
+            rows.iter().zip(&matches).filter(|(r, ok)| **ok && r.locked_at.is_none()).map(|(r, _)| r).collect();
+        if matched.is_empty() {
+            self.count_failures(&actor, &rows, &matches).await?;
+            return Err(CaError::HotlineRefused);
+        }
+        let invalidity = (reason == Reason::KeyCompromise).then_some(now);
+        let mut done = Vec::with_capacity(matched.len());
+        for row in matched {
+            self.ca.registry().reset_password_failures(&row.serial).await?;
+            done.push(self.ca.revoke(&row.serial, reason, invalidity, &actor).await?);
+        }
+        Ok(done)
+    }
+
+    /// Check `password` against every row's hash; with no rows, against a
+    /// dummy hash, so an unknown document costs the same as a wrong password.
+    async fn check_passwords(
+        &self,
+        rows: &[CredentialRow],
+        password: &RevocationPassword,
+    ) -> Result<Vec<bool>, CaError> {
+        let hashes: Vec<String> = if rows.is_empty() {
+            vec![self.dummy_hash.to_string()]
+        } else {
+            rows.iter().map(|r| r.password_hash.clone()).collect()
+        };
+        let password = password.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            let mut cache: HashMap<String, bool> = HashMap::new();
+            hashes
+                .into_iter()
+                .map(|h| {
+                    // A renewal copies the hash: check each distinct one once.
+                    if let Some(ok) = cache.get(&h) {
+                        return *ok;
+                    }
+                    let ok = verify_password(&h, &password);
+                    cache.insert(h, ok);
+                    ok
+                })
+                .collect::<Vec<bool>>()
+        })
+        .await
+        .map_err(|e| CaError::Internal(e.to_string()))?;
+        Ok(if rows.is_empty() { Vec::new() } else { results })
+    }
+
+    async fn count_failures(&self, actor: &str, rows: &[CredentialRow], matches: &[bool]) -> Result<(), CaError> {
+        if rows.is_empty() {
+            let detail = "no revocable certificate for this document number".to_owned();
+            self.audit(actor, "hotline.attempt", "-", Outcome::Refused, detail).await;
+            return Ok(());
+        }
+        let now = self.now().unix_timestamp();
+        for (row, ok) in rows.iter().zip(matches) {
+            if row.locked_at.is_some() {
+                let detail = if *ok { "right password, but locked" } else { "wrong password, locked" };
+                self.audit(actor, "hotline.attempt", &row.serial, Outcome::Refused, detail.into()).await;
+                continue;
+            }
+            let n = self.ca.registry().record_password_failure(&row.serial, self.settings.lock_after, now).await?;
+            let detail = format!("wrong revocation password ({n} of {})", self.settings.lock_after);
+            self.audit(actor, "hotline.attempt", &row.serial, Outcome::Failure, detail).await;
+            if n == self.settings.lock_after {
+                tracing::warn!(serial = %row.serial, "hotline revocation locked after repeated wrong passwords");
+                let detail =
+                    format!("{n} wrong passwords: hotline path locked until an RA officer sets a new password");
+                self.audit(actor, "hotline.lock", &row.serial, Outcome::Success, detail).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn rate_limit(&self, agent: &str) -> Result<(), CaError> {
+        let minute = self.now().unix_timestamp().div_euclid(60);
+        let mut map = self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = map.entry(agent.to_owned()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= self.settings.agent_attempts_per_minute {
+            let retry = 60 - self.now().unix_timestamp().rem_euclid(60);
+            return Err(CaError::RateLimited { retry_after_secs: u64::try_from(retry).unwrap_or(60) });
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    /// The credential of `serial`, checked against the document an RA officer saw.
+    async fn credential_for(&self, serial: &str, document: &DocumentNumber) -> Result<CredentialRow, CaError> {
+        let cred = self.ca.registry().credential(serial).await?.ok_or_else(|| {
+            CaError::Conflict(format!("certificate {serial} has no holder record (not issued to a holder by qcert)"))
+        })?;
+        if cred.document_key != self.key.lookup_key(document)? {
+            return Err(CaError::Conflict(format!(
+                "the ID document presented is not the one recorded for the holder of certificate {serial}"
+            )));
+        }
+        Ok(cred)
+    }
+
+    /// In-person revocation by an RA officer who checked the holder's ID document.
+    pub async fn in_person_revoke(
+        &self,
+        officer: &Operator,
+        serial: &str,
+        document: &DocumentNumber,
+        reason: Reason,
+        invalidity_date: Option<OffsetDateTime>,
+    ) -> Result<Revocation, CaError> {
+        officer.require(Role::RaOfficer)?;
+        let serial = normalize_serial(serial)?;
+        self.credential_for(&serial, document).await?;
+        self.ca.revoke(&serial, reason, invalidity_date, &officer.actor()).await
+    }
+
+    /// A new revocation password, in person; the old one stops working and a hotline lock is lifted.
+    pub async fn change_password(
+        &self,
+        officer: &Operator,
+        serial: &str,
+        document: &DocumentNumber,
+    ) -> Result<RevocationPassword, CaError> {
+        officer.require(Role::RaOfficer)?;
+        let serial = normalize_serial(serial)?;
+        let cred = self.credential_for(&serial, document).await?;
+        let now = self.now().unix_timestamp();
+        let revocable = self.ca.registry().revocable_credentials(&cred.document_key, now).await?;
+        if !revocable.iter().any(|r| r.serial == serial) {
+            return Err(CaError::Conflict(format!(
+                "certificate {serial} is revoked or expired: it needs no revocation password"
+            )));
+        }
+        let password = RevocationPassword::generate();
+        let hash = hash_blocking(self.params.clone(), password.clone()).await?;
+        self.ca.registry().set_revocation_password(&serial, &hash, now).await?;
+        let detail = if cred.locked_at.is_some() { "new password; hotline lock lifted" } else { "new password" };
+        self.audit(&officer.actor(), "revocation-password.change", &serial, Outcome::Success, detail.into()).await;
+        Ok(password)
+    }
+
+    /// The holder's certificates, for an RA officer with the ID document in hand.
+    pub async fn holder_certificates(
+        &self,
+        officer: &Operator,
+        document: &DocumentNumber,
+    ) -> Result<Vec<HolderCertificate>, CaError> {
+        officer.require(Role::RaOfficer)?;
+        let registry = self.ca.registry();
+        let now = self.now().unix_timestamp();
+        let mut out = Vec::new();
+        for serial in registry.serials_for_document(&self.key.lookup_key(document)?).await? {
+            let (Some(rec), Some(cred)) = (registry.certificate(&serial).await?, registry.credential(&serial).await?)
+            else {
+                continue;
+            };
+            let status = if rec.status != CertStatus::Issued {
+                "not-issued"
+            } else if registry.revocation(&serial).await?.is_some() {
+                "revoked"
+            } else if rec.cert.not_after <= now {
+                "expired"
+            } else {
+                "valid"
+            };
+            out.push(HolderCertificate {
+                serial,
+                subject: rec.cert.subject_dn,
+                not_after: rec.cert.not_after,
+                status,
+                hotline_locked: cred.locked_at.is_some(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Self-revocation: `request` is a CMS SignedData made with the key of
+    /// certificate `serial`, whose content is
+    /// `{"serial": "...", "reason": "...", "invalidity_date": "RFC 3339"?}`.
+    pub async fn self_revoke(&self, serial: &str, request: &[u8]) -> Result<Revocation, CaError> {
+        let serial = normalize_serial(serial)?;
+        let rec =
+            self.ca.registry().certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
+        let (Some(der), Some(_)) = (rec.der.as_deref(), rec.cert.issuer_serial.as_deref()) else {
+            return Err(CaError::UnknownSerial(serial));
+        };
+        if rec.cert.kind != crate::store::CertKind::EndEntity {
+            return Err(CaError::Forbidden("only a holder's certificate can be revoked by a signed request".into()));
+        }
+        let cert = Certificate::from_der(der).map_err(CaError::encoding)?;
+        let verified =
+            crate::cms::verify_signed_data(request, &cert).map_err(|e| CaError::SignatureRefused(e.to_string()))?;
+        let now = self.now();
+        if rec.cert.not_after <= now.unix_timestamp() {
+            return Err(CaError::Conflict(format!("certificate {serial} has expired; it cannot be revoked any more")));
+        }
+        let signed_at = verified.signing_time.ok_or_else(|| {
+            CaError::SignatureRefused("the signed request carries no signing time (openssl cms -sign adds one)".into())
+        })?;
+        let max_age = self.settings.signed_request_max_age;
+        if signed_at < now - max_age || signed_at > now + time::Duration::minutes(5) {
+            return Err(CaError::SignatureRefused(format!(
+                "the request was signed at {signed_at}; it must be signed within {} minutes before sending",
+                max_age.whole_minutes()
+            )));
+        }
+        let req: SignedRequest = serde_json::from_slice(&verified.content).map_err(|e| {
+            CaError::InvalidInput(format!("the signed content must be JSON {{\"serial\": ..., \"reason\": ...}}: {e}"))
+        })?;
+        if normalize_serial(&req.serial)? != serial {
+            return Err(CaError::InvalidInput(format!("the signed request names serial {}, not {serial}", req.serial)));
+        }
+        let reason = Reason::parse(&req.reason)?;
+        if !HOLDER_REASONS.contains(&reason) {
+            return Err(CaError::InvalidInput(format!("a holder cannot give the reason {}", reason.name())));
+        }
+        let invalidity = req
+            .invalidity_date
+            .map(|d| {
+                OffsetDateTime::parse(&d, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| CaError::field("invalidity_date", "an RFC 3339 time like 2026-11-25T10:00:00Z"))
+            })
+            .transpose()?
+            .or((reason == Reason::KeyCompromise).then_some(now));
+        self.ca.revoke(&serial, reason, invalidity, "holder:signed-request").await
+    }
+}
+
+async fn hash_blocking(params: Params, password: RevocationPassword) -> Result<String, CaError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| CaError::Internal(format!("Argon2: {e}")))
+    })
+    .await
+    .map_err(|e| CaError::Internal(e.to_string()))?
+}
+
+/// Parameters come from the stored PHC string, so they can be raised later.
+fn verify_password(phc: &str, password: &RevocationPassword) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.expose().as_bytes(), &h).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_exactly_eight_digits() {
+        for bad in ["1234567", "123456789", "1234567a", "", "１２３４５６７８", "12 34567"] {
+            assert!(RevocationPassword::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            RevocationPassword::parse(" 01234567 ").map(|p| p.expose().to_owned()).ok(),
+            Some("01234567".into())
+        );
+        let p = RevocationPassword::generate();
+        assert!(RevocationPassword::parse(p.expose()).is_ok());
+        assert!(!format!("{p:?}").contains(p.expose()));
+    }
+
+    #[test]
+    fn document_numbers_normalise_and_hide() {
+        let a = DocumentNumber::parse("rx 123-456").unwrap_or_else(|e| panic!("{e}"));
+        let b = DocumentNumber::parse("RX123456").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a, b);
+        assert!(!format!("{a:?}").contains("123456"));
+        assert!(DocumentNumber::parse("1234").is_err());
+        assert!(DocumentNumber::parse("RX12345'; --").is_err());
+    }
+
+    #[test]
+    fn lookup_key_depends_on_the_key() {
+        let d = DocumentNumber::parse("RX123456").unwrap_or_else(|e| panic!("{e}"));
+        let k1 = DocumentKey::random().lookup_key(&d).unwrap_or_default();
+        let k2 = DocumentKey::random().lookup_key(&d).unwrap_or_default();
+        assert_ne!(k1, k2);
+        assert_eq!(k1.len(), 64);
+        assert!(!k1.contains("RX123456"));
+    }
+
+    #[test]
+    fn argon2_hash_verifies_only_the_right_password() {
+        let p = RevocationPassword::parse("12345678").unwrap_or_else(|e| panic!("{e}"));
+        let params = Params::new(1024, 1, 1, None).unwrap_or_else(|e| panic!("{e}"));
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"12345678", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password(&phc, &p));
+        assert!(!verify_password(&phc, &RevocationPassword::parse("12345679").unwrap_or_else(|e| panic!("{e}"))));
+        assert!(!verify_password("garbage", &p));
+    }
+}

@@ -1,0 +1,101 @@
+//! The audit log's SQL: append under the head's lock, read in pages.
+
+use sqlx::Row;
+
+use super::{Registry, StoreError};
+
+/// One stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub outcome: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The fields of an entry before it is chained.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditFields<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub outcome: &'a str,
+    pub detail: &'a str,
+}
+
+impl Registry {
+    /// Append an entry. `chain(seq, prev_hash)` computes its hash. Bumping
+    /// the head first takes the write lock (PostgreSQL row lock, SQLite's
+    /// database lock), so concurrent appenders, also in other processes,
+    /// chain one after another.
+    pub async fn append_audit(
+        &self,
+        f: AuditFields<'_>,
+        chain: impl FnOnce(i64, &str) -> String,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *tx)
+            .await?;
+        let seq: i64 = head.try_get("seq")?;
+        let prev: String = head.try_get("hash")?;
+        let hash = chain(seq, &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, subject, outcome, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(f.at)
+        .bind(f.actor)
+        .bind(f.action)
+        .bind(f.subject)
+        .bind(f.outcome)
+        .bind(f.detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Entries with `seq > after`, oldest first, at most `limit`.
+    pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, subject, outcome, detail, prev_hash, hash FROM audit_log \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The head: last sequence number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok((r.try_get("seq")?, r.try_get("hash")?))
+    }
+}
