@@ -156,7 +156,7 @@ pub struct DeskSettings {
 impl Default for DeskSettings {
     fn default() -> Self {
         DeskSettings {
-            argon2_memory_kib: 19 * 1024,
+            argon2_memory_kib: 32 * 1024,
             argon2_iterations: 2,
             lock_after: 5,
             agent_attempts_per_minute: 30,
@@ -223,6 +223,11 @@ impl RevocationDesk {
 
     pub fn ca(&self) -> &Ca {
         &self.ca
+    }
+
+    /// Hash a password with the desk's Argon2id cost (PHC string).
+    pub async fn hash_password(&self, password: &RevocationPassword) -> Result<String, CaError> {
+        hash_blocking(self.params.clone(), password.clone()).await
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -510,6 +515,11 @@ async fn hash_blocking(params: Params, password: RevocationPassword) -> Result<S
     })
     .await
     .map_err(|e| CaError::Internal(e.to_string()))?
+}
+
+/// Does `password` match the PHC string? (Blocking: call from `spawn_blocking`.)
+pub fn check_password(phc: &str, password: &RevocationPassword) -> bool {
+    verify_password(phc, password)
 }
 
 /// Parameters come from the stored PHC string, so they can be raised later.

@@ -32,6 +32,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Hotline revocations per second by concurrent agents (Argon2id check,
+    /// revocation, CRL re-signed), next to raw Argon2id checks per second;
+    /// and the time from the desk's answer to OCSP saying revoked.
+    Hotline {
+        /// Concurrent hotline agents.
+        #[arg(long, default_value_t = 2)]
+        agents: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -52,6 +65,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Issue { workers, seconds, databases } => issue(workers, seconds, databases),
         BenchCommand::Crl { entries, database } => crl(&entries, &database),
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
+        BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
     }
 }
 
@@ -293,6 +307,119 @@ fn issue(workers: usize, seconds: u64, databases: Vec<String>) -> anyhow::Result
         println!("{name:<10} {raw:>14.1} {verify:>16.1} {issued:>14.1} {:>7.0}%", 100.0 * issued / raw);
     }
     Ok(())
+}
+
+fn hotline(agents: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::desk::{DeskSettings, DocumentKey, DocumentNumber, RevocationDesk, RevocationPassword};
+    use qcert_ca_core::operators::{Operator, Role};
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(agents).enable_all().build()?;
+    let hsm = env.token("hotline")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 0)?;
+    let csrs = make_csrs(env.dir.path(), 8)?;
+    let settings = DeskSettings { agent_attempts_per_minute: u32::MAX, ..DeskSettings::default() };
+    println!(
+        "qcert bench hotline: {agents} agents, {seconds} s, Argon2id m={} KiB t={}, registry {}",
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        if database == "sqlite" { "sqlite" } else { "postgres" }
+    );
+    runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 8).await?;
+        let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), settings).await?;
+        let holder = Holder::parse("Bench", "Holder", "bench@example.eu", "RO", "1234567890123")?;
+        // Enough holders for the run: a check costs 20-100 ms per agent.
+        let n = usize::try_from(seconds).unwrap_or(5) * agents * 60 + 20;
+        let mut holders = Vec::with_capacity(n);
+        for i in 0..n {
+            let doc = DocumentNumber::parse(&format!("BN{i:08}"))?;
+            let csr = csrs.get(i % csrs.len()).context("csr")?.clone();
+            let (issued, pw) =
+                desk.issue("qcp-n-qscd", &holder, ValidityYears::new(1)?, KeySource::Csr(csr), &doc).await?;
+            holders.push((doc, pw, issued));
+        }
+        // Baseline: the Argon2id checks alone, same concurrency.
+        let phc = desk_hash_sample(&desk).await?;
+        let pw = RevocationPassword::parse("12345678")?;
+        let start = Instant::now();
+        let one = {
+            let (phc, pw) = (phc.clone(), pw.clone());
+            tokio::task::spawn_blocking(move || qcert_ca_core::desk::check_password(&phc, &pw)).await?
+        };
+        let single_ms = start.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(one, "sample password must verify");
+        let raw = rate(agents, seconds, move |_, _| {
+            let (phc, pw) = (phc.clone(), pw.clone());
+            async move {
+                tokio::task::spawn_blocking(move || qcert_ca_core::desk::check_password(&phc, &pw)).await?;
+                Ok(())
+            }
+        })
+        .await?;
+
+        // The latency sample comes first, from the end of the list.
+        let latency_samples = 20.min(holders.len() / 2);
+        let mut latencies = Vec::new();
+        let agent = Operator { name: "bench-agent".into(), role: Role::HotlineAgent };
+        for (doc, pw, issued) in holders.split_off(holders.len() - latency_samples) {
+            let (plain, _) = ocsp_requests(env.dir.path(), &ca, &issued.der)?;
+            anyhow::ensure!(ocsp_status(&ca, &plain).await? == "good", "fresh certificate must be good");
+            desk.hotline_revoke(&agent, &doc, &pw, qcert_ca_core::Reason::KeyCompromise).await?;
+            let answered = Instant::now();
+            loop {
+                if ocsp_status(&ca, &plain).await? == "revoked" {
+                    break;
+                }
+                anyhow::ensure!(answered.elapsed() < Duration::from_secs(30), "OCSP never said revoked");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            latencies.push(answered.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies.sort_by(f64::total_cmp);
+
+        let queue = Arc::new(std::sync::Mutex::new(holders));
+        let revoked = rate(agents, seconds, move |w, _| {
+            let (desk, queue) = (desk.clone(), queue.clone());
+            async move {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("queue poisoned"))?.pop();
+                let (doc, pw, _) = next.context("ran out of prepared holders")?;
+                let agent = Operator { name: format!("agent-{w}"), role: Role::HotlineAgent };
+                let done = desk.hotline_revoke(&agent, &doc, &pw, qcert_ca_core::Reason::KeyCompromise).await?;
+                anyhow::ensure!(done.len() == 1, "one certificate per holder");
+                Ok(())
+            }
+        })
+        .await?;
+        println!("{:>22} {:>22} {:>18} {:>8}", "Argon2id check (1)", "Argon2id checks/s", "revocations/s", "ratio");
+        println!("{:>19.1} ms {raw:>22.1} {revoked:>18.1} {:>7.0}%", single_ms, 100.0 * revoked / raw);
+        let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
+        println!(
+            "desk answer -> OCSP revoked (in-process, cached good answer before): median {:.2} ms, max {:.2} ms over {} revocations",
+            pick(0.5),
+            pick(1.0),
+            latencies.len()
+        );
+        ca.registry().close().await;
+        anyhow::Ok(())
+    })?;
+    if let Some(drop_db) = cleanup {
+        runtime.block_on(drop_db)?;
+    }
+    Ok(())
+}
+
+/// A stored revocation password hash (for the Argon2id baseline).
+async fn desk_hash_sample(desk: &qcert_ca_core::desk::RevocationDesk) -> anyhow::Result<String> {
+    let pw = qcert_ca_core::desk::RevocationPassword::parse("12345678")?;
+    Ok(desk.hash_password(&pw).await?)
+}
+
+/// `good`, `revoked` or `unknown` as the responder answers `request`.
+async fn ocsp_status(ca: &Ca, request: &[u8]) -> anyhow::Result<&'static str> {
+    match ca.ocsp(request).await.outcome {
+        qcert_ca_core::ocsp::Outcome::Signed { status, .. } => Ok(status),
+        other => anyhow::bail!("OCSP answer was {other:?}"),
+    }
 }
 
 fn random_hex(n: usize) -> String {

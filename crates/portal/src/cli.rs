@@ -161,6 +161,10 @@ pub fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = home::resolve(cli.home.clone(), &env);
     if let Command::Bench { what } = cli.command {
+        // Benchmarks print a table; per-operation logs would drown it.
+        if env("QCERT_LOG").is_none() {
+            std::env::set_var("QCERT_LOG", "warn");
+        }
         init_logging(cli.log_format.as_deref().unwrap_or("human"))?;
         return bench::run(what);
     }
