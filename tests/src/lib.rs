@@ -3,11 +3,16 @@
 //! each test's own on SQLite and on PostgreSQL, and the outside judges
 //! (openssl, pkilint). Nothing here mocks qcert's own code.
 
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use qcert_ca_core::desk::{DeskSettings, DocumentKey, RevocationDesk};
+use qcert_ca_core::orders::Orders;
+use qcert_ca_core::payment::WebhookKey;
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::{Ca, Clock, FixedClock, Policy, Registry};
 use qcert_hsm::{softhsm, Hsm, HsmConfig};
 use rand::RngCore;
@@ -196,10 +201,24 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// The order workflow over `desk`: a random vault key, the webhook key
+/// `webhook` (32 bytes), mail into the registry's outbox, links under `base`.
+pub fn new_orders(desk: &RevocationDesk, webhook: [u8; 32], base: &str) -> Orders {
+    let ca = desk.ca();
+    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
+    Orders::new(desk.clone(), Vault::random(), WebhookKey::from_bytes(webhook), notices, base)
+}
+
+/// Serve the API of `desk` (orders with throwaway keys).
 pub async fn serve_desk(desk: RevocationDesk) -> Server {
+    serve_orders_with(|base| new_orders(&desk, [7u8; 32], base)).await
+}
+
+/// Serve the orders (and everything else) built for the server's base URL.
+pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(desk));
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(make(&base)));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });

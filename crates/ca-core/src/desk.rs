@@ -137,6 +137,16 @@ impl DocumentKey {
         mac.update(doc.0.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
+
+    /// HMAC-SHA-256 of `"{domain}:{data}"`: other uses of the same key
+    /// (order links), kept apart from document numbers (which have no ':').
+    pub fn tag(&self, domain: &str, data: &str) -> Result<Vec<u8>, CaError> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).map_err(|e| CaError::Internal(e.to_string()))?;
+        mac.update(domain.as_bytes());
+        mac.update(b":");
+        mac.update(data.as_bytes());
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
 }
 
 /// Tunables of the desk.
@@ -239,6 +249,11 @@ impl RevocationDesk {
         audit::record(self.ca.registry(), self.now().unix_timestamp(), &e).await;
     }
 
+    /// The key document numbers (and order links) are looked up by.
+    pub fn lookup_key(&self) -> &DocumentKey {
+        &self.key
+    }
+
     /// Issue a certificate with a fresh revocation password, returned once:
     /// only its Argon2id hash and the document's keyed hash are stored.
     pub async fn issue(
@@ -250,10 +265,22 @@ impl RevocationDesk {
         document: &DocumentNumber,
     ) -> Result<(Issued, RevocationPassword), CaError> {
         let lookup = self.key.lookup_key(document)?;
+        self.issue_for_lookup(profile, holder, years, key, &lookup).await
+    }
+
+    /// Same, for a document known only by its keyed hash (an order's).
+    pub async fn issue_for_lookup(
+        &self,
+        profile: &str,
+        holder: &Holder,
+        years: ValidityYears,
+        key: KeySource,
+        document_key: &str,
+    ) -> Result<(Issued, RevocationPassword), CaError> {
         let password = RevocationPassword::generate();
         let hash = hash_blocking(self.params.clone(), password.clone()).await?;
         let issued = self.ca.issue(profile, holder, years, key).await?;
-        self.ca.registry().put_credential(&issued.serial, &lookup, &hash, self.now().unix_timestamp()).await?;
+        self.ca.registry().put_credential(&issued.serial, document_key, &hash, self.now().unix_timestamp()).await?;
         Ok((issued, password))
     }
 
@@ -503,6 +530,13 @@ impl RevocationDesk {
             .or((reason == Reason::KeyCompromise).then_some(now));
         self.ca.revoke(&serial, reason, invalidity, "holder:signed-request").await
     }
+}
+
+/// `N` bytes from the OS CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    b
 }
 
 async fn hash_blocking(params: Params, password: RevocationPassword) -> Result<String, CaError> {

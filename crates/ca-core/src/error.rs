@@ -64,7 +64,7 @@ impl CaError {
         CaError::Encoding(e.to_string())
     }
 
-    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> CaError {
+    pub fn field(field: &'static str, reason: impl Into<String>) -> CaError {
         CaError::InvalidField { field, reason: reason.into() }
     }
 

@@ -5,7 +5,9 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod deliveries;
 pub mod operators;
+pub mod orders;
 pub mod outbox;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

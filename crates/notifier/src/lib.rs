@@ -7,6 +7,8 @@
 //!   [`Transport`] (SMTP in production, `.eml` files on the embedded
 //!   default) and records the outcome; failures wait with exponential
 //!   backoff ([`DeliveryPolicy`]).
+//! - [`OutboxNotices`] implements the CA core's `Notices` seam: a
+//!   lifecycle notice becomes an outbox mail.
 //!
 //! It sits between `qcert-ca-core` (whose store holds the outbox's SQL) and
 //! `qcert-portal`; see ARCHITECTURE.md. Time comes from a
@@ -14,12 +16,14 @@
 
 pub mod dispatcher;
 pub mod error;
+pub mod notices;
 pub mod outbox;
 pub mod template;
 pub mod transport;
 
 pub use dispatcher::{DeliveryPolicy, DeliveryReport, Dispatcher};
 pub use error::MailError;
+pub use notices::OutboxNotices;
 pub use outbox::{Enqueued, NewMail, Outbox};
 pub use qcert_ca_core::store::outbox::OutboxRecord;
 pub use template::{render, vars, Language, Rendered, Template};

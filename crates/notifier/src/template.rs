@@ -48,6 +48,8 @@ pub enum Template {
     IdentityApproved,
     /// The identity check failed or was interrupted; link to resume it.
     IdentityRejected,
+    /// CLOUD: link to enrol the authenticator the holder signs with.
+    AuthenticatorInvitation,
     /// TOKEN: link to fetch the PIN/PUK with the code from the kit envelope.
     SecretDelivery,
     /// The certificate was issued; link to download it.
@@ -55,11 +57,12 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 7] = [
         Template::RenewalReminder,
         Template::OrderReceived,
         Template::IdentityApproved,
         Template::IdentityRejected,
+        Template::AuthenticatorInvitation,
         Template::SecretDelivery,
         Template::CertificateIssued,
     ];
@@ -71,6 +74,7 @@ impl Template {
             Template::OrderReceived => "order-received",
             Template::IdentityApproved => "identity-approved",
             Template::IdentityRejected => "identity-rejected",
+            Template::AuthenticatorInvitation => "authenticator-invitation",
             Template::SecretDelivery => "secret-delivery",
             Template::CertificateIssued => "certificate-issued",
         }
@@ -88,6 +92,7 @@ impl Template {
             Template::OrderReceived => &["given_name", "order_id", "order_url"],
             Template::IdentityApproved => &["given_name", "order_id", "order_url"],
             Template::IdentityRejected => &["given_name", "reason", "resume_url"],
+            Template::AuthenticatorInvitation => &["given_name", "order_id", "enrol_url"],
             Template::SecretDelivery => &["given_name", "delivery_url"],
             Template::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
         }
@@ -107,6 +112,7 @@ impl Template {
             Template::OrderReceived => pick!("order-received"),
             Template::IdentityApproved => pick!("identity-approved"),
             Template::IdentityRejected => pick!("identity-rejected"),
+            Template::AuthenticatorInvitation => pick!("authenticator-invitation"),
             Template::SecretDelivery => pick!("secret-delivery"),
             Template::CertificateIssued => pick!("certificate-issued"),
         }

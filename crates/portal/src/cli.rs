@@ -8,6 +8,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use qcert_ca_core::desk::{DocumentKey, DocumentNumber, RevocationDesk};
 use qcert_ca_core::operators::{Operators, Role};
+use qcert_ca_core::orders::Orders;
+use qcert_ca_core::payment::WebhookKey;
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::{Ca, Clock, Holder, KeySource, Policy, Registry, SystemClock, ValidityYears};
 use qcert_hsm::Hsm;
 
@@ -71,10 +74,20 @@ pub enum Command {
         #[command(subcommand)]
         what: OperatorCommand,
     },
+    /// TOKEN kits: print the envelope insert with the secret-delivery code.
+    Kit {
+        #[command(subcommand)]
+        what: KitCommand,
+    },
     /// The hash-chained audit log.
     Audit {
         #[command(subcommand)]
         what: AuditCommand,
+    },
+    /// Holder mail: the outbox `qcert serve` delivers from.
+    Mail {
+        #[command(subcommand)]
+        what: MailCommand,
     },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
@@ -96,6 +109,16 @@ pub enum OperatorCommand {
     Revoke { name: String },
     /// List accounts.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KitCommand {
+    /// Print the generation code of an issued order, once (it is erased
+    /// when printed; an RA officer can issue a new delivery).
+    Print {
+        /// The order id (32 hex digits).
+        order: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +214,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Crl { scope, out } => crl(&settings, &scope, out).await,
             Command::Operator { what } => operator(&settings, what).await,
             Command::Audit { what: AuditCommand::Verify } => audit_verify(&settings).await,
+            Command::Mail { what } => mail(&settings, what).await,
+            Command::Kit { what: KitCommand::Print { order } } => kit_print(&settings, &order).await,
             Command::Bench { .. } => Ok(()),
         }
     })
@@ -240,6 +265,23 @@ async fn open_desk(settings: &Settings) -> anyhow::Result<RevocationDesk> {
     Ok(RevocationDesk::new(ca, key, settings.desk_settings()).await?)
 }
 
+/// The order workflow over the desk, with the vault and webhook keys and
+/// mail through the outbox.
+async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
+    let vault_path = settings.vault_key_path();
+    let vault = Vault::load(&vault_path).with_context(|| {
+        format!("setting orders.vault_key_file ({}); `qcert init` creates it", vault_path.display())
+    })?;
+    let hook_path = settings.webhook_key_path();
+    let webhook = WebhookKey::load(&hook_path).with_context(|| {
+        format!("setting orders.payment_webhook_key_file ({}); `qcert init` creates it", hook_path.display())
+    })?;
+    let desk = open_desk(settings).await?;
+    let ca = desk.ca().clone();
+    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
+    Ok(Orders::new(desk, vault, webhook, notices, &settings.config.public_base_url))
+}
+
 /// Who the CLI acts as in the audit log.
 fn cli_actor() -> String {
     format!("cli:{}", env("USER").unwrap_or_else(|| "unknown".into()))
@@ -263,9 +305,14 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
         std::fs::write(certs.join(format!("{name}.pem")), qcert_ca_core::pem("CERTIFICATE", der))?;
     }
     ca.registry().close().await;
-    let key_path = settings.document_key_path();
-    if home::ensure_document_key(&key_path)? {
-        println!("document lookup key (HMAC, readable only by you): {}", key_path.display());
+    for (what, path) in [
+        ("document lookup key (HMAC)", settings.document_key_path()),
+        ("secret vault key", settings.vault_key_path()),
+        ("payment webhook key (give it to the payment provider)", settings.webhook_key_path()),
+    ] {
+        if home::ensure_key_file(&path)? {
+            println!("{what}, readable only by you: {}", path.display());
+        }
     }
     println!("qcert home initialised at {}", settings.home.display());
     println!("CA certificates: {}/{{root,issuing,ocsp}}.pem", certs.display());
@@ -331,6 +378,28 @@ async fn operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<
     };
     registry.close().await;
     Ok(result?)
+}
+
+async fn kit_print(settings: &Settings, order: &str) -> anyhow::Result<()> {
+    let orders = open_orders(settings).await?;
+    let registry = orders.ca().registry().clone();
+    let result = async {
+        let row = registry.order(order).await?.with_context(|| format!("no order {order:?}"))?;
+        anyhow::ensure!(row.state == "issued", "order {order} is {}, not issued: no kit to print yet", row.state);
+        let code = orders.take_code(&cli_actor(), order).await?;
+        println!("qcert - qualified certificate kit");
+        println!("order:      {}", row.id);
+        println!("holder:     {} {}", row.given_name, row.surname);
+        println!("serial:     {}", row.serial.as_deref().unwrap_or("-"));
+        println!(
+            "generation code (with the link we emailed you, it reveals your PIN, PUK and revocation password once):"
+        );
+        println!("  {code}");
+        anyhow::Ok(())
+    }
+    .await;
+    registry.close().await;
+    result
 }
 
 async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
@@ -444,8 +513,8 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
         Some(l) => l.parse().with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:8080"))?,
         None => settings.listen,
     };
-    let desk = open_desk(settings).await?;
-    let ca = desk.ca().clone();
+    let orders = open_orders(settings).await?;
+    let ca = orders.ca().clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (setting listen)"))?;
@@ -454,9 +523,108 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
-    let app = http::router(http::AppState::new(desk));
+    let mail = start_mail_delivery(settings, ca.registry().clone());
+    let app = http::router(http::AppState::new(orders));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
+    if let Some(mail) = mail {
+        mail.stop().await;
+    }
     ca.registry().close().await;
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Deliver every mail that is due now, once, and print what happened.
+    SendPending,
+    /// How many mails are not sent yet (parked ones included), and where mail goes.
+    Status,
+}
+
+/// `qcert serve`'s mail delivery: the notifier's dispatcher on the outbox.
+#[derive(Debug)]
+struct MailDelivery {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Start delivering the outbox through `[mail]`'s transport. A transport
+/// that cannot be set up is logged as an error and serving goes on: mail
+/// waits in the outbox until the configuration is fixed.
+fn start_mail_delivery(settings: &Settings, registry: Registry) -> Option<MailDelivery> {
+    let dispatcher = settings.mail_transport(&env).map_err(anyhow::Error::from).and_then(|transport| {
+        let via = transport.describe();
+        Ok((qcert_notifier::Dispatcher::new(registry, transport, qcert_notifier::DeliveryPolicy::default())?, via))
+    });
+    let dispatcher = match dispatcher {
+        Ok((d, via)) => {
+            tracing::info!(%via, "mail delivery started");
+            d
+        }
+        Err(e) => {
+            tracing::error!(
+                error = %format!("{e:#}"),
+                "mail delivery NOT started: holder mail stays in the outbox until [mail] is fixed \
+                 (then restart, or run `qcert mail send-pending`)"
+            );
+            return None;
+        }
+    };
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        dispatcher.run(Arc::new(SystemClock), shutdown).await;
+    });
+    Some(MailDelivery { stop, task })
+}
+
+impl MailDelivery {
+    /// Let a delivery pass in progress finish (its outcomes are recorded),
+    /// for at most 10 s; rows still leased then are retried later under the
+    /// same Message-ID.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(10), &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!("mail delivery did not stop within 10 s; its leased mails will be retried");
+        }
+    }
+}
+
+async fn mail(settings: &Settings, what: MailCommand) -> anyhow::Result<()> {
+    let registry =
+        Registry::open(&settings.database_url, 2).await.context("cannot open the registry (setting database.url)")?;
+    let result = match what {
+        MailCommand::SendPending => mail_send_pending(settings, &registry).await,
+        MailCommand::Status => mail_status(settings, &registry).await,
+    };
+    registry.close().await;
+    result
+}
+
+async fn mail_send_pending(settings: &Settings, registry: &Registry) -> anyhow::Result<()> {
+    let transport = settings.mail_transport(&env)?;
+    let via = transport.describe();
+    let dispatcher =
+        qcert_notifier::Dispatcher::new(registry.clone(), transport, qcert_notifier::DeliveryPolicy::default())?;
+    let r = dispatcher.run_once(SystemClock.now()).await?;
+    println!("sent {}, failed {}, deferred {}, released {} (via {via})", r.sent, r.failed, r.deferred, r.released);
+    println!("unsent mails: {}", qcert_notifier::Outbox::unsent(registry).await?);
+    Ok(())
+}
+
+async fn mail_status(settings: &Settings, registry: &Registry) -> anyhow::Result<()> {
+    println!("unsent mails: {}", qcert_notifier::Outbox::unsent(registry).await?);
+    let via = match &settings.config.mail.transport {
+        crate::config::MailTransport::File { dir } => format!("file {}", settings.home.join(dir).display()),
+        crate::config::MailTransport::Smtp(s) => {
+            format!("smtp {}{} ({})", s.host, s.port.map(|p| format!(":{p}")).unwrap_or_default(), s.security)
+        }
+    };
+    println!("mail goes to: {via}");
     Ok(())
 }

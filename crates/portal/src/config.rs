@@ -1,6 +1,7 @@
 //! `qcert.toml` in the home, each setting overridable by a `QCERT_…`
-//! environment variable. Secrets (the HSM PIN) come only from the
-//! environment or a file the configuration names, never from the file itself.
+//! environment variable. Secrets (the HSM PIN, the SMTP password) come only
+//! from the environment or a file the configuration names, never from the
+//! file itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,31 @@ pub struct Config {
     pub hsm: HsmSection,
     #[serde(default)]
     pub revocation: RevocationSection,
+    #[serde(default)]
+    pub orders: OrdersSection,
+    /// Where holder mail goes; the file outbox under the home by default.
+    #[serde(default)]
+    pub mail: MailSection,
+}
+
+/// Orders: the keys of the secret vault and of the payment webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersSection {
+    /// 32-byte key (64 hex digits) sealing secrets at rest (kit secrets,
+    /// authenticator seeds, delivery codes). `qcert init` creates it.
+    pub vault_key_file: PathBuf,
+    /// 32-byte HMAC key (64 hex digits) shared with the payment provider.
+    pub payment_webhook_key_file: PathBuf,
+}
+
+impl Default for OrdersSection {
+    fn default() -> Self {
+        OrdersSection {
+            vault_key_file: "secrets/vault-key".into(),
+            payment_webhook_key_file: "secrets/payment-webhook-key".into(),
+        }
+    }
 }
 
 /// The revocation desk: hotline, in-person and signed self-revocation.
@@ -50,6 +76,88 @@ impl Default for RevocationSection {
             argon2_iterations: d.argon2_iterations,
             agent_attempts_per_minute: d.agent_attempts_per_minute,
         }
+    }
+}
+
+/// `[mail]`: the sender and the way out (the notifier's `MailConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    /// `name <address>` or a bare address; its domain names the Message-IDs.
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection {
+            from: "qcert <noreply@localhost>".into(),
+            transport: MailTransport::File { dir: "outbox".into() },
+        }
+    }
+}
+
+/// `[mail.transport]`, `kind = "file"` or `kind = "smtp"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MailTransport {
+    /// Each mail becomes an `.eml` file in `dir` (relative to the home).
+    File {
+        dir: PathBuf,
+    },
+    Smtp(SmtpSection),
+}
+
+/// An SMTP relay. The password is never in qcert.toml: it comes from
+/// `QCERT_MAIL_SMTP_PASSWORD` or the file `password_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: String,
+    /// Default by `security`: 25 (none), 587 (starttls), 465 (tls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_security")]
+    pub security: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// File holding the SMTP password (relative to the home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Per SMTP command and connection, in seconds.
+    #[serde(default = "default_smtp_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl SmtpSection {
+    fn new(host: String) -> SmtpSection {
+        SmtpSection {
+            host,
+            port: None,
+            security: default_smtp_security(),
+            username: None,
+            password_file: None,
+            timeout_secs: default_smtp_timeout_secs(),
+        }
+    }
+}
+
+fn default_smtp_security() -> String {
+    "starttls".into()
+}
+
+fn default_smtp_timeout_secs() -> u64 {
+    30
+}
+
+fn smtp_security(value: &str) -> Option<qcert_notifier::SmtpSecurity> {
+    use qcert_notifier::SmtpSecurity;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "none" => Some(SmtpSecurity::None),
+        "starttls" => Some(SmtpSecurity::Starttls),
+        "tls" => Some(SmtpSecurity::Tls),
+        _ => None,
     }
 }
 
@@ -110,6 +218,8 @@ pub fn embedded_defaults() -> Config {
             softhsm_conf: Some("softhsm/softhsm2.conf".into()),
         },
         revocation: RevocationSection::default(),
+        orders: OrdersSection::default(),
+        mail: MailSection::default(),
     }
 }
 
@@ -135,6 +245,12 @@ impl Settings {
             let msg = e.to_string();
             if msg.contains("unknown field `pin`") {
                 cfg_err("hsm.pin", "a PIN never goes into qcert.toml: set QCERT_HSM_PIN or hsm.pin_file")
+            } else if msg.contains("unknown field `password`") {
+                // (The parser's message quotes the line: it must not be shown.)
+                cfg_err(
+                    "mail.transport.password",
+                    "the SMTP password never goes into qcert.toml: set QCERT_MAIL_SMTP_PASSWORD or mail.transport.password_file",
+                )
             } else {
                 cfg_err(&path.display().to_string(), msg)
             }
@@ -155,12 +271,21 @@ impl Settings {
         if config.hsm.token_label.trim().is_empty() {
             return Err(cfg_err("hsm.token_label", "must not be empty"));
         }
+        check_mail(&config.mail)?;
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
     }
 
     /// The document key file, resolved against the home.
+    pub fn vault_key_path(&self) -> PathBuf {
+        self.home.join(&self.config.orders.vault_key_file)
+    }
+
+    pub fn webhook_key_path(&self) -> PathBuf {
+        self.home.join(&self.config.orders.payment_webhook_key_file)
+    }
+
     pub fn document_key_path(&self) -> PathBuf {
         self.home.join(&self.config.revocation.document_key_file)
     }
@@ -204,6 +329,111 @@ impl Settings {
             pin: self.hsm_pin(env)?,
         })
     }
+
+    /// The SMTP password: `QCERT_MAIL_SMTP_PASSWORD`, else the file
+    /// `mail.transport.password_file`, else none (no login).
+    pub fn smtp_password(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(password) = env("QCERT_MAIL_SMTP_PASSWORD") {
+            return Ok(Some(SecretString::new(password)));
+        }
+        let MailTransport::Smtp(smtp) = &self.config.mail.transport else { return Ok(None) };
+        let Some(file) = &smtp.password_file else { return Ok(None) };
+        let path = self.home.join(file);
+        let password = std::fs::read_to_string(&path)
+            .map_err(|e| cfg_err("mail.transport.password_file", format!("cannot read {}: {e}", path.display())))?;
+        let password = password.trim_end_matches(['\n', '\r']).to_owned();
+        if password.is_empty() {
+            return Err(cfg_err("mail.transport.password_file", format!("{} is empty", path.display())));
+        }
+        Ok(Some(SecretString::new(password)))
+    }
+
+    /// The notifier's transport for `[mail]`: the file outbox (its
+    /// directory resolved against the home and created) or SMTP.
+    pub fn mail_transport(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<qcert_notifier::Transport, ConfigError> {
+        use qcert_notifier::{MailError, SmtpConfig, Transport};
+        let mail = &self.config.mail;
+        let built = match &mail.transport {
+            MailTransport::File { dir } => Transport::file(&mail.from, &self.home.join(dir)),
+            MailTransport::Smtp(s) => {
+                let security = smtp_security(&s.security).ok_or_else(|| {
+                    cfg_err("mail.transport.security", format!("{:?} is not none, starttls or tls", s.security))
+                })?;
+                let password = self.smtp_password(env)?;
+                match (&s.username, &password) {
+                    (Some(user), None) => {
+                        return Err(cfg_err(
+                            "mail.transport.password_file",
+                            format!("no SMTP password for {user:?}: set QCERT_MAIL_SMTP_PASSWORD or mail.transport.password_file"),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(cfg_err("mail.transport.username", "an SMTP password is set but no username"))
+                    }
+                    _ => {}
+                }
+                let config = SmtpConfig {
+                    host: s.host.clone(),
+                    port: s.port,
+                    security,
+                    username: s.username.clone(),
+                    password,
+                    timeout_secs: s.timeout_secs,
+                };
+                Transport::smtp(&mail.from, &config)
+            }
+        };
+        built.map_err(|e| match e {
+            MailError::Address(_) => cfg_err("mail.from", e.to_string()),
+            other => cfg_err("mail.transport", other.to_string()),
+        })
+    }
+}
+
+/// What can be checked of `[mail]` without touching the disk or network.
+fn check_mail(mail: &MailSection) -> Result<(), ConfigError> {
+    if mail.from.trim().is_empty() {
+        return Err(cfg_err("mail.from", "must not be empty"));
+    }
+    match &mail.transport {
+        MailTransport::File { dir } => {
+            if dir.as_os_str().is_empty() {
+                return Err(cfg_err("mail.transport.dir", "must not be empty"));
+            }
+        }
+        MailTransport::Smtp(s) => {
+            if s.host.trim().is_empty() {
+                return Err(cfg_err("mail.transport.host", "must not be empty"));
+            }
+            if smtp_security(&s.security).is_none() {
+                return Err(cfg_err(
+                    "mail.transport.security",
+                    format!("{:?} is not none, starttls or tls", s.security),
+                ));
+            }
+            if s.port == Some(0) {
+                return Err(cfg_err("mail.transport.port", "must be 1 to 65535"));
+            }
+            if s.timeout_secs == 0 {
+                return Err(cfg_err("mail.transport.timeout_secs", "must be at least 1"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SMTP settings an `QCERT_MAIL_SMTP_…` variable changes.
+fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSection, ConfigError> {
+    match &mut c.mail.transport {
+        MailTransport::Smtp(s) => Ok(s),
+        MailTransport::File { .. } => Err(cfg_err(
+            var,
+            "applies to SMTP only, and mail goes to the file outbox: set QCERT_MAIL_SMTP_HOST too (or mail.transport.kind = \"smtp\")",
+        )),
+    }
 }
 
 fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
@@ -225,7 +455,10 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
 /// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
 /// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
 /// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
-/// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`. (`QCERT_HSM_PIN` is read where the PIN is needed.)
+/// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
+/// `QCERT_MAIL_SMTP_HOST` (switches the transport to SMTP), `QCERT_MAIL_SMTP_PORT`,
+/// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`.
+/// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
 fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
         c.public_base_url = v;
@@ -261,8 +494,43 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     if let Some(v) = env("QCERT_HSM_SOFTHSM_CONF") {
         c.hsm.softhsm_conf = Some(v.into());
     }
+    if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
+        c.orders.vault_key_file = v.into();
+    }
+    if let Some(v) = env("QCERT_ORDERS_PAYMENT_WEBHOOK_KEY_FILE") {
+        c.orders.payment_webhook_key_file = v.into();
+    }
     if let Some(v) = env("QCERT_REVOCATION_DOCUMENT_KEY_FILE") {
         c.revocation.document_key_file = v.into();
+    }
+    if let Some(v) = env("QCERT_MAIL_FROM") {
+        c.mail.from = v;
+    }
+    if let Some(v) = env("QCERT_MAIL_SMTP_HOST") {
+        match &mut c.mail.transport {
+            MailTransport::Smtp(s) => s.host = v,
+            other => *other = MailTransport::Smtp(SmtpSection::new(v)),
+        }
+    }
+    if let Some(v) = env("QCERT_MAIL_SMTP_PORT") {
+        let port = v
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| cfg_err("QCERT_MAIL_SMTP_PORT", format!("{v:?} is not a port (1 to 65535)")))?;
+        smtp_to_override(c, "QCERT_MAIL_SMTP_PORT")?.port = Some(port);
+    }
+    if let Some(v) = env("QCERT_MAIL_SMTP_SECURITY") {
+        if smtp_security(&v).is_none() {
+            return Err(cfg_err("QCERT_MAIL_SMTP_SECURITY", format!("{v:?} is not none, starttls or tls")));
+        }
+        smtp_to_override(c, "QCERT_MAIL_SMTP_SECURITY")?.security = v.trim().to_ascii_lowercase();
+    }
+    if let Some(v) = env("QCERT_MAIL_SMTP_USERNAME") {
+        smtp_to_override(c, "QCERT_MAIL_SMTP_USERNAME")?.username = Some(v);
+    }
+    if let Some(v) = env("QCERT_MAIL_SMTP_PASSWORD_FILE") {
+        smtp_to_override(c, "QCERT_MAIL_SMTP_PASSWORD_FILE")?.password_file = Some(v.into());
     }
     Ok(())
 }
@@ -327,5 +595,129 @@ mod tests {
         assert_eq!(s.hsm_pin(&env).unwrap().expose_secret(), "from-env");
         let cfg = s.hsm_config(&env).unwrap();
         assert!(!format!("{cfg:?}").contains("from-env"), "Debug redacts the PIN");
+    }
+
+    const SMTP_MAIL: &str = "[mail]\nfrom = \"qcert <noreply@pki.example.eu>\"\n\n[mail.transport]\nkind = \"smtp\"\nhost = \"smtp.example.eu\"\nsecurity = \"tls\"\nusername = \"qcert\"\n";
+
+    /// The defaults with their `[mail]` section replaced by `mail`.
+    fn with_mail(mail: &str) -> String {
+        let text = defaults_text();
+        let at = text.find("\n[mail]\n").expect("the defaults have a [mail] section") + 1;
+        // Up to the next table that is not one of [mail]'s.
+        let end = text[at..]
+            .match_indices("\n[")
+            .map(|(i, _)| at + i + 1)
+            .find(|i| !text[*i..].starts_with("[mail"))
+            .unwrap_or(text.len());
+        format!("{}{mail}{}", &text[..at], &text[end..])
+    }
+
+    #[test]
+    fn mail_defaults_round_trip_to_the_file_outbox() {
+        let text = defaults_text();
+        assert!(
+            text.contains("[mail]") && text.contains("[mail.transport]\nkind = \"file\"\ndir = \"outbox\""),
+            "{text}"
+        );
+        let home = home_with(&text);
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        assert_eq!(s.config.mail, MailSection::default());
+        assert_eq!(toml::to_string(&s.config).unwrap(), text, "round trip");
+        let t = s.mail_transport(&|_| None).unwrap();
+        assert!(home.path().join("outbox").is_dir(), "the outbox directory is created");
+        assert_eq!(t.describe(), format!("file {}", home.path().join("outbox").display()));
+        assert_eq!(t.from_mailbox(), "qcert <noreply@localhost>");
+        // A home written before [mail] existed gets the same.
+        let home = home_with(&with_mail(""));
+        assert_eq!(Settings::load(home.path(), &|_| None).unwrap().config.mail, MailSection::default());
+        // An SMTP section round-trips too.
+        let home = home_with(&with_mail(SMTP_MAIL));
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        let again: Config = toml::from_str(&toml::to_string(&s.config).unwrap()).unwrap();
+        assert_eq!(again.mail, s.config.mail);
+        assert!(matches!(&again.mail.transport, MailTransport::Smtp(smtp) if smtp.host == "smtp.example.eu"));
+    }
+
+    #[test]
+    fn mail_env_overrides_switch_to_smtp() {
+        let home = home_with(&defaults_text());
+        let env = |k: &str| {
+            let v = match k {
+                "QCERT_MAIL_FROM" => "CA <ca@pki.example.eu>",
+                "QCERT_MAIL_SMTP_HOST" => "smtp.example.eu",
+                "QCERT_MAIL_SMTP_PORT" => "2525",
+                "QCERT_MAIL_SMTP_SECURITY" => "TLS",
+                "QCERT_MAIL_SMTP_USERNAME" => "qcert",
+                "QCERT_MAIL_SMTP_PASSWORD" => "hunter2-from-env",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        let s = Settings::load(home.path(), &env).unwrap();
+        let MailTransport::Smtp(smtp) = &s.config.mail.transport else { panic!("{:?}", s.config.mail) };
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.security.as_str()), ("smtp.example.eu", Some(2525), "tls"));
+        assert_eq!(smtp.username.as_deref(), Some("qcert"));
+        let t = s.mail_transport(&env).unwrap();
+        assert_eq!(t.describe(), "smtp smtp.example.eu:2525 (tls)");
+        assert_eq!(t.from_mailbox(), "CA <ca@pki.example.eu>");
+        assert!(!format!("{t:?} {s:?}").contains("hunter2"));
+        assert!(!home.path().join("outbox").exists(), "no outbox directory for SMTP");
+        // A username without a password names where the password comes from.
+        let err = s.mail_transport(&|k| env(k).filter(|_| k != "QCERT_MAIL_SMTP_PASSWORD")).unwrap_err();
+        assert_eq!(err.setting, "mail.transport.password_file", "{err}");
+        // The host in the file stays when only the port is overridden.
+        let home = home_with(&with_mail(SMTP_MAIL));
+        let s = Settings::load(home.path(), &|k| (k == "QCERT_MAIL_SMTP_PORT").then(|| "587".to_owned())).unwrap();
+        let MailTransport::Smtp(smtp) = &s.config.mail.transport else { panic!("not smtp") };
+        assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.example.eu", Some(587)));
+    }
+
+    #[test]
+    fn smtp_password_comes_from_env_or_file_never_from_qcert_toml() {
+        use secrecy::ExposeSecret;
+        let text = with_mail(&format!("{SMTP_MAIL}password = \"hunter2-in-toml\"\n"));
+        let err = Settings::load(home_with(&text).path(), &|_| None).unwrap_err();
+        assert_eq!(err.setting, "mail.transport.password", "{err}");
+        assert!(!err.to_string().contains("hunter2"), "a password never appears in an error: {err}");
+
+        let home = home_with(&with_mail(&format!("{SMTP_MAIL}password_file = \"secrets/smtp-password\"\n")));
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        let err = s.smtp_password(&|_| None).unwrap_err();
+        assert_eq!(err.setting, "mail.transport.password_file", "{err}");
+        std::fs::create_dir_all(home.path().join("secrets")).unwrap();
+        std::fs::write(home.path().join("secrets/smtp-password"), "from-file\n").unwrap();
+        assert_eq!(s.smtp_password(&|_| None).unwrap().unwrap().expose_secret(), "from-file");
+        let env = |k: &str| (k == "QCERT_MAIL_SMTP_PASSWORD").then(|| "from-env".to_string());
+        assert_eq!(s.smtp_password(&env).unwrap().unwrap().expose_secret(), "from-env");
+        assert_eq!(s.mail_transport(&|_| None).unwrap().describe(), "smtp smtp.example.eu:465 (tls)");
+    }
+
+    #[test]
+    fn mail_errors_name_the_setting() {
+        let smtp = |line: &str| with_mail(&SMTP_MAIL.replace("security = \"tls\"\n", line));
+        let cases = [
+            (smtp("security = \"ssl\"\n"), "mail.transport.security"),
+            (smtp("security = \"tls\"\nport = 0\n"), "mail.transport.port"),
+            (with_mail(&SMTP_MAIL.replace("smtp.example.eu", " ")), "mail.transport.host"),
+            (defaults_text().replace("noreply@localhost>", "").replace("qcert <", ""), "mail.from"),
+            (defaults_text().replace("dir = \"outbox\"", "dir = \"\""), "mail.transport.dir"),
+        ];
+        for (text, setting) in cases {
+            let err = Settings::load(home_with(&text).path(), &|_| None).unwrap_err();
+            assert_eq!(err.setting, setting, "{err}\n{text}");
+        }
+        let home = home_with(&defaults_text());
+        for (var, value) in [
+            ("QCERT_MAIL_SMTP_PORT", "25"),
+            ("QCERT_MAIL_SMTP_USERNAME", "qcert"),
+            ("QCERT_MAIL_SMTP_SECURITY", "tls"),
+            ("QCERT_MAIL_SMTP_SECURITY", "ssl"),
+        ] {
+            let err = Settings::load(home.path(), &|k| (k == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(err.setting, var, "{err}");
+        }
+        let env = |k: &str| (k == "QCERT_MAIL_FROM").then(|| "not an address".to_owned());
+        let s = Settings::load(home.path(), &env).unwrap();
+        assert_eq!(s.mail_transport(&env).unwrap_err().setting, "mail.from");
     }
 }

@@ -80,8 +80,9 @@ pub fn create_embedded(home: &Path) -> anyhow::Result<Created> {
     Ok(Created { pin_file, so_pin_file })
 }
 
-/// Create the document lookup key file (0600) if it does not exist; true if created.
-pub fn ensure_document_key(path: &Path) -> anyhow::Result<bool> {
+/// Create a 32-byte key file (64 hex digits, mode 0600) if it does not
+/// exist; true if created.
+pub fn ensure_key_file(path: &Path) -> anyhow::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
@@ -91,8 +92,9 @@ pub fn ensure_document_key(path: &Path) -> anyhow::Result<bool> {
             set_mode(dir, 0o700)?;
         }
     }
-    let key = qcert_ca_core::desk::DocumentKey::random();
-    write_secret(path, &key.to_hex())?;
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut *key);
+    write_secret(path, &zeroize::Zeroizing::new(hex::encode(*key)))?;
     Ok(true)
 }
 

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use qcert_ca_core::desk::RevocationDesk;
 use qcert_ca_core::operators::Operators;
+use qcert_ca_core::orders::Orders;
 use qcert_ca_core::{Ca, CaError, CrlScope};
 use serde::Serialize;
 
@@ -23,15 +24,17 @@ use serde::Serialize;
 pub struct AppState {
     pub ca: Ca,
     pub desk: RevocationDesk,
+    pub orders: Orders,
     pub operators: Operators,
     metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(desk: RevocationDesk) -> AppState {
+    pub fn new(orders: Orders) -> AppState {
+        let desk = orders.desk().clone();
         let ca = desk.ca().clone();
         let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
-        AppState { ca, desk, operators, metrics: Arc::new(Metrics::default()) }
+        AppState { ca, desk, orders, operators, metrics: Arc::new(Metrics::default()) }
     }
 }
 
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/openapi.json", get(openapi))
         .merge(crate::api::routes())
+        .merge(crate::orders_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -480,6 +484,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let _ =
         write!(out, "# HELP qcert_crl_entries Entries on the newest CRL.\n# TYPE qcert_crl_entries gauge\n{entries}");
 
+    match state.orders.backlog().await {
+        Ok((waiting, overdue)) => {
+            let _ = writeln!(
+                out,
+                "# HELP qcert_orders_awaiting_identity Paid orders waiting for identity validation.\n# TYPE qcert_orders_awaiting_identity gauge\nqcert_orders_awaiting_identity {waiting}"
+            );
+            let _ = writeln!(
+                out,
+                "# HELP qcert_orders_identity_overdue Of those, past the 24-hour promise.\n# TYPE qcert_orders_identity_overdue gauge\nqcert_orders_identity_overdue {overdue}"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "metrics: orders"),
+    }
     let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
     let _ =
         writeln!(out, "# HELP qcert_hsm_sign_seconds HSM signing latency.\n# TYPE qcert_hsm_sign_seconds histogram");

@@ -7,3 +7,4 @@ pub mod cli;
 pub mod config;
 pub mod home;
 pub mod http;
+pub mod orders_api;

@@ -454,3 +454,38 @@ fn processes_sharing_one_postgresql_registry_agree() {
     assert!(revoked, "the running server learned of the revocation made by another process");
     rt.block_on(db.cleanup());
 }
+
+/// A fresh embedded home writes holder mail to the file outbox: qcert.toml
+/// says so in its `[mail]` section, and `qcert mail` reads the empty outbox.
+#[test]
+fn mail_status_and_send_pending_on_a_fresh_embedded_home() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success(), "{text}");
+
+    let config = std::fs::read_to_string(home.join("qcert.toml")).expect("config");
+    assert!(config.contains("\n[mail]\n") && config.contains("from = "), "{config}");
+    assert!(config.contains("[mail.transport]\nkind = \"file\"\ndir = \"outbox\""), "{config}");
+    assert!(!config.contains("password"), "{config}");
+
+    let (out, text) = output(qcert(&home).args(["mail", "status"]));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("unsent mails: 0"), "{text}");
+    assert!(text.contains(&format!("file {}", home.join("outbox").display())), "{text}");
+
+    let (out, text) = output(qcert(&home).args(["mail", "send-pending"]));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sent 0, failed 0, deferred 0, released 0") && text.contains("unsent mails: 0"), "{text}");
+    assert!(home.join("outbox").is_dir(), "the file outbox is created when mail is delivered");
+
+    // The SMTP password is never taken from qcert.toml, and the error names the setting.
+    let with_password = config.replace(
+        "[mail.transport]\nkind = \"file\"\ndir = \"outbox\"",
+        "[mail.transport]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nusername = \"qcert\"\npassword = \"hunter2-in-toml\"",
+    );
+    std::fs::write(home.join("qcert.toml"), with_password).expect("write config");
+    let (out, text) = output(qcert(&home).args(["mail", "status"]));
+    assert!(!out.status.success() && text.contains("mail.transport.password"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}

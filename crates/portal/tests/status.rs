@@ -23,7 +23,8 @@ async fn serve(ca: &Ca) -> Server {
 
 async fn serve_on(ca: &Ca, listener: tokio::net::TcpListener) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(new_desk(ca).await));
+    let desk = new_desk(ca).await;
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(new_orders(&desk, [7u8; 32], &base)));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });
