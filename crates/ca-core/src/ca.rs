@@ -138,6 +138,15 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
 }
 
+/// Options of [`Ca::issue_with`].
+#[derive(Debug, Clone, Default)]
+pub struct IssueOptions {
+    /// The validity's start (default: now). Must not lie in the future.
+    pub not_before: Option<OffsetDateTime>,
+    /// What the certificate is issued for (e.g. `renewal:<id>`).
+    pub issued_for: Option<String>,
+}
+
 /// Where the subject key of a new certificate comes from.
 #[derive(Debug, Clone)]
 pub enum KeySource {
@@ -170,6 +179,7 @@ struct Meta<'a> {
     profile: &'a str,
     holder: Option<&'a Holder>,
     hsm_key_label: Option<String>,
+    issued_for: Option<&'a str>,
 }
 
 impl Ca {
@@ -589,13 +599,33 @@ impl Ca {
         years: ValidityYears,
         key: KeySource,
     ) -> Result<Issued, CaError> {
+        self.issue_with(profile_id, holder, years, key, &IssueOptions::default()).await
+    }
+
+    /// Issue with options: a given notBefore (renewal: old notAfter - 3
+    /// days, never in the future) and what it is issued for (at most one
+    /// live certificate per value, enforced by the registry).
+    pub async fn issue_with(
+        &self,
+        profile_id: &str,
+        holder: &Holder,
+        years: ValidityYears,
+        key: KeySource,
+        options: &IssueOptions,
+    ) -> Result<Issued, CaError> {
         let inner = &*self.inner;
         let profile = inner.policy.profile(profile_id)?;
         if !profile.allowed_years.contains(&u32::from(years.get())) {
             let allowed = profile.allowed_years.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
             return Err(CaError::ValidityNotOffered(u32::from(years.get()), allowed));
         }
-        let now = inner.clock.now();
+        let now = match options.not_before {
+            Some(at) if at > inner.clock.now() => {
+                return Err(CaError::InvalidInput("a certificate's validity cannot start in the future".into()))
+            }
+            Some(at) => at,
+            None => inner.clock.now(),
+        };
         let not_after = add_years(now, years.get());
         if not_after.unix_timestamp() > inner.issuing.not_after() {
             return Err(CaError::InvalidInput(format!(
@@ -640,9 +670,16 @@ impl Ca {
                 profile: &profile.id,
                 holder: Some(holder),
                 hsm_key_label: hsm_key_label.clone(),
+                issued_for: options.issued_for.as_deref(),
             },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            CaError::Store(StoreError::AlreadyIssuedFor(what)) => {
+                CaError::Conflict(format!("a certificate for {what} is already reserved or issued"))
+            }
+            other => other,
+        })?;
         let serial = serial_hex(&Certificate::from_der(&der).map_err(CaError::encoding)?.tbs_certificate.serial_number);
         tracing::info!(%serial, profile = %profile.id, "issued certificate");
         let event = audit::Event {
@@ -811,7 +848,8 @@ async fn certify(
     kind: CertKind,
     profile: &str,
 ) -> Result<Authority, CaError> {
-    let meta = Meta { kind, profile, holder: None, hsm_key_label: Some(subject.key_label().to_owned()) };
+    let meta =
+        Meta { kind, profile, holder: None, hsm_key_label: Some(subject.key_label().to_owned()), issued_for: None };
     let signer = issuer.map_or(&subject, |i| &i.signer);
     let der = sign_and_store(registry, clock, signer, tbs, issuer.map(|i| &i.serial), &meta).await?;
     authority(subject, der)
@@ -854,6 +892,7 @@ async fn sign_and_store(
             key_id: hex::encode(x509::key_identifier(&tbs.subject_public_key_info)),
             hsm_key_label: meta.hsm_key_label.clone(),
             tbs_der: tbs_der.clone(),
+            issued_for: meta.issued_for.map(str::to_owned),
         };
         match registry.reserve(&new, now).await {
             Ok(()) => break (serial, tbs_der),

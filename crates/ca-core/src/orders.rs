@@ -16,6 +16,8 @@
 //!   code is kept sealed until printed (`qcert kit print`) or shown to an
 //!   RA officer, then erased.
 
+mod renewal;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -37,6 +39,8 @@ use crate::store::orders::{NewOrder, OrderChange, OrderRow};
 use crate::totp::TotpSecret;
 use crate::vault::Vault;
 use crate::x509;
+
+pub use renewal::{failpoint, Banner, RenewalReport, FIRST_REMINDER, RENEWAL_LEAD, SECOND_REMINDER};
 
 /// The profile orders are issued under.
 pub const PROFILE: &str = "qcp-n-qscd";
@@ -108,7 +112,10 @@ pub enum Payment {
 #[derive(Debug, serde::Deserialize)]
 struct PaymentEvent {
     event_id: String,
-    order_id: String,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default)]
+    renewal_id: Option<String>,
     status: String,
     #[serde(default)]
     payment_ref: Option<String>,
@@ -321,7 +328,31 @@ impl Orders {
             return Err(CaError::InvalidInput(format!("payment status {:?} is not handled", event.status)));
         }
         let registry = self.ca().registry();
-        let row = registry.order(&event.order_id).await?.ok_or_else(|| CaError::NotFound("no such order".into()))?;
+        let order_id = match (event.order_id, event.renewal_id) {
+            (Some(o), None) => o,
+            (None, Some(renewal)) => {
+                let r = registry.renewal(&renewal).await?.ok_or_else(|| CaError::NotFound("no such renewal".into()))?;
+                return if registry.record_renewal_payment(&event.event_id, &r.id, now.unix_timestamp()).await? {
+                    self.audit(
+                        "payment-provider",
+                        "renewal.paid",
+                        &r.serial,
+                        Outcome::Success,
+                        format!("renewal={} event={}", r.id, event.event_id),
+                    )
+                    .await;
+                    Ok(Payment::Applied)
+                } else {
+                    Ok(Payment::Duplicate)
+                };
+            }
+            _ => {
+                return Err(CaError::InvalidInput(
+                    "a payment event names exactly one of order_id and renewal_id".into(),
+                ))
+            }
+        };
+        let row = registry.order(&order_id).await?.ok_or_else(|| CaError::NotFound("no such order".into()))?;
         let due = (now + IDENTITY_PROMISE).unix_timestamp();
         let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
         let applied =

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod operators;
 pub mod orders;
 pub mod outbox;
+pub mod renewals;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -47,6 +48,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("certificate {serial} is {status}, expected reserved")]
     WrongState { serial: String, status: String },
+    #[error("a certificate for {0} is already reserved or issued")]
+    AlreadyIssuedFor(String),
     #[error("an operator named {0:?} exists or existed; names are not reused")]
     DuplicateOperator(String),
     #[error("database error: {0}")]
@@ -134,6 +137,8 @@ pub struct NewCertificate {
     pub key_id: String,
     pub hsm_key_label: Option<String>,
     pub tbs_der: Vec<u8>,
+    /// The renewal (or order) it is issued for; at most one live certificate per value.
+    pub issued_for: Option<String>,
 }
 
 /// A registry row: the reservation as stored, its status and, once signed, its DER.
@@ -164,7 +169,7 @@ pub struct Registry {
 }
 
 const CERT_COLUMNS: &str = "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
-     country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der";
+     country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, issued_for";
 
 impl Registry {
     /// Connect (creating an SQLite file if needed) and apply pending migrations.
@@ -218,8 +223,9 @@ impl Registry {
     pub async fn reserve(&self, c: &NewCertificate, now: i64) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
-             email, country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $16)",
+             email, country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, created_at, updated_at, \
+             issued_for) \
+             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $16, $17)",
         )
         .bind(&c.serial)
         .bind(&c.issuer_serial)
@@ -237,10 +243,14 @@ impl Registry {
         .bind(&c.hsm_key_label)
         .bind(&c.tbs_der)
         .bind(now)
+        .bind(&c.issued_for)
         .execute(&self.pool)
         .await;
         match result {
             Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && e.message().contains("issued_for") => {
+                Err(StoreError::AlreadyIssuedFor(c.issued_for.clone().unwrap_or_default()))
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StoreError::DuplicateSerial(c.serial.clone()))
             }
@@ -741,6 +751,7 @@ fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
         key_id: r.try_get("key_id")?,
         hsm_key_label: r.try_get("hsm_key_label")?,
         tbs_der: r.try_get("tbs_der")?,
+        issued_for: r.try_get("issued_for")?,
     };
     Ok(CertificateRecord {
         cert,

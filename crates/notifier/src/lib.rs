@@ -18,6 +18,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod notices;
 pub mod outbox;
+pub mod scheduler;
 pub mod template;
 pub mod transport;
 
@@ -26,5 +27,6 @@ pub use error::MailError;
 pub use notices::OutboxNotices;
 pub use outbox::{Enqueued, NewMail, Outbox};
 pub use qcert_ca_core::store::outbox::OutboxRecord;
+pub use scheduler::{Notifier, TickReport};
 pub use template::{render, vars, Language, Rendered, Template};
 pub use transport::{message_id, MailConfig, SmtpConfig, SmtpSecurity, Transport, TransportConfig};

@@ -74,6 +74,13 @@ pub enum Command {
         #[command(subcommand)]
         what: OperatorCommand,
     },
+    /// The notifier alone (for a separate node): renewal reminders and
+    /// automatic renewals on `notifier.schedule`, with mail delivery.
+    Notify {
+        /// One tick (and one delivery pass), then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// TOKEN kits: print the envelope insert with the secret-delivery code.
     Kit {
         #[command(subcommand)]
@@ -216,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Audit { what: AuditCommand::Verify } => audit_verify(&settings).await,
             Command::Mail { what } => mail(&settings, what).await,
             Command::Kit { what: KitCommand::Print { order } } => kit_print(&settings, &order).await,
+            Command::Notify { once } => notify(&settings, once).await,
             Command::Bench { .. } => Ok(()),
         }
     })
@@ -247,12 +255,26 @@ async fn open_parts(settings: &Settings) -> anyhow::Result<(Hsm, Registry, Polic
     let registry = Registry::open(&settings.database_url, settings.config.database.max_connections)
         .await
         .context("cannot open the registry (setting database.url)")?;
-    Ok((hsm, registry, policy, Arc::new(SystemClock)))
+    Ok((hsm, registry, policy, clock()?))
 }
 
 async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
     let (hsm, registry, policy, clock) = open_parts(settings).await?;
     Ok(Ca::open(hsm, registry, policy, clock).await?)
+}
+
+/// The system clock; or, for end-to-end tests of the lifecycle rules,
+/// `QCERT_FAKE_NOW` (RFC 3339) fixes it, loudly (as Boulder's FAKECLOCK).
+fn clock() -> anyhow::Result<Arc<dyn Clock>> {
+    match env("QCERT_FAKE_NOW") {
+        None => Ok(Arc::new(SystemClock)),
+        Some(t) => {
+            let at = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("QCERT_FAKE_NOW {t:?} is not an RFC 3339 time"))?;
+            tracing::warn!(%t, "QCERT_FAKE_NOW is set: the clock stands still at that time (tests only)");
+            Ok(Arc::new(qcert_ca_core::FixedClock::new(at)))
+        }
+    }
 }
 
 /// The CA with the revocation desk (document key from `revocation.document_key_file`).
@@ -378,6 +400,44 @@ async fn operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<
     };
     registry.close().await;
     Ok(result?)
+}
+
+async fn notify(settings: &Settings, once: bool) -> anyhow::Result<()> {
+    let schedule = settings.config.notifier.schedule.clone();
+    qcert_notifier::scheduler::parse_schedule(&schedule).context("setting notifier.schedule")?;
+    let orders = open_orders(settings).await?;
+    let ca = orders.ca().clone();
+    let notifier = qcert_notifier::Notifier::new(orders);
+    if once {
+        let report = notifier.tick(ca.clock().now()).await?;
+        println!(
+            "reminders: {} at 45 days, {} at 15 days, {} skipped; renewals: {} issued, {} cancelled, {} failed",
+            report.reminders_45,
+            report.reminders_15,
+            report.skipped,
+            report.renewals.issued,
+            report.renewals.cancelled,
+            report.renewals.failed
+        );
+        let transport = settings.mail_transport(&env)?;
+        let dispatcher = qcert_notifier::Dispatcher::new(
+            ca.registry().clone(),
+            transport,
+            qcert_notifier::DeliveryPolicy::default(),
+        )?;
+        let sent = dispatcher.run_once(ca.clock().now()).await?;
+        println!("mail: {} sent, {} deferred, {} failed", sent.sent, sent.deferred, sent.failed);
+        ca.registry().close().await;
+        return Ok(());
+    }
+    let mail = start_mail_delivery(settings, ca.registry().clone());
+    tracing::info!(%schedule, "notifier running");
+    notifier.run(&schedule, ca.clock().clone(), shutdown_signal()).await?;
+    if let Some(mail) = mail {
+        mail.stop().await;
+    }
+    ca.registry().close().await;
+    Ok(())
 }
 
 async fn kit_print(settings: &Settings, order: &str) -> anyhow::Result<()> {
@@ -524,9 +584,21 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
     let mail = start_mail_delivery(settings, ca.registry().clone());
+    let notifier = settings.config.notifier.in_serve.then(|| {
+        let n = qcert_notifier::Notifier::new(orders.clone());
+        let (schedule, clock) = (settings.config.notifier.schedule.clone(), ca.clock().clone());
+        tokio::spawn(async move {
+            if let Err(e) = n.run(&schedule, clock, std::future::pending()).await {
+                tracing::error!(error = %e, "notifier not started (setting notifier.schedule)");
+            }
+        })
+    });
     let app = http::router(http::AppState::new(orders));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
+    if let Some(n) = notifier {
+        n.abort();
+    }
     if let Some(mail) = mail {
         mail.stop().await;
     }

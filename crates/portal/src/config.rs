@@ -28,9 +28,27 @@ pub struct Config {
     pub revocation: RevocationSection,
     #[serde(default)]
     pub orders: OrdersSection,
+    #[serde(default)]
+    pub notifier: NotifierSection,
     /// Where holder mail goes; the file outbox under the home by default.
     #[serde(default)]
     pub mail: MailSection,
+}
+
+/// The notifier: renewal reminders and automatic renewals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierSection {
+    /// When it ticks: cron with seconds first (`sec min hour day month weekday`).
+    pub schedule: String,
+    /// Run it inside `qcert serve` (else run `qcert notify` on its own node).
+    pub in_serve: bool,
+}
+
+impl Default for NotifierSection {
+    fn default() -> Self {
+        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true }
+    }
 }
 
 /// Orders: the keys of the secret vault and of the payment webhook.
@@ -219,6 +237,7 @@ pub fn embedded_defaults() -> Config {
         },
         revocation: RevocationSection::default(),
         orders: OrdersSection::default(),
+        notifier: NotifierSection::default(),
         mail: MailSection::default(),
     }
 }
@@ -493,6 +512,16 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_HSM_SOFTHSM_CONF") {
         c.hsm.softhsm_conf = Some(v.into());
+    }
+    if let Some(v) = env("QCERT_NOTIFIER_SCHEDULE") {
+        c.notifier.schedule = v;
+    }
+    if let Some(v) = env("QCERT_NOTIFIER_IN_SERVE") {
+        c.notifier.in_serve = match v.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(cfg_err("QCERT_NOTIFIER_IN_SERVE", format!("{v:?} is neither true nor false"))),
+        };
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .merge(crate::api::routes())
         .merge(crate::orders_api::routes())
+        .merge(crate::renewal_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,3 +8,4 @@ pub mod config;
 pub mod home;
 pub mod http;
 pub mod orders_api;
+pub mod renewal_api;

@@ -97,6 +97,13 @@ impl Registry {
         row.map(|r| order_row(&r)).transpose()
     }
 
+    /// The id of the order whose certificate is `serial`.
+    pub async fn order_by_serial(&self, serial: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT id FROM orders WHERE serial = $1").bind(serial).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
     pub async fn order_by_idempotency_key(&self, key: &str) -> Result<Option<OrderRow>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE idempotency_key = $1"))
             .bind(key)

@@ -1,0 +1,306 @@
+//! Renewals' and reminders' SQL.
+
+use sqlx::Row;
+
+use super::outbox::NewOutboxMail;
+use super::{Backend, Registry, StoreError};
+
+/// A renewal as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalRow {
+    pub id: String,
+    pub serial: String,
+    pub order_id: Option<String>,
+    pub product: String,
+    pub years: i64,
+    pub csr: Option<Vec<u8>>,
+    pub state: String,
+    pub issue_at: i64,
+    pub new_serial: Option<String>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+/// A new renewal's fields.
+#[derive(Debug, Clone)]
+pub struct NewRenewal<'a> {
+    pub id: &'a str,
+    pub serial: &'a str,
+    pub order_id: Option<&'a str>,
+    pub product: &'a str,
+    pub years: i64,
+    pub csr: Option<&'a [u8]>,
+    pub csr_key_id: Option<&'a str>,
+    pub issue_at: i64,
+}
+
+/// A certificate a reminder may be due for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderCandidate {
+    pub serial: String,
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub not_after: i64,
+    pub reminder_stage: i64,
+    /// The language of the order it came from (`en` without one).
+    pub language: String,
+    pub revoked: bool,
+    pub renewal_ordered: bool,
+}
+
+/// What a tick decided for one certificate: its new stage and, if a mail
+/// goes out, the mail. Recorded together.
+#[derive(Debug, Clone)]
+pub struct ReminderDecision {
+    pub serial: String,
+    pub stage: i64,
+    pub mail: Option<NewOutboxMail>,
+}
+
+const COLUMNS: &str = "id, serial, order_id, product, years, csr, state, issue_at, new_serial, created_at, paid_at";
+
+impl Registry {
+    /// Insert a renewal awaiting payment; `Ok(false)` if the certificate
+    /// already has a live (not cancelled) renewal.
+    pub async fn insert_renewal(&self, r: &NewRenewal<'_>, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO renewals (id, serial, order_id, product, years, csr, csr_key_id, state, issue_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'awaiting-payment', $8, $9, $9)",
+        )
+        .bind(r.id)
+        .bind(r.serial)
+        .bind(r.order_id)
+        .bind(r.product)
+        .bind(r.years)
+        .bind(r.csr)
+        .bind(r.csr_key_id)
+        .bind(r.issue_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn renewal(&self, id: &str) -> Result<Option<RenewalRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM renewals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| renewal_row(&r)).transpose()
+    }
+
+    /// The live (not cancelled) renewal of a certificate.
+    pub async fn renewal_of(&self, serial: &str) -> Result<Option<RenewalRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM renewals WHERE serial = $1 AND state <> 'cancelled'"))
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| renewal_row(&r)).transpose()
+    }
+
+    /// The renewal that produced certificate `new_serial`.
+    pub async fn renewal_producing(&self, new_serial: &str) -> Result<Option<RenewalRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM renewals WHERE new_serial = $1"))
+            .bind(new_serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| renewal_row(&r)).transpose()
+    }
+
+    /// Apply a payment event once; false if seen before.
+    pub async fn record_renewal_payment(&self, event_id: &str, renewal_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO renewal_payment_events (event_id, renewal_id, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(renewal_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query(
+                "UPDATE renewals SET state = 'paid', paid_at = $1, updated_at = $1 WHERE id = $2 AND state = 'awaiting-payment'",
+            )
+            .bind(now)
+            .bind(renewal_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Claim up to `limit` renewals due at `now` (paid, or left `issuing`
+    /// by a process whose lease ran out) until `lease_until`. On
+    /// PostgreSQL rows another notifier is claiming are skipped.
+    pub async fn claim_due_renewals(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<RenewalRow>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE renewals SET state = 'issuing', lease_until = $1, updated_at = $2 WHERE id IN \
+             (SELECT id FROM renewals WHERE issue_at <= $2 AND \
+              (state = 'paid' OR (state = 'issuing' AND lease_until < $2)) ORDER BY issue_at, id LIMIT $3 {lock}) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(renewal_row).collect()
+    }
+
+    /// Record the issued renewal (only while still claimed).
+    pub async fn finish_renewal(&self, id: &str, new_serial: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE renewals SET state = 'issued', new_serial = $1, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = 'issuing'",
+        )
+        .bind(new_serial)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Give a claimed renewal back (it is retried at the next tick) or cancel it.
+    pub async fn end_renewal_claim(&self, id: &str, to: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE renewals SET state = $1, lease_until = NULL, updated_at = $2 WHERE id = $3 AND state = 'issuing'",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The certificate reserved or issued for `issued_for`, if any: (serial, status).
+    pub async fn certificate_issued_for(&self, issued_for: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT serial, status FROM certificates WHERE issued_for = $1 AND status <> 'aborted'")
+            .bind(issued_for)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("serial")?, r.try_get("status")?))).transpose()
+    }
+
+    /// The renewed certificate keeps the revocation password (and document).
+    pub async fn copy_credential(&self, from: &str, to: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revocation_credentials (serial, document_key, password_hash, failed_attempts, changed_at) \
+             SELECT $1, document_key, password_hash, 0, $2 FROM revocation_credentials WHERE serial = $3 \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Issued end-entity certificates below reminder stage `below`, whose
+    /// notAfter lies in `(now, now + horizon]`, soonest first.
+    pub async fn reminder_candidates(
+        &self,
+        stages: &[i64],
+        now: i64,
+        horizon: i64,
+        limit: i64,
+    ) -> Result<Vec<ReminderCandidate>, StoreError> {
+        let stage_list = stages.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT c.serial, c.email, c.given_name, c.not_after, c.reminder_stage, \
+             COALESCE((SELECT o.language FROM orders o WHERE o.serial = c.serial), 'en') AS language, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial) THEN 1 ELSE 0 END AS BIGINT) AS revoked, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM renewals w WHERE w.serial = c.serial AND w.state <> 'cancelled') THEN 1 ELSE 0 END AS BIGINT) AS renewing \
+             FROM certificates c WHERE c.kind = 'end-entity' AND c.status = 'issued' AND c.reminder_stage IN ({stage_list}) \
+             AND c.not_after > $1 AND c.not_after <= $2 ORDER BY c.reminder_stage, c.not_after LIMIT $3"
+        ))
+        .bind(now)
+        .bind(now.saturating_add(horizon))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReminderCandidate {
+                    serial: r.try_get("serial")?,
+                    email: r.try_get("email")?,
+                    given_name: r.try_get("given_name")?,
+                    not_after: r.try_get("not_after")?,
+                    reminder_stage: r.try_get("reminder_stage")?,
+                    language: r.try_get("language")?,
+                    revoked: r.try_get::<i64, _>("revoked")? != 0,
+                    renewal_ordered: r.try_get::<i64, _>("renewing")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Record a tick's decisions in one transaction: each mail into the
+    /// outbox (once per dedupe key) together with the certificate's new
+    /// stage, so a crash leaves both or neither.
+    pub async fn record_reminders(&self, decisions: &[ReminderDecision], now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut queued = 0;
+        for d in decisions {
+            if let Some(m) = &d.mail {
+                queued += sqlx::query(
+                    "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING",
+                )
+                .bind(&m.dedupe_key)
+                .bind(&m.kind)
+                .bind(&m.language)
+                .bind(&m.recipient)
+                .bind(&m.subject)
+                .bind(&m.body_text)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            sqlx::query("UPDATE certificates SET reminder_stage = $1 WHERE serial = $2 AND reminder_stage < $1")
+                .bind(d.stage)
+                .bind(&d.serial)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+}
+
+fn renewal_row(r: &sqlx::any::AnyRow) -> Result<RenewalRow, StoreError> {
+    Ok(RenewalRow {
+        id: r.try_get("id")?,
+        serial: r.try_get("serial")?,
+        order_id: r.try_get("order_id")?,
+        product: r.try_get("product")?,
+        years: r.try_get("years")?,
+        csr: r.try_get("csr")?,
+        state: r.try_get("state")?,
+        issue_at: r.try_get("issue_at")?,
+        new_serial: r.try_get("new_serial")?,
+        created_at: r.try_get("created_at")?,
+        paid_at: r.try_get("paid_at")?,
+    })
+}

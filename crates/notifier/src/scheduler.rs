@@ -1,0 +1,199 @@
+//! The notifier's tick (DOMAIN.md "Renewal"): renewal reminders 45 and 15
+//! days before notAfter, and issuance of paid renewals 3 days before.
+//!
+//! Exactly once, also with several notifier processes and across crashes:
+//! a reminder's outbox row (unique dedupe key `reminder-45:<serial>` /
+//! `reminder-15:<serial>`) and the certificate's reminder stage are
+//! written in one transaction before anything is sent; the outbox then
+//! delivers with retries. Renewals are claimed under a lease and issued
+//! for `renewal:<id>`, which the registry lets exist once.
+//!
+//! Catching up after downtime is the same query: whatever fell due is
+//! done; the 45-day mail is skipped when the 15-day one is already due.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use qcert_ca_core::orders::{Orders, RenewalReport, FIRST_REMINDER, SECOND_REMINDER};
+use qcert_ca_core::store::outbox::NewOutboxMail;
+use qcert_ca_core::store::renewals::{ReminderCandidate, ReminderDecision};
+use qcert_ca_core::{CaError, Clock};
+use time::OffsetDateTime;
+
+use crate::template::{render, Language, Template};
+use crate::MailError;
+
+/// Certificates handled per query page.
+pub const PAGE: i64 = 2000;
+
+/// Reminder stages (see migration 0008).
+const STAGE_45_DONE: i64 = 1;
+const STAGE_15_DONE: i64 = 2;
+const STAGE_NEVER: i64 = 3;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub reminders_45: u64,
+    pub reminders_15: u64,
+    /// Certificates that got no reminder: revoked, or renewal already ordered.
+    pub skipped: u64,
+    pub renewals: RenewalReport,
+}
+
+/// Errors of a tick.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("schedule: {0}")]
+    Schedule(String),
+}
+
+/// The notifier.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    orders: Orders,
+}
+
+impl Notifier {
+    pub fn new(orders: Orders) -> Notifier {
+        Notifier { orders }
+    }
+
+    /// One pass at `now`.
+    pub async fn tick(&self, now: OffsetDateTime) -> Result<TickReport, TickError> {
+        let mut report = TickReport::default();
+        // The 15-day pass first: a certificate it reaches needs no 45-day mail any more.
+        self.reminders(now, &[0, STAGE_45_DONE], SECOND_REMINDER, &mut report).await?;
+        self.reminders(now, &[0], FIRST_REMINDER, &mut report).await?;
+        loop {
+            let r = self.orders.issue_due_renewals(now, PAGE).await?;
+            let done = r.issued + r.cancelled + r.failed;
+            report.renewals.issued += r.issued;
+            report.renewals.cancelled += r.cancelled;
+            report.renewals.failed += r.failed;
+            if i64::from(done) < PAGE || r.failed > 0 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn reminders(
+        &self,
+        now: OffsetDateTime,
+        stages: &[i64],
+        horizon: time::Duration,
+        report: &mut TickReport,
+    ) -> Result<(), TickError> {
+        let registry = self.orders.ca().registry();
+        let second = horizon == SECOND_REMINDER;
+        loop {
+            let page = registry
+                .reminder_candidates(stages, now.unix_timestamp(), horizon.whole_seconds(), PAGE)
+                .await
+                .map_err(CaError::from)?;
+            let mut decisions = Vec::with_capacity(page.len());
+            for c in &page {
+                let d = self.decide(c, second)?;
+                match (&d.mail, second) {
+                    (Some(_), true) => report.reminders_15 += 1,
+                    (Some(_), false) => report.reminders_45 += 1,
+                    (None, _) => report.skipped += 1,
+                }
+                decisions.push(d);
+            }
+            registry.record_reminders(&decisions, now.unix_timestamp()).await.map_err(CaError::from)?;
+            if i64::try_from(page.len()).unwrap_or(0) < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    fn decide(&self, c: &ReminderCandidate, second: bool) -> Result<ReminderDecision, TickError> {
+        let serial = c.serial.clone();
+        if c.revoked {
+            return Ok(ReminderDecision { serial, stage: STAGE_NEVER, mail: None });
+        }
+        let stage = if second { STAGE_15_DONE } else { STAGE_45_DONE };
+        let Some(to) = c.email.clone().filter(|_| !c.renewal_ordered) else {
+            return Ok(ReminderDecision { serial, stage, mail: None });
+        };
+        let language = Language::parse(&c.language).unwrap_or(Language::En);
+        let not_after = OffsetDateTime::from_unix_timestamp(c.not_after)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        let vars: BTreeMap<String, String> = [
+            ("given_name", c.given_name.clone().unwrap_or_default()),
+            ("serial", serial.clone()),
+            ("not_after", not_after),
+            ("renewal_url", self.orders.renewal_url(&serial)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let rendered = render(Template::RenewalReminder, language, &vars)?;
+        let which = if second { "15" } else { "45" };
+        let mail = NewOutboxMail {
+            dedupe_key: format!("reminder-{which}:{serial}"),
+            kind: format!("renewal-reminder-{which}"),
+            language: language.as_str().to_owned(),
+            recipient: to,
+            subject: rendered.subject,
+            body_text: rendered.body,
+        };
+        Ok(ReminderDecision { serial, stage, mail: Some(mail) })
+    }
+
+    /// Tick on `schedule` (cron, seconds first, e.g. `0 * * * * *`) until
+    /// `shutdown` completes; a failed tick is logged and retried at the next.
+    pub async fn run(
+        &self,
+        schedule: &str,
+        clock: Arc<dyn Clock>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), TickError> {
+        let schedule = parse_schedule(schedule)?;
+        tokio::pin!(shutdown);
+        loop {
+            match self.tick(clock.now()).await {
+                Ok(r) if r != TickReport::default() => tracing::info!(?r, "notifier tick"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "notifier tick failed; retrying at the next one"),
+            }
+            let wait = schedule
+                .upcoming(chrono::Utc)
+                .next()
+                .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
+                .unwrap_or(std::time::Duration::from_secs(60));
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// A cron schedule with seconds (6 or 7 fields).
+pub fn parse_schedule(s: &str) -> Result<cron::Schedule, TickError> {
+    cron::Schedule::from_str(s).map_err(|e| {
+        TickError::Schedule(format!("{s:?} is not a cron schedule with seconds, like \"0 * * * * *\": {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_need_seconds() {
+        assert!(parse_schedule("0 */5 * * * *").is_ok());
+        assert!(parse_schedule("*/5 * * * *").is_err(), "5 fields are refused");
+        assert!(parse_schedule("soon").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Renewal over HTTP: the banner data, and the renewal order authenticated
+//! with the current certificate (a CMS-signed request, TOKEN) or an
+//! authorization code (CLOUD).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use qcert_ca_core::store::renewals::RenewalRow;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{ApiError, AppState, Problem};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/certificates/{serial}/renewal", get(banner))
+        .route("/api/v1/certificates/{serial}/renewals", post(order))
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+struct BannerView {
+    serial: String,
+    not_after: String,
+    /// Show the renewal banner: within 45 days of expiry, certificate valid.
+    window_open: bool,
+    /// Last moment to order the renewal (notAfter - 3 days).
+    deadline: String,
+    renewal_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_serial: Option<String>,
+}
+
+/// `GET /api/v1/certificates/{serial}/renewal`.
+async fn banner(State(state): State<AppState>, Path(serial): Path<String>) -> Result<Json<BannerView>, ApiError> {
+    let b = state.orders.banner(&serial).await?;
+    Ok(Json(BannerView {
+        serial: b.serial,
+        not_after: rfc3339(b.not_after),
+        window_open: b.window_open,
+        deadline: rfc3339(b.deadline),
+        renewal_state: b.state,
+        renewal_id: b.renewal_id,
+        new_serial: b.new_serial,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRenewal {
+    years: u32,
+    code: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RenewalView {
+    renewal_id: String,
+    serial: String,
+    product: String,
+    years: i64,
+    state: String,
+    /// When the new certificate is issued (and its validity starts).
+    issue_at: String,
+    /// Pay with a payment event naming this `renewal_id`.
+    payment: &'static str,
+}
+
+impl From<&RenewalRow> for RenewalView {
+    fn from(r: &RenewalRow) -> Self {
+        RenewalView {
+            renewal_id: r.id.clone(),
+            serial: r.serial.clone(),
+            product: r.product.to_ascii_uppercase(),
+            years: r.years,
+            state: r.state.clone(),
+            issue_at: rfc3339(r.issue_at),
+            payment: "awaiting a payment event with this renewal_id",
+        }
+    }
+}
+
+/// `POST /api/v1/certificates/{serial}/renewals`: a CMS SignedData (TOKEN,
+/// `{"serial","years","csr"}` signed with the current key) or JSON
+/// `{"years","code"}` (CLOUD).
+async fn order(State(state): State<AppState>, Path(serial): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let result = if json {
+        match serde_json::from_slice::<CodeRenewal>(&body) {
+            Ok(req) => state.orders.order_renewal_code(&serial, req.years, &req.code).await,
+            Err(_) => {
+                return Problem::typed(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "malformed-request",
+                    "Malformed request",
+                    Some("expected JSON {\"years\": 1|2|3, \"code\": \"123456\"}".into()),
+                )
+                .into_response()
+            }
+        }
+    } else if body.is_empty() {
+        return Problem::typed(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "Empty body",
+            Some("send the CMS SignedData made by `openssl cms -sign` with the current key".into()),
+        )
+        .into_response();
+    } else {
+        state.orders.order_renewal_signed(&serial, &body).await
+    };
+    match result {
+        Ok(r) => (StatusCode::CREATED, Json(RenewalView::from(&r))).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}

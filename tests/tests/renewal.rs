@@ -1,0 +1,260 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
+//! Renewal and the notifier's lifecycle rules with an injected clock, on
+//! both stores, with a real SMTP server: reminders at -45 d (once), none at
+//! -30 d, at -15 d only without a renewal order; renewal ordered with the
+//! current key (CMS), paid, issued at -3 d with notBefore = old notAfter -
+//! 3 d; refused at -2 d and after expiry; nothing for a revoked certificate.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use der::Decode;
+use qcert_ca_core::desk::DocumentNumber;
+use qcert_ca_core::payment::{sign_webhook, WebhookKey};
+use qcert_ca_core::{Clock, Holder, Issued, KeySource, ValidityYears};
+use qcert_notifier::{DeliveryPolicy, Dispatcher, Notifier, SmtpConfig, SmtpSecurity, Transport};
+use qcert_tests::smtp::SmtpSink;
+use qcert_tests::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+const WEBHOOK: [u8; 32] = [5u8; 32];
+
+fn key_and_csr(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-new", "-nodes", "-subj", "/CN=x", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    (key, csr)
+}
+
+/// `openssl cms -sign` of `content` with the certificate's own key.
+fn cms_sign(dir: &Path, content: &str, cert: &Path, key: &Path) -> Vec<u8> {
+    let input = dir.join(format!("c-{}.json", random_hex(4)));
+    let out = dir.join(format!("c-{}.cms", random_hex(4)));
+    std::fs::write(&input, content).unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["cms", "-sign", "-nodetach", "-binary", "-outform", "DER", "-signer"])
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .arg("-in")
+            .arg(&input)
+            .arg("-out")
+            .arg(&out),
+    );
+    std::fs::read(out).unwrap()
+}
+
+struct Holding {
+    issued: Issued,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+async fn issue(desk: &qcert_ca_core::desk::RevocationDesk, dir: &Path, n: u32) -> Holding {
+    let (key, csr) = key_and_csr(dir, &format!("h{n}"));
+    let holder = Holder::parse("Ana", "Pop", &format!("ana{n}@example.ro"), "RO", &format!("285010112345{n}")).unwrap();
+    let doc = DocumentNumber::parse(&format!("RX12345{n}")).unwrap();
+    let (issued, _) = desk
+        .issue("qcp-n-qscd", &holder, ValidityYears::new(1).unwrap(), KeySource::Csr(std::fs::read(csr).unwrap()), &doc)
+        .await
+        .unwrap();
+    let cert = write_pem(dir, &format!("h{n}.pem"), "CERTIFICATE", &issued.der);
+    Holding { issued, cert, key }
+}
+
+async fn lifecycle_45_15_3(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Issue a year before "now + 45 days": at the -45-day step the test
+    // clock is close to the wall clock the outside judges use.
+    let wall = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let clock = std::sync::Arc::new(qcert_ca_core::FixedClock::new(wall - Duration::days(320)));
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let server = serve_orders_with(|base| new_orders(&desk, WEBHOOK, base)).await;
+    let orders = new_orders(&desk, WEBHOOK, &server.base);
+    let notifier = Notifier::new(orders);
+    let sink = SmtpSink::start(d).await;
+    let smtp = SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: Some(sink.port),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout_secs: 10,
+    };
+    let transport = Transport::smtp("qcert <noreply@pki.qcert-demo.eu>", &smtp).unwrap();
+    let dispatcher = Dispatcher::new(ca.registry().clone(), transport, DeliveryPolicy::default()).unwrap();
+    let a = issue(&desk, d, 1).await; // renewed at -30 d
+    let b = issue(&desk, d, 2).await; // never renewed
+    let c = issue(&desk, d, 3).await; // revoked
+    ca.revoke(&c.issued.serial, qcert_ca_core::Reason::Superseded, None, "test").await.unwrap();
+    let na = a.issued.not_after;
+    let http = reqwest::Client::new();
+    let at = |days: i64| na - Duration::days(days);
+    let tick = || async { notifier.tick(clock.now()).await.unwrap() };
+    let deliver = || async { dispatcher.run_once(clock.now()).await.unwrap() };
+    let mails_to = |who: &str| sink.received().into_iter().filter(|m| m.rcpt_tos.iter().any(|r| r == who)).count();
+
+    clock.set(at(46));
+    assert_eq!(tick().await.reminders_45, 0, "not yet at -46 d");
+    clock.set(at(45));
+    let r = tick().await;
+    assert_eq!((r.reminders_45, r.reminders_15), (2, 0), "A and B, not the revoked C: {r:?}");
+    assert_eq!(tick().await.reminders_45, 0, "once");
+    deliver().await;
+    assert_eq!((mails_to("ana1@example.ro"), mails_to("ana2@example.ro"), mails_to("ana3@example.ro")), (1, 1, 0));
+    let reminder = sink.received().into_iter().find(|m| m.rcpt_tos == vec!["ana1@example.ro".to_owned()]).unwrap();
+    let banner_url = reminder.link().unwrap();
+    assert_eq!(banner_url, format!("{}/api/v1/certificates/{}/renewal", server.base, a.issued.serial));
+    let banner: Value = http.get(&banner_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (banner["window_open"].as_bool(), banner["renewal_state"].as_str()),
+        (Some(true), Some("none")),
+        "{banner}"
+    );
+
+    // -30 d: nothing; A orders its renewal with its current key and pays.
+    clock.set(at(30));
+    assert_eq!(tick().await, qcert_notifier::TickReport::default());
+    let (_, new_csr) = key_and_csr(d, "a-next");
+    let content =
+        json!({"serial": a.issued.serial, "years": 1, "csr": std::fs::read_to_string(&new_csr).unwrap()}).to_string();
+    // Signed by B's key for A: refused.
+    let wrong = cms_sign(d, &content, &b.cert, &b.key);
+    let renew_url = format!("{}/api/v1/certificates/{}/renewals", server.base, a.issued.serial);
+    let r = http.post(&renew_url).header("content-type", "application/pkcs7-mime").body(wrong).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // (openssl stamps the wall-clock signing time; the test clock is 30 days ahead here.)
+    clock.set(OffsetDateTime::now_utc());
+    let signed = cms_sign(d, &content, &a.cert, &a.key);
+    let r = http
+        .post(&renew_url)
+        .header("content-type", "application/pkcs7-mime")
+        .body(signed.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let renewal: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{renewal}");
+    let r = http.post(&renew_url).header("content-type", "application/pkcs7-mime").body(signed).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "one renewal per certificate");
+    let renewal_id = renewal["renewal_id"].as_str().unwrap().to_owned();
+    let event = serde_json::to_vec(&json!({"event_id": "ren-1", "renewal_id": renewal_id, "status": "paid"})).unwrap();
+    let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &event, clock.now());
+    let r = http
+        .post(format!("{}/api/v1/payments/webhook", server.base))
+        .header("qcert-signature", sig)
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    clock.set(at(30));
+
+    // -15 d: B gets its second reminder; A ordered renewal, so none.
+    clock.set(at(15));
+    let r = tick().await;
+    assert_eq!((r.reminders_15, r.reminders_45), (1, 0), "{r:?}");
+    deliver().await;
+    assert_eq!((mails_to("ana1@example.ro"), mails_to("ana2@example.ro"), mails_to("ana3@example.ro")), (1, 2, 0));
+
+    // -4 d: not yet; -3 d: issued, notBefore = old notAfter - 3 days.
+    clock.set(at(4));
+    assert_eq!(tick().await.renewals.issued, 0);
+    clock.set(at(3));
+    let r = tick().await;
+    assert_eq!(r.renewals.issued, 1, "{r:?}");
+    assert_eq!(tick().await.renewals.issued, 0, "once");
+    let banner: Value = http.get(&banner_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(banner["renewal_state"], "issued");
+    let new_serial = banner["new_serial"].as_str().unwrap().to_owned();
+    assert_ne!(new_serial, a.issued.serial);
+    let new = ca.registry().certificate(&new_serial).await.unwrap().unwrap();
+    assert_eq!(new.cert.not_before, (na - Duration::days(3)).unix_timestamp(), "notBefore = old notAfter - 3 days");
+    assert_eq!(
+        new.cert.subject_dn,
+        ca.registry().certificate(&a.issued.serial).await.unwrap().unwrap().cert.subject_dn
+    );
+    let new_der = new.der.clone().unwrap();
+    let parsed = x509_cert::Certificate::from_der(&new_der).unwrap();
+    let csr_der = run_ok(Command::new("openssl").args(["req", "-noout", "-pubkey", "-in"]).arg(&new_csr));
+    let cert_key = run_ok(Command::new("openssl").args(["x509", "-noout", "-pubkey", "-in"]).arg(write_pem(
+        d,
+        "new.pem",
+        "CERTIFICATE",
+        &new_der,
+    )));
+    assert_eq!(csr_der, cert_key, "rekey: the new certificate carries the new CSR's key");
+    assert_eq!(
+        parsed.tbs_certificate.subject,
+        x509_cert::Certificate::from_der(&a.issued.der).unwrap().tbs_certificate.subject
+    );
+    pkilint("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &d.join("new.pem"))
+        .expect("pkilint clean");
+    let old_cred = ca.registry().credential(&a.issued.serial).await.unwrap().unwrap();
+    let new_cred = ca.registry().credential(&new_serial).await.unwrap().unwrap();
+    assert_eq!(old_cred.password_hash, new_cred.password_hash, "same revocation password");
+    assert!(ca.registry().revocation(&a.issued.serial).await.unwrap().is_none(), "old stays valid until its notAfter");
+    deliver().await;
+    assert_eq!(mails_to("ana1@example.ro"), 2, "the new certificate is announced");
+
+    // B: renewal refused at -2 d and after expiry; C (revoked) refused.
+    clock.set(at(2));
+    let content_b =
+        json!({"serial": b.issued.serial, "years": 1, "csr": std::fs::read_to_string(&new_csr).unwrap()}).to_string();
+    for (when, holding) in [(at(2), &b), (na + Duration::days(1), &b), (at(10), &c)] {
+        clock.set(when);
+        let url = format!("{}/api/v1/certificates/{}/renewals", server.base, holding.issued.serial);
+        let body =
+            cms_sign(d, &content_b.replace(&b.issued.serial, &holding.issued.serial), &holding.cert, &holding.key);
+        let r = http.post(&url).header("content-type", "application/pkcs7-mime").body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let v: Value = r.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("a new order"), "{v}");
+    }
+    clock.set(na + Duration::days(1));
+    let banner: Value = http
+        .get(format!("{}/api/v1/certificates/{}/renewal", server.base, b.issued.serial))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(banner["window_open"], false, "expired: no banner");
+    server.task.abort();
+}
+on_both_stores!(lifecycle_45_15_3);
+
+/// A notifier down for a week catches up: the 45-day mail is skipped once
+/// the 15-day one is due; an overdue renewal is issued while the old
+/// certificate is still valid.
+async fn catch_up_after_downtime(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let orders = new_orders(&desk, WEBHOOK, TEST_BASE_URL);
+    let notifier = Notifier::new(orders);
+    let a = issue(&desk, dir.path(), 1).await;
+    clock.set(a.issued.not_after - Duration::days(12));
+    let r = notifier.tick(clock.now()).await.unwrap();
+    assert_eq!((r.reminders_45, r.reminders_15), (0, 1), "{r:?}");
+    let keys: Vec<String> = ["reminder-45", "reminder-15"].iter().map(|k| format!("{k}:{}", a.issued.serial)).collect();
+    assert!(qcert_notifier::Outbox::by_key(ca.registry(), &keys[0]).await.unwrap().is_none());
+    assert!(qcert_notifier::Outbox::by_key(ca.registry(), &keys[1]).await.unwrap().is_some());
+    ca.registry().close().await;
+}
+on_both_stores!(catch_up_after_downtime);
