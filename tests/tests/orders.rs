@@ -281,7 +281,7 @@ async fn token_order_from_form_to_secrets(db: &TestDb) {
     let pem = w.http.get(issued.link().unwrap()).send().await.unwrap().text().await.unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
     pkilint_pem(w.dir.path(), &pem);
-    let delivery_url = mail(&mails, "PIN și PUK").link().unwrap();
+    let delivery_url = mail(&mails, "Codurile secrete ale certificatului").link().unwrap();
 
     // The kit code, once (the officer reads it; `qcert kit print` does the same for envelopes).
     let take = format!("/api/v1/ra/orders/{id}/delivery-code");
@@ -309,7 +309,7 @@ async fn token_order_from_form_to_secrets(db: &TestDb) {
     let mails = sink.received();
     let links: Vec<String> = mails
         .iter()
-        .filter(|m| m.subject.as_deref().unwrap_or("").contains("PIN și PUK"))
+        .filter(|m| m.subject.as_deref().unwrap_or("").contains("Codurile secrete ale certificatului"))
         .map(|m| m.link().unwrap())
         .collect();
     assert_eq!(links.len(), 2);
@@ -448,7 +448,7 @@ async fn cloud_order_rejected_resumed_and_issued_at_the_first_code(db: &TestDb) 
     w.deliver().await;
     let mails = sink.received();
     mail(&mails, &format!("Your qualified certificate {serial} has been issued"));
-    let delivery = mail(&mails, "are ready").link().unwrap();
+    let delivery = mail(&mails, "Your certificate secrets are ready").link().unwrap();
     let (_, c) =
         w.call(reqwest::Method::POST, &format!("/api/v1/ra/orders/{id}/delivery-code"), Some(&w.ra), None).await;
     let (s, secrets) = w.call(reqwest::Method::POST, &delivery, None, Some(json!({"code": c["code"]}))).await;
@@ -569,3 +569,54 @@ async fn smtp_down_loses_nothing_and_sends_once(db: &TestDb) {
     w.server.task.abort();
 }
 on_both_stores!(smtp_down_loses_nothing_and_sends_once);
+
+/// Past the 24-hour promise: the RA queue says overdue and /metrics counts it.
+async fn identity_validation_past_24_hours_is_overdue(db: &TestDb) {
+    async fn metrics(w: &World) -> String {
+        let r = w.http.get(format!("{}/metrics", w.server.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    }
+    let w = world(db).await;
+    let gauges = |text: &str| -> (String, String) {
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+                .to_owned()
+        };
+        (value("qcert_orders_awaiting_identity"), value("qcert_orders_identity_overdue"))
+    };
+    let (s, created) = w.order(form("TOKEN", "late@example.ro", "EF123456"), "late-1").await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(gauges(&metrics(&w).await), ("0".into(), "0".into()), "not paid: not waiting for identity");
+    assert_eq!(w.pay(&id, "evt_late").await.0, StatusCode::OK);
+    assert_eq!(gauges(&metrics(&w).await), ("1".into(), "0".into()));
+
+    w.clock.advance(time::Duration::hours(25));
+    let (s, queue) = w.call(reqwest::Method::GET, "/api/v1/ra/orders", Some(&w.ra), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let item = queue.as_array().unwrap().iter().find(|o| o["order_id"] == id.as_str()).expect("in the queue");
+    assert_eq!(item["overdue"], true, "{item}");
+    assert_eq!(item["seconds_left"], -3_600, "an hour past the promise: {item}");
+    let (s, one) = w.call(reqwest::Method::GET, &format!("/api/v1/ra/orders/{id}"), Some(&w.ra), None).await;
+    assert_eq!((s, &one["overdue"], &one["seconds_left"]), (StatusCode::OK, &json!(true), &json!(-3_600)));
+    let text = metrics(&w).await;
+    assert!(text.contains("\nqcert_orders_awaiting_identity 1\n"), "{text}");
+    assert!(text.contains("\nqcert_orders_identity_overdue 1\n"), "{text}");
+
+    // Decided late is still decided: the order leaves the backlog.
+    let (s, v) = w
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/ra/orders/{id}/approval"),
+            Some(&w.ra),
+            Some(json!({"document_number": "EF123456"})),
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str(), &v["overdue"]), (StatusCode::OK, Some("approved"), &json!(false)), "{v}");
+    assert_eq!(gauges(&metrics(&w).await), ("0".into(), "0".into()));
+    w.server.task.abort();
+}
+on_both_stores!(identity_validation_past_24_hours_is_overdue);

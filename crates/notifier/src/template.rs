@@ -50,7 +50,8 @@ pub enum Template {
     IdentityRejected,
     /// CLOUD: link to enrol the authenticator the holder signs with.
     AuthenticatorInvitation,
-    /// TOKEN: link to fetch the PIN/PUK with the code from the kit envelope.
+    /// Link to fetch the revocation password (TOKEN kits: also PIN and PUK)
+    /// with the generation code from the kit envelope or the RA officer.
     SecretDelivery,
     /// The certificate was issued; link to download it.
     CertificateIssued,

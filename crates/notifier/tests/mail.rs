@@ -6,9 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use qcert_ca_core::holder::Email;
 use qcert_ca_core::{Clock, FixedClock, Registry};
@@ -16,7 +14,8 @@ use qcert_notifier::{
     message_id, render, vars, DeliveryPolicy, DeliveryReport, Dispatcher, Language, MailConfig, NewMail, Outbox,
     SmtpConfig, SmtpSecurity, Template, Transport, TransportConfig,
 };
-use qcert_tests::{on_both_stores, test_clock, venv_tool, TestDb};
+use qcert_tests::smtp::{free_port, received, SmtpSink};
+use qcert_tests::{on_both_stores, test_clock, TestDb};
 use secrecy::SecretString;
 use time::Duration;
 
@@ -24,101 +23,7 @@ const FROM: &str = "qcert <noreply@pki.qcert-demo.eu>";
 const FROM_DOMAIN: &str = "pki.qcert-demo.eu";
 
 // ---------------------------------------------------------------------------
-// The SMTP server
-
-/// aiosmtpd on 127.0.0.1:`port`, writing what it receives to `dir`.
-struct SmtpSink {
-    child: Child,
-}
-
-impl SmtpSink {
-    async fn start(port: u16, dir: &Path) -> SmtpSink {
-        SmtpSink::start_with(port, dir, &[]).await
-    }
-
-    async fn start_with(port: u16, dir: &Path, extra: &[&str]) -> SmtpSink {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/judges/smtp_sink.py");
-        let log = std::fs::File::create(dir.join(format!("sink-{port}.log"))).unwrap();
-        let mut child = Command::new(venv_tool("python"))
-            .arg("-W")
-            .arg("ignore")
-            .arg(&script)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(dir.join("received"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        // Bounded wait for the port to accept connections.
-        for _ in 0..300 {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(dir.join(format!("sink-{port}.log"))).unwrap_or_default();
-                panic!("smtp_sink.py exited with {status}:\n{log}");
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return SmtpSink { child };
-            }
-            tokio::time::sleep(StdDuration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        panic!("smtp_sink.py did not listen on 127.0.0.1:{port} within 15 s");
-    }
-
-    fn stop(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port nobody listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One message as the SMTP server decoded it.
-#[derive(Debug, serde::Deserialize)]
-struct Received {
-    rcpt_tos: Vec<String>,
-    mail_from: String,
-    auth_user: Option<String>,
-    subject: Option<String>,
-    message_id: Option<String>,
-    auto_submitted: Option<String>,
-    content_type: String,
-    charset: Option<String>,
-    body: Option<String>,
-    #[serde(skip)]
-    raw: Vec<u8>,
-}
-
-fn received(dir: &Path) -> Vec<Received> {
-    let dir = dir.join("received");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut out = Vec::new();
-    for e in entries {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "json") {
-            let mut r: Received = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            r.raw = std::fs::read(path.with_extension("eml")).unwrap();
-            out.push(r);
-        }
-    }
-    out
-}
+// The SMTP server (shared: `qcert_tests::smtp`)
 
 /// Every recipient that got mail, checking none got the same mail twice.
 fn recipients_once(dir: &Path) -> BTreeSet<String> {
@@ -184,7 +89,7 @@ async fn smtp_delivers_romanian_mail(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     let d = dispatcher(&db.registry, smtp(port));
 
     let mail = reminder("01ab", "Ana.Popescu@Example.RO", Language::Ro);
@@ -227,7 +132,7 @@ async fn same_dedupe_key_sends_once(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     let d = dispatcher(&db.registry, smtp(port));
 
     let first =
@@ -280,7 +185,7 @@ async fn smtp_down_defers_then_delivers_once(db: &TestDb) {
     assert_eq!(Outbox::unsent(&db.registry).await.unwrap(), 2);
 
     // The server comes up; nothing is sent before the rows are due...
-    let sink = SmtpSink::start(port, dir.path()).await;
+    let sink = SmtpSink::start_on(port, dir.path()).await;
     assert_eq!(d.run_once(clock.now()).await.unwrap(), DeliveryReport::default());
     assert!(received(dir.path()).is_empty());
     // ...and each mail exactly once after.
@@ -295,7 +200,7 @@ async fn smtp_down_defers_then_delivers_once(db: &TestDb) {
     sink.stop();
     let c = Outbox::enqueue(&db.registry, reminder("0c", "c@example.ro", Language::Ro), clock.now()).await.unwrap();
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(0, 0, 1));
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     clock.advance(Duration::seconds(30));
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(1, 0, 0));
     assert_eq!(recipients_once(dir.path()).len(), 3);
@@ -309,7 +214,7 @@ async fn racing_dispatchers_send_each_mail_once(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     // Two dispatchers, each with its own connection pool, as two processes have.
     let other = Registry::open(&db.url, 4).await.unwrap();
     let policy = DeliveryPolicy { batch_size: 3, ..DeliveryPolicy::default() };
@@ -371,7 +276,7 @@ async fn permanent_rejection_parks_the_mail(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     let d = dispatcher(&db.registry, smtp(port));
 
     let bad =

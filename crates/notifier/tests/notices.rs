@@ -5,9 +5,7 @@
 //! key; refused notices store nothing and never echo their values.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use qcert_ca_core::notice::{Notice, NoticeKind, Notices};
 use qcert_ca_core::{CaError, Clock, FixedClock};
@@ -15,75 +13,14 @@ use qcert_notifier::{
     render, vars, DeliveryPolicy, DeliveryReport, Dispatcher, Language, Outbox, OutboxNotices, SmtpConfig,
     SmtpSecurity, Template, Transport,
 };
-use qcert_tests::{on_both_stores, test_clock, venv_tool, TestDb};
+use qcert_tests::smtp::{free_port, Received, SmtpSink};
+use qcert_tests::{on_both_stores, test_clock, TestDb};
 
 const FROM: &str = "qcert <noreply@pki.qcert-demo.eu>";
 
-/// aiosmtpd on 127.0.0.1:`port`, writing what it receives to `dir/received`.
-struct SmtpSink {
-    child: Child,
-}
-
-impl SmtpSink {
-    async fn start(port: u16, dir: &Path) -> SmtpSink {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/judges/smtp_sink.py");
-        let log_path = dir.join(format!("sink-{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(venv_tool("python"))
-            .arg("-W")
-            .arg("ignore")
-            .arg(&script)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(dir.join("received"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        for _ in 0..300 {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("smtp_sink.py exited with {status}:\n{log}");
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return SmtpSink { child };
-            }
-            tokio::time::sleep(StdDuration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("smtp_sink.py did not listen on 127.0.0.1:{port} within 15 s");
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One message as the SMTP server decoded it.
-#[derive(Debug, serde::Deserialize)]
-struct Received {
-    rcpt_tos: Vec<String>,
-    subject: Option<String>,
-    body: Option<String>,
-}
-
+/// What the SMTP server received, by recipient.
 fn received(dir: &Path) -> Vec<Received> {
-    let Ok(entries) = std::fs::read_dir(dir.join("received")) else { return Vec::new() };
-    let mut out: Vec<Received> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect();
+    let mut out = qcert_tests::smtp::received(dir);
     out.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
     out
 }
@@ -126,7 +63,7 @@ async fn notices_reach_the_smtp_server_in_the_holders_language(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     let d = Dispatcher::new(db.registry.clone(), smtp(port), DeliveryPolicy::default()).unwrap();
     // Through the trait object, as the CA core holds it.
     let n: Arc<dyn Notices> = Arc::new(notices(db, &clock));
@@ -166,8 +103,8 @@ async fn notices_reach_the_smtp_server_in_the_holders_language(db: &TestDb) {
         Language::Ro,
         &[("given_name", "Cleo"), ("order_id", "o-3"), ("enrol_url", "https://pki.qcert-demo.eu/enrol/o-3")],
     );
-    assert_eq!(ro.subject, "Codurile PIN și PUK sunt pregătite");
-    assert_eq!(en.subject, "Your PIN and PUK are ready");
+    assert_eq!(ro.subject, "Codurile secrete ale certificatului dumneavoastră sunt pregătite");
+    assert_eq!(en.subject, "Your certificate secrets are ready");
 
     let got = received(dir.path());
     let subjects: Vec<(String, Option<String>)> =
@@ -191,7 +128,7 @@ async fn the_same_dedupe_key_twice_is_delivered_once(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = SmtpSink::start(port, dir.path()).await;
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
     let d = Dispatcher::new(db.registry.clone(), smtp(port), DeliveryPolicy::default()).unwrap();
     let n = notices(db, &clock);
 
@@ -208,7 +145,7 @@ async fn the_same_dedupe_key_twice_is_delivered_once(db: &TestDb) {
 
     let got = received(dir.path());
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].subject.as_deref(), Some("Codurile PIN și PUK sunt pregătite"));
+    assert_eq!(got[0].subject.as_deref(), Some("Codurile secrete ale certificatului dumneavoastră sunt pregătite"));
 }
 on_both_stores!(the_same_dedupe_key_twice_is_delivered_once);
 
