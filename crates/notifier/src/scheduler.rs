@@ -107,6 +107,7 @@ impl Notifier {
                 }
                 decisions.push(d);
             }
+            qcert_ca_core::orders::failpoint("reminder-before-record");
             registry.record_reminders(&decisions, now.unix_timestamp()).await.map_err(CaError::from)?;
             if i64::try_from(page.len()).unwrap_or(0) < PAGE {
                 return Ok(());
