@@ -45,6 +45,22 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// One notifier tick over N stored certificates with a share due for a
+    /// reminder (vs a full scan of the table), with the reminder query's
+    /// plan; then a burst of due renewals issued (vs raw HSM signatures).
+    Notifier {
+        #[arg(long, default_value_t = 1_000_000)]
+        certificates: i64,
+        /// Every Nth certificate is due (100 = 1%).
+        #[arg(long, default_value_t = 100)]
+        due_every: i64,
+        /// Renewals due at once in the burst.
+        #[arg(long, default_value_t = 10_000)]
+        renewals: i64,
+        /// `sqlite` or a PostgreSQL URL (throwaway databases are made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -66,6 +82,9 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Crl { entries, database } => crl(&entries, &database),
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
         BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
+        BenchCommand::Notifier { certificates, due_every, renewals, database } => {
+            notifier(certificates, due_every.max(1), renewals, &database)
+        }
     }
 }
 
@@ -404,6 +423,99 @@ fn hotline(agents: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
     })?;
     if let Some(drop_db) = cleanup {
         runtime.block_on(drop_db)?;
+    }
+    Ok(())
+}
+
+fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::desk::{DeskSettings, DocumentKey, RevocationDesk};
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let csr = make_csrs(env.dir.path(), 1)?.pop().context("csr")?;
+    let name = if database == "sqlite" { "sqlite" } else { "postgres" };
+    println!("qcert bench notifier: registry {name}, SoftHSM2 P-384");
+    let make_orders = |ca: Ca| async move {
+        let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), DeskSettings::default()).await?;
+        let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
+        anyhow::Ok(qcert_ca_core::orders::Orders::new(
+            desk,
+            qcert_ca_core::vault::Vault::random(),
+            qcert_ca_core::payment::WebhookKey::random(),
+            notices,
+            "http://pki.qcert-demo.eu",
+        ))
+    };
+    let issuer_of = |ca: &Ca| -> anyhow::Result<String> {
+        Ok(qcert_ca_core::ca::serial_hex(
+            &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?.tbs_certificate.serial_number,
+        ))
+    };
+
+    // 1. One tick over `certificates`, every `due_every`-th due for its 45-day reminder.
+    let hsm = env.token("notifier1")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 1)?;
+    runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 4).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        ca.registry().fill_bench_expiring(&issuer_of(&ca)?, certificates, due_every, now + 20 * 86_400, now, None).await?;
+        println!("reminder query plan:\n  {}", ca.registry().explain_reminders(now).await?.replace('\n', "\n  "));
+        let start = Instant::now();
+        let scanned = ca.registry().bench_full_scan().await?;
+        let scan = start.elapsed().as_secs_f64();
+        let notifier = qcert_notifier::Notifier::new(make_orders(ca.clone()).await?);
+        let start = Instant::now();
+        let report = notifier.tick(time::OffsetDateTime::from_unix_timestamp(now)?).await?;
+        let tick = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let again = notifier.tick(time::OffsetDateTime::from_unix_timestamp(now)?).await?;
+        let idle = start.elapsed().as_secs_f64();
+        anyhow::ensure!(again.reminders_45 == 0, "a second tick must send nothing");
+        println!(
+            "{:>12} {:>8} {:>10} {:>12} {:>14} {:>14} {:>9}",
+            "certificates", "due", "reminders", "tick", "tick (idle)", "full scan", "tick/scan"
+        );
+        println!(
+            "{certificates:>12} {:>8} {:>10} {tick:>11.3}s {idle:>13.4}s {scan:>13.3}s {:>8.2}x   (scan counted {scanned})",
+            certificates / due_every,
+            report.reminders_45,
+            tick / scan
+        );
+        ca.registry().close().await;
+        anyhow::Ok(())
+    })?;
+    if let Some(drop_db) = cleanup {
+        runtime.block_on(drop_db)?;
+    }
+
+    // 2. A burst of `renewals` paid renewals due at once.
+    if renewals > 0 {
+        let hsm = env.token("notifier2")?;
+        let raw = raw_sign_rate(&hsm, 1, 3)?;
+        let (url, cleanup) = registry_url(database, env.dir.path(), 2)?;
+        runtime.block_on(async {
+            let ca = env.ca(&hsm, &url, 4).await?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            ca.registry()
+                .fill_bench_expiring(&issuer_of(&ca)?, renewals, 1, now + 3 * 86_400 - 60, now, Some(&csr))
+                .await?;
+            let notifier = qcert_notifier::Notifier::new(make_orders(ca.clone()).await?);
+            let start = Instant::now();
+            let report = notifier.tick(time::OffsetDateTime::from_unix_timestamp(now)?).await?;
+            let secs = start.elapsed().as_secs_f64();
+            anyhow::ensure!(
+                i64::from(report.renewals.issued) == renewals,
+                "issued {} of {renewals} renewals ({report:?})",
+                report.renewals.issued
+            );
+            let rate = f64::from(report.renewals.issued) / secs;
+            println!("{:>10} {:>12} {:>14} {:>16} {:>8}", "renewals", "burst", "renewals/s", "raw sign/s (1)", "ratio");
+            println!("{renewals:>10} {secs:>11.2}s {rate:>14.1} {raw:>16.1} {:>7.0}%", 100.0 * rate / raw);
+            ca.registry().close().await;
+            anyhow::Ok(())
+        })?;
+        if let Some(drop_db) = cleanup {
+            runtime.block_on(drop_db)?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! ordered) 15 days before expiry.
 
 use der::Decode;
+use futures_util::StreamExt;
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
 
@@ -22,6 +23,9 @@ use crate::{csr, x509};
 
 /// Renewal closes, and issuance happens, this long before notAfter.
 pub const RENEWAL_LEAD: Duration = Duration::days(3);
+/// Renewals issued concurrently by one notifier.
+const RENEWAL_CONCURRENCY: usize = 4;
+
 /// The first reminder and the banner: this long before notAfter.
 pub const FIRST_REMINDER: Duration = Duration::days(45);
 /// The second reminder (only without a renewal order).
@@ -238,14 +242,23 @@ impl Orders {
         let lease = (now + Duration::minutes(10)).unix_timestamp();
         let claimed = registry.claim_due_renewals(now.unix_timestamp(), lease, limit).await?;
         failpoint("renewal-after-claim");
+        // A few at once: HSM signing, CSR checks and database commits overlap.
+        let outcomes: Vec<(String, Result<bool, CaError>)> = futures_util::stream::iter(claimed)
+            .map(|r| async move {
+                let outcome = self.issue_renewal(&r, now).await;
+                (r.id, outcome)
+            })
+            .buffer_unordered(RENEWAL_CONCURRENCY)
+            .collect()
+            .await;
         let mut report = RenewalReport::default();
-        for r in claimed {
-            match self.issue_renewal(&r, now).await {
+        for (id, outcome) in outcomes {
+            match outcome {
                 Ok(true) => report.issued += 1,
                 Ok(false) => report.cancelled += 1,
                 Err(e) => {
-                    tracing::error!(renewal = %r.id, error = %e, "renewal issuance failed; retried at the next tick");
-                    registry.end_renewal_claim(&r.id, "paid", now.unix_timestamp()).await?;
+                    tracing::error!(renewal = %id, error = %e, "renewal issuance failed; retried at the next tick");
+                    registry.end_renewal_claim(&id, "paid", now.unix_timestamp()).await?;
                     report.failed += 1;
                 }
             }

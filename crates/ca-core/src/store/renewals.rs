@@ -304,3 +304,92 @@ fn renewal_row(r: &sqlx::any::AnyRow) -> Result<RenewalRow, StoreError> {
         paid_at: r.try_get("paid_at")?,
     })
 }
+
+impl Registry {
+    /// Load generator for benchmarks: `n` issued end-entity certificates of
+    /// one holder under `issuer_serial`, every `due_every`-th expiring at
+    /// `due_at` (the others at least 200 days after `now`); with
+    /// `renewal_csr`, each due one also gets a paid TOKEN renewal with that
+    /// CSR. Not for production registries.
+    #[doc(hidden)]
+    pub async fn fill_bench_expiring(
+        &self,
+        issuer_serial: &str,
+        n: i64,
+        due_every: i64,
+        due_at: i64,
+        now: i64,
+        renewal_csr: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (seq, serial, blob, from) = match self.backend {
+            Backend::Sqlite => (
+                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
+                "printf('6e%030x', i)",
+                "X'00'",
+                "FROM seq",
+            ),
+            Backend::Postgres => {
+                ("", "'6e' || lpad(to_hex(i), 30, '0')", "'\\x00'::bytea", "FROM generate_series(1, $1::bigint) AS i")
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "{seq}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
+             email, country, semantics_id, not_before, not_after, key_id, tbs_der, der, created_at, updated_at) \
+             SELECT {serial}, $2, 'end-entity', 'qcp-n-qscd', 'issued', 'CN=Bench Holder', 'Bench', 'Holder', \
+             'bench@example.eu', 'RO', 'PNORO-1234567890123', $4 - 31536000, \
+             CASE WHEN i % $3 = 0 THEN $4 ELSE $5 + 17280000 + (i % 100000) END, 'bench', {blob}, {blob}, $5, $5 {from}"
+        ))
+        .bind(n)
+        .bind(issuer_serial)
+        .bind(due_every)
+        .bind(due_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(csr) = renewal_csr {
+            sqlx::query(&format!(
+                "{seq}INSERT INTO renewals (id, serial, product, years, csr, state, issue_at, created_at, paid_at, updated_at) \
+                 SELECT {serial}, {serial}, 'token', 1, $3, 'paid', $4 - 259200, $5, $5, $5 {from} WHERE i % $2 = 0"
+            ))
+            .bind(n)
+            .bind(due_every)
+            .bind(csr)
+            .bind(due_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A full scan of the certificates table (the benchmark's baseline).
+    #[doc(hidden)]
+    pub async fn bench_full_scan(&self) -> Result<i64, StoreError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM certificates WHERE subject_dn LIKE '%Holder%'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// The database's plan for the 45-day reminder query (benchmark report).
+    #[doc(hidden)]
+    pub async fn explain_reminders(&self, now: i64) -> Result<String, StoreError> {
+        let (explain, column) = match self.backend {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
+            Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
+        };
+        let rows = sqlx::query(&format!(
+            "{explain} SELECT c.serial FROM certificates c WHERE c.kind = 'end-entity' AND c.status = 'issued' \
+             AND c.reminder_stage IN (0) AND c.not_after > {now} AND c.not_after <= {} \
+             ORDER BY c.reminder_stage, c.not_after LIMIT 2000",
+            now.saturating_add(45 * 86_400)
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
+        Ok(lines.join("\n"))
+    }
+}
