@@ -267,6 +267,62 @@ pub fn run_ok(cmd: &mut Command) -> String {
     text
 }
 
+/// `openssl cms -sign` of `content` with `cert` and its `key`, digest `md`
+/// (e.g. `sha384`), DER. The files go to `dir`.
+pub fn cms_sign(dir: &Path, content: &str, cert: &Path, key: &Path, md: &str) -> Vec<u8> {
+    let input = dir.join(format!("cms-{}.json", random_hex(4)));
+    let out = dir.join(format!("cms-{}.cms", random_hex(4)));
+    std::fs::write(&input, content).expect("write CMS content");
+    run_ok(
+        Command::new("openssl")
+            .args(["cms", "-sign", "-nodetach", "-binary", "-md", md, "-outform", "DER", "-signer"])
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .arg("-in")
+            .arg(&input)
+            .arg("-out")
+            .arg(&out),
+    );
+    std::fs::read(out).expect("read CMS")
+}
+
+/// Everything `db` stores, to look for secrets in: every table's rows as
+/// text (PostgreSQL), or the raw database files (SQLite, with its WAL).
+pub async fn database_contents(db: &TestDb) -> Vec<u8> {
+    match db.backend() {
+        Backend::Sqlite => {
+            let file = db.url.trim_start_matches("sqlite://").to_owned();
+            let mut all = Vec::new();
+            for suffix in ["", "-wal", "-shm"] {
+                if let Ok(b) = std::fs::read(format!("{file}{suffix}")) {
+                    all.extend(b);
+                }
+            }
+            all
+        }
+        Backend::Postgres => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect to the test database");
+            let tables: Vec<String> = sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .expect("list tables")
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+            assert!(tables.len() >= 8, "{tables:?}");
+            let mut all = Vec::new();
+            for t in tables {
+                for r in sqlx::query(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.expect("dump") {
+                    all.extend(r.get::<String, _>(0).into_bytes());
+                }
+            }
+            all
+        }
+    }
+}
+
 /// A tool from the test venv (scripts/test makes it); never skipped when missing.
 pub fn venv_tool(name: &str) -> PathBuf {
     let venv = std::env::var_os("QCERT_TEST_VENV")

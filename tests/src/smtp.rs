@@ -6,7 +6,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use qcert_ca_core::Registry;
+use qcert_notifier::{DeliveryPolicy, Dispatcher, SmtpConfig, SmtpSecurity, Transport};
+
 use crate::venv_tool;
+
+/// The sender of the tests' mail.
+pub const FROM: &str = "qcert <noreply@pki.qcert-demo.eu>";
+
+/// Plain SMTP (no TLS, no login) to 127.0.0.1:`port`, 10 s timeout.
+pub fn smtp_config(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout_secs: 10,
+    }
+}
+
+/// Mail from [`FROM`] over [`smtp_config`]`(port)`.
+pub fn smtp_transport(port: u16) -> Transport {
+    Transport::smtp(FROM, &smtp_config(port)).expect("SMTP transport")
+}
+
+/// A dispatcher delivering `registry`'s outbox to 127.0.0.1:`port` (the
+/// default delivery policy).
+pub fn smtp_dispatcher(registry: &Registry, port: u16) -> Dispatcher {
+    Dispatcher::new(registry.clone(), smtp_transport(port), DeliveryPolicy::default()).expect("dispatcher")
+}
 
 /// aiosmtpd on 127.0.0.1:`port`, writing what it receives under `dir/received`.
 /// Killed when stopped or dropped.

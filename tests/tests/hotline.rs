@@ -344,25 +344,6 @@ async fn bad_input_is_refused_and_revokes_nothing(db: &TestDb) {
 }
 on_both_stores!(bad_input_is_refused_and_revokes_nothing);
 
-/// `openssl cms -sign` of `content` with `cert`/`key`, DER.
-fn cms_sign(dir: &Path, content: &str, cert: &Path, key: &Path) -> Vec<u8> {
-    let input = dir.join(format!("req-{}.json", random_hex(4)));
-    let out = dir.join(format!("req-{}.cms", random_hex(4)));
-    std::fs::write(&input, content).unwrap();
-    run_ok(
-        Command::new("openssl")
-            .args(["cms", "-sign", "-nodetach", "-binary", "-md", "sha384", "-outform", "DER", "-signer"])
-            .arg(cert)
-            .arg("-inkey")
-            .arg(key)
-            .arg("-in")
-            .arg(&input)
-            .arg("-out")
-            .arg(&out),
-    );
-    std::fs::read(out).unwrap()
-}
-
 async fn holder_revokes_with_a_signed_request(db: &TestDb) {
     let w = world(db, DeskSettings::default()).await;
     let (a, _, key_a) = w.issue(1, "GH700800").await;
@@ -381,22 +362,22 @@ async fn holder_revokes_with_a_signed_request(db: &TestDb) {
     let request = |serial: &str| format!(r#"{{"serial":"{serial}","reason":"keyCompromise"}}"#);
 
     // Signed by another holder's key, for A's serial.
-    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&a.serial), &cert_b, &key_b)).await;
+    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&a.serial), &cert_b, &key_b, "sha384")).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["type"], "urn:qcert:problem:signature-refused");
     // Signed by A, but naming B's serial, sent for A and for B.
-    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&b.serial), &cert_a, &key_a)).await;
+    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&b.serial), &cert_a, &key_a, "sha384")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (s, _) = send(b.serial.clone(), cms_sign(d, &request(&b.serial), &cert_a, &key_a)).await;
+    let (s, _) = send(b.serial.clone(), cms_sign(d, &request(&b.serial), &cert_a, &key_a, "sha384")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Garbage, and an unknown serial.
     let (s, _) = send(a.serial.clone(), b"not a CMS message".to_vec()).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = send("0badc0de".into(), cms_sign(d, &request(&a.serial), &cert_a, &key_a)).await;
+    let (s, _) = send("0badc0de".into(), cms_sign(d, &request(&a.serial), &cert_a, &key_a, "sha384")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(!w.revoked(&a.serial).await && !w.revoked(&b.serial).await, "nothing revoked by mistake");
 
-    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&a.serial), &cert_a, &key_a)).await;
+    let (s, body) = send(a.serial.clone(), cms_sign(d, &request(&a.serial), &cert_a, &key_a, "sha384")).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["reason"], "keyCompromise");
     assert_eq!(w.ca.registry().revocation(&a.serial).await.unwrap().unwrap().requested_by, "holder:signed-request");
@@ -429,41 +410,6 @@ impl std::io::Write for Sink {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// Every table's rows as text (PostgreSQL), or the raw database files (SQLite).
-async fn database_contents(db: &TestDb) -> Vec<u8> {
-    match db.backend() {
-        Backend::Sqlite => {
-            let file = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut all = Vec::new();
-            for suffix in ["", "-wal", "-shm"] {
-                if let Ok(b) = std::fs::read(format!("{file}{suffix}")) {
-                    all.extend(b);
-                }
-            }
-            all
-        }
-        Backend::Postgres => {
-            use sqlx::{Connection, Row};
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            let tables: Vec<String> = sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
-            assert!(tables.len() >= 8, "{tables:?}");
-            let mut all = Vec::new();
-            for t in tables {
-                for r in sqlx::query(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap() {
-                    all.extend(r.get::<String, _>(0).into_bytes());
-                }
-            }
-            all
-        }
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 use qcert_ca_core::operators::{Operators, Role};
 use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::Clock;
-use qcert_notifier::{DeliveryPolicy, Dispatcher, SmtpConfig, SmtpSecurity, Transport};
-use qcert_tests::smtp::{Received, SmtpSink};
+use qcert_notifier::Dispatcher;
+use qcert_tests::smtp::{smtp_dispatcher, Received, SmtpSink};
 use qcert_tests::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -39,16 +39,7 @@ async fn world(db: &TestDb) -> World {
     let ra = ops.add("test", "radu", Role::RaOfficer).await.unwrap().expose().to_owned();
     let hotline = ops.add("test", "anna", Role::HotlineAgent).await.unwrap().expose().to_owned();
     let smtp_port = qcert_tests::smtp::free_port();
-    let smtp = SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: Some(smtp_port),
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        timeout_secs: 10,
-    };
-    let transport = Transport::smtp("qcert <noreply@pki.qcert-demo.eu>", &smtp).unwrap();
-    let dispatcher = Dispatcher::new(ca.registry().clone(), transport, DeliveryPolicy::default()).unwrap();
+    let dispatcher = smtp_dispatcher(ca.registry(), smtp_port);
     World {
         ca,
         clock,
@@ -331,7 +322,7 @@ async fn token_order_from_form_to_secrets(db: &TestDb) {
     assert_eq!((s, v["revoked"][0]["serial"].as_str()), (StatusCode::OK, Some(serial.as_str())));
 
     // Neither the ID document number nor any secret is stored in clear.
-    let dump = database_text(db).await;
+    let dump = String::from_utf8_lossy(&database_contents(db).await).into_owned();
     for secret in ["RX123456", password.as_str(), secrets["puk"].as_str().unwrap(), code.as_str(), code2.as_str()] {
         assert!(!dump.contains(secret), "stored in clear");
     }
@@ -339,38 +330,6 @@ async fn token_order_from_form_to_secrets(db: &TestDb) {
     w.server.task.abort();
 }
 on_both_stores!(token_order_from_form_to_secrets);
-
-/// Every table's rows as text (PostgreSQL) or the raw database files (SQLite).
-async fn database_text(db: &TestDb) -> String {
-    match db.backend() {
-        Backend::Sqlite => {
-            let file = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut all = Vec::new();
-            for suffix in ["", "-wal"] {
-                all.extend(std::fs::read(format!("{file}{suffix}")).unwrap_or_default());
-            }
-            String::from_utf8_lossy(&all).into_owned()
-        }
-        Backend::Postgres => {
-            use sqlx::{Connection, Row};
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            let tables: Vec<String> = sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
-            let mut all = String::new();
-            for t in tables {
-                for r in sqlx::query(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap() {
-                    all.push_str(&r.get::<String, _>(0));
-                }
-            }
-            all
-        }
-    }
-}
 
 async fn cloud_order_rejected_resumed_and_issued_at_the_first_code(db: &TestDb) {
     let w = world(db).await;

@@ -12,8 +12,8 @@ use der::Decode;
 use qcert_ca_core::desk::DocumentNumber;
 use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::{Clock, Holder, Issued, KeySource, ValidityYears};
-use qcert_notifier::{DeliveryPolicy, Dispatcher, Notifier, SmtpConfig, SmtpSecurity, Transport};
-use qcert_tests::smtp::SmtpSink;
+use qcert_notifier::Notifier;
+use qcert_tests::smtp::{smtp_dispatcher, SmtpSink};
 use qcert_tests::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -33,25 +33,6 @@ fn key_and_csr(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             .arg(&csr),
     );
     (key, csr)
-}
-
-/// `openssl cms -sign` of `content` with the certificate's own key.
-fn cms_sign(dir: &Path, content: &str, cert: &Path, key: &Path) -> Vec<u8> {
-    let input = dir.join(format!("c-{}.json", random_hex(4)));
-    let out = dir.join(format!("c-{}.cms", random_hex(4)));
-    std::fs::write(&input, content).unwrap();
-    run_ok(
-        Command::new("openssl")
-            .args(["cms", "-sign", "-nodetach", "-binary", "-outform", "DER", "-signer"])
-            .arg(cert)
-            .arg("-inkey")
-            .arg(key)
-            .arg("-in")
-            .arg(&input)
-            .arg("-out")
-            .arg(&out),
-    );
-    std::fs::read(out).unwrap()
 }
 
 struct Holding {
@@ -85,16 +66,7 @@ async fn lifecycle_45_15_3(db: &TestDb) {
     let orders = new_orders(&desk, WEBHOOK, &server.base);
     let notifier = Notifier::new(orders);
     let sink = SmtpSink::start(d).await;
-    let smtp = SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: Some(sink.port),
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        timeout_secs: 10,
-    };
-    let transport = Transport::smtp("qcert <noreply@pki.qcert-demo.eu>", &smtp).unwrap();
-    let dispatcher = Dispatcher::new(ca.registry().clone(), transport, DeliveryPolicy::default()).unwrap();
+    let dispatcher = smtp_dispatcher(ca.registry(), sink.port);
     let a = issue(&desk, d, 1).await; // renewed at -30 d
     let b = issue(&desk, d, 2).await; // never renewed
     let c = issue(&desk, d, 3).await; // revoked
@@ -131,13 +103,13 @@ async fn lifecycle_45_15_3(db: &TestDb) {
     let content =
         json!({"serial": a.issued.serial, "years": 1, "csr": std::fs::read_to_string(&new_csr).unwrap()}).to_string();
     // Signed by B's key for A: refused.
-    let wrong = cms_sign(d, &content, &b.cert, &b.key);
+    let wrong = cms_sign(d, &content, &b.cert, &b.key, "sha256");
     let renew_url = format!("{}/api/v1/certificates/{}/renewals", server.base, a.issued.serial);
     let r = http.post(&renew_url).header("content-type", "application/pkcs7-mime").body(wrong).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // (openssl stamps the wall-clock signing time; the test clock is 30 days ahead here.)
     clock.set(OffsetDateTime::now_utc());
-    let signed = cms_sign(d, &content, &a.cert, &a.key);
+    let signed = cms_sign(d, &content, &a.cert, &a.key, "sha256");
     let r = http
         .post(&renew_url)
         .header("content-type", "application/pkcs7-mime")
@@ -217,8 +189,13 @@ async fn lifecycle_45_15_3(db: &TestDb) {
     for (when, holding) in [(at(2), &b), (na + Duration::days(1), &b), (at(10), &c)] {
         clock.set(when);
         let url = format!("{}/api/v1/certificates/{}/renewals", server.base, holding.issued.serial);
-        let body =
-            cms_sign(d, &content_b.replace(&b.issued.serial, &holding.issued.serial), &holding.cert, &holding.key);
+        let body = cms_sign(
+            d,
+            &content_b.replace(&b.issued.serial, &holding.issued.serial),
+            &holding.cert,
+            &holding.key,
+            "sha256",
+        );
         let r = http.post(&url).header("content-type", "application/pkcs7-mime").body(body).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CONFLICT);
         let v: Value = r.json().await.unwrap();

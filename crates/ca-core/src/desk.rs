@@ -35,6 +35,7 @@ use crate::crl::Reason;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
 use crate::operators::{Operator, Role};
+use crate::secret_file;
 use crate::store::credentials::CredentialRow;
 use crate::store::CertStatus;
 
@@ -109,26 +110,17 @@ impl DocumentKey {
     }
 
     pub fn random() -> DocumentKey {
-        let mut b = [0u8; 32];
-        rand::rngs::OsRng.fill(&mut b);
-        DocumentKey::from_bytes(b)
+        DocumentKey(secret_file::random_key())
     }
 
     /// The key as 64 hex digits (for writing the secret file once).
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*self.0))
+        secret_file::key_hex(&self.0)
     }
 
     /// Read a file holding 64 hex digits.
     pub fn load(path: &Path) -> Result<DocumentKey, CaError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            CaError::InvalidInput(format!("cannot read the document key file {}: {e}", path.display()))
-        })?);
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut b).map_err(|_| {
-            CaError::InvalidInput(format!("{} must hold 64 hex digits (a 32-byte key)", path.display()))
-        })?;
-        Ok(DocumentKey::from_bytes(b))
+        Ok(DocumentKey(secret_file::read_key(path, "document")?))
     }
 
     /// HMAC-SHA-256 of the normalised number, hex: what the registry stores.

@@ -21,6 +21,7 @@ pub mod operators;
 pub mod orders;
 pub mod payment;
 pub mod policy;
+pub mod secret_file;
 pub mod signer;
 pub mod store;
 pub mod totp;

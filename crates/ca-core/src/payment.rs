@@ -24,12 +24,12 @@ use std::path::Path;
 
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::error::CaError;
+use crate::secret_file;
 
 /// How old a webhook may be, unless the caller says otherwise.
 pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
@@ -58,28 +58,18 @@ impl WebhookKey {
     }
 
     pub fn random() -> WebhookKey {
-        let mut b = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut *b);
-        WebhookKey::from_bytes(*b)
+        WebhookKey(secret_file::random_key())
     }
 
     /// The key as 64 hex digits (for writing the secret file once and for
     /// entering it at the provider).
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*self.0))
+        secret_file::key_hex(&self.0)
     }
 
     /// Read a file holding 64 hex digits.
     pub fn load(path: &Path) -> Result<WebhookKey, CaError> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                CaError::InvalidInput(format!("cannot read the webhook key file {}: {e}", path.display()))
-            })?);
-        let mut b = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), &mut *b).map_err(|_| {
-            CaError::InvalidInput(format!("{} must hold 64 hex digits (a 32-byte key)", path.display()))
-        })?;
-        Ok(WebhookKey::from_bytes(*b))
+        Ok(WebhookKey(secret_file::read_key(path, "webhook")?))
     }
 
     /// The MAC over `"<t>." || body`, ready to finalise or verify.

@@ -20,6 +20,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use crate::error::CaError;
+use crate::secret_file;
 
 /// Bytes of the random nonce in front of every sealed value.
 pub const NONCE_LEN: usize = 24;
@@ -41,34 +42,27 @@ impl fmt::Debug for Vault {
 
 impl Vault {
     pub fn from_bytes(b: [u8; 32]) -> Vault {
-        let key = Zeroizing::new(b);
+        Vault::from_key(Zeroizing::new(b))
+    }
+
+    fn from_key(key: Zeroizing<[u8; 32]>) -> Vault {
         let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key));
         Vault { key, cipher }
     }
 
     /// A fresh key from the OS CSPRNG.
     pub fn random() -> Vault {
-        let mut b = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut *b);
-        Vault::from_bytes(*b)
+        Vault::from_key(secret_file::random_key())
     }
 
     /// The key as 64 hex digits (for writing the secret file once).
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*self.key))
+        secret_file::key_hex(&self.key)
     }
 
     /// Read a file holding 64 hex digits.
     pub fn load(path: &Path) -> Result<Vault, CaError> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                CaError::InvalidInput(format!("cannot read the vault key file {}: {e}", path.display()))
-            })?);
-        let mut b = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), &mut *b).map_err(|_| {
-            CaError::InvalidInput(format!("{} must hold 64 hex digits (a 32-byte key)", path.display()))
-        })?;
-        Ok(Vault::from_bytes(*b))
+        Ok(Vault::from_key(secret_file::read_key(path, "vault")?))
     }
 
     /// Encrypt `plaintext`, binding it to `associated_data`. Fails only for

@@ -12,14 +12,13 @@ use qcert_ca_core::holder::Email;
 use qcert_ca_core::{Clock, FixedClock, Registry};
 use qcert_notifier::{
     message_id, render, vars, DeliveryPolicy, DeliveryReport, Dispatcher, Language, MailConfig, NewMail, Outbox,
-    SmtpConfig, SmtpSecurity, Template, Transport, TransportConfig,
+    SmtpConfig, Template, Transport, TransportConfig,
 };
-use qcert_tests::smtp::{free_port, received, SmtpSink};
+use qcert_tests::smtp::{free_port, received, smtp_config, smtp_transport, SmtpSink, FROM};
 use qcert_tests::{on_both_stores, test_clock, TestDb};
 use secrecy::SecretString;
 use time::Duration;
 
-const FROM: &str = "qcert <noreply@pki.qcert-demo.eu>";
 const FROM_DOMAIN: &str = "pki.qcert-demo.eu";
 
 // ---------------------------------------------------------------------------
@@ -38,21 +37,6 @@ fn recipients_once(dir: &Path) -> BTreeSet<String> {
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn smtp_config(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        timeout_secs: 10,
-    }
-}
-
-fn smtp(port: u16) -> Transport {
-    Transport::smtp(FROM, &smtp_config(port)).unwrap()
-}
 
 fn dispatcher(registry: &Registry, transport: Transport) -> Dispatcher {
     Dispatcher::new(registry.clone(), transport, DeliveryPolicy::default()).unwrap()
@@ -90,7 +74,7 @@ async fn smtp_delivers_romanian_mail(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _sink = SmtpSink::start_on(port, dir.path()).await;
-    let d = dispatcher(&db.registry, smtp(port));
+    let d = dispatcher(&db.registry, smtp_transport(port));
 
     let mail = reminder("01ab", "Ana.Popescu@Example.RO", Language::Ro);
     let expected = render(mail.template, mail.language, &mail.vars).unwrap();
@@ -133,7 +117,7 @@ async fn same_dedupe_key_sends_once(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _sink = SmtpSink::start_on(port, dir.path()).await;
-    let d = dispatcher(&db.registry, smtp(port));
+    let d = dispatcher(&db.registry, smtp_transport(port));
 
     let first =
         Outbox::enqueue(&db.registry, reminder("02cd", "ion@example.ro", Language::Ro), clock.now()).await.unwrap();
@@ -161,7 +145,7 @@ async fn smtp_down_defers_then_delivers_once(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port(); // nobody listens yet
-    let d = dispatcher(&db.registry, smtp(port));
+    let d = dispatcher(&db.registry, smtp_transport(port));
     let t0 = clock.now();
 
     let a = Outbox::enqueue(&db.registry, reminder("0a", "a@example.ro", Language::Ro), t0).await.unwrap();
@@ -218,8 +202,8 @@ async fn racing_dispatchers_send_each_mail_once(db: &TestDb) {
     // Two dispatchers, each with its own connection pool, as two processes have.
     let other = Registry::open(&db.url, 4).await.unwrap();
     let policy = DeliveryPolicy { batch_size: 3, ..DeliveryPolicy::default() };
-    let d1 = Dispatcher::new(db.registry.clone(), smtp(port), policy.clone()).unwrap();
-    let d2 = Dispatcher::new(other.clone(), smtp(port), policy).unwrap();
+    let d1 = Dispatcher::new(db.registry.clone(), smtp_transport(port), policy.clone()).unwrap();
+    let d2 = Dispatcher::new(other.clone(), smtp_transport(port), policy).unwrap();
 
     let n = 40;
     let mut expected = BTreeSet::new();
@@ -277,7 +261,7 @@ async fn permanent_rejection_parks_the_mail(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _sink = SmtpSink::start_on(port, dir.path()).await;
-    let d = dispatcher(&db.registry, smtp(port));
+    let d = dispatcher(&db.registry, smtp_transport(port));
 
     let bad =
         Outbox::enqueue(&db.registry, reminder("0e", "reject.me@example.ro", Language::Ro), clock.now()).await.unwrap();

@@ -9,32 +9,15 @@ use std::sync::Arc;
 
 use qcert_ca_core::notice::{Notice, NoticeKind, Notices};
 use qcert_ca_core::{CaError, Clock, FixedClock};
-use qcert_notifier::{
-    render, vars, DeliveryPolicy, DeliveryReport, Dispatcher, Language, Outbox, OutboxNotices, SmtpConfig,
-    SmtpSecurity, Template, Transport,
-};
-use qcert_tests::smtp::{free_port, Received, SmtpSink};
+use qcert_notifier::{render, vars, DeliveryReport, Language, Outbox, OutboxNotices, Template};
+use qcert_tests::smtp::{free_port, smtp_dispatcher, Received, SmtpSink};
 use qcert_tests::{on_both_stores, test_clock, TestDb};
-
-const FROM: &str = "qcert <noreply@pki.qcert-demo.eu>";
 
 /// What the SMTP server received, by recipient.
 fn received(dir: &Path) -> Vec<Received> {
     let mut out = qcert_tests::smtp::received(dir);
     out.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
     out
-}
-
-fn smtp(port: u16) -> Transport {
-    let config = SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        timeout_secs: 10,
-    };
-    Transport::smtp(FROM, &config).unwrap()
 }
 
 fn report(sent: u32) -> DeliveryReport {
@@ -64,7 +47,7 @@ async fn notices_reach_the_smtp_server_in_the_holders_language(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _sink = SmtpSink::start_on(port, dir.path()).await;
-    let d = Dispatcher::new(db.registry.clone(), smtp(port), DeliveryPolicy::default()).unwrap();
+    let d = smtp_dispatcher(&db.registry, port);
     // Through the trait object, as the CA core holds it.
     let n: Arc<dyn Notices> = Arc::new(notices(db, &clock));
 
@@ -129,7 +112,7 @@ async fn the_same_dedupe_key_twice_is_delivered_once(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _sink = SmtpSink::start_on(port, dir.path()).await;
-    let d = Dispatcher::new(db.registry.clone(), smtp(port), DeliveryPolicy::default()).unwrap();
+    let d = smtp_dispatcher(&db.registry, port);
     let n = notices(db, &clock);
 
     let first = n.enqueue(secret_delivery("o-9", "dana@example.ro", "ro")).await.unwrap();

@@ -138,11 +138,7 @@ fn crl(entries: &[u32], database: &str) -> anyhow::Result<()> {
         let (url, cleanup) = registry_url(database, env.dir.path(), i)?;
         runtime.block_on(async {
             let ca = env.ca(&hsm, &url, 4).await?;
-            let issuing = qcert_ca_core::ca::serial_hex(
-                &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?
-                    .tbs_certificate
-                    .serial_number,
-            );
+            let issuing = issuing_serial(&ca)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             ca.registry().fill_bench_revocations(&issuing, i64::from(*n), now).await?;
             let before = rss_kib("VmRSS")?;
@@ -176,9 +172,7 @@ fn crl(entries: &[u32], database: &str) -> anyhow::Result<()> {
             ca.registry().close().await;
             anyhow::Ok(())
         })?;
-        if let Some(drop_db) = cleanup {
-            runtime.block_on(drop_db)?;
-        }
+        drop_throwaway(&runtime, cleanup)?;
     }
     Ok(())
 }
@@ -319,9 +313,7 @@ fn issue(workers: usize, seconds: u64, databases: Vec<String>) -> anyhow::Result
         let verify = csr_verify_rate(&env.policies, &csrs, workers, seconds)?;
         let (url, cleanup) = registry_url(db, env.dir.path(), i)?;
         let issued = runtime.block_on(issuance_rate(&env, &hsm, &url, &csrs, workers, seconds))?;
-        if let Some(drop_db) = cleanup {
-            runtime.block_on(drop_db)?;
-        }
+        drop_throwaway(&runtime, cleanup)?;
         let name = if db == "sqlite" { "sqlite" } else { "postgres" };
         println!("{name:<10} {raw:>14.1} {verify:>16.1} {issued:>14.1} {:>7.0}%", 100.0 * issued / raw);
     }
@@ -421,9 +413,7 @@ fn hotline(agents: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
         ca.registry().close().await;
         anyhow::Ok(())
     })?;
-    if let Some(drop_db) = cleanup {
-        runtime.block_on(drop_db)?;
-    }
+    drop_throwaway(&runtime, cleanup)?;
     Ok(())
 }
 
@@ -445,11 +435,6 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
             "http://pki.qcert-demo.eu",
         ))
     };
-    let issuer_of = |ca: &Ca| -> anyhow::Result<String> {
-        Ok(qcert_ca_core::ca::serial_hex(
-            &<x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?.tbs_certificate.serial_number,
-        ))
-    };
 
     // 1. One tick over `certificates`, every `due_every`-th due for its 45-day reminder.
     let hsm = env.token("notifier1")?;
@@ -457,7 +442,7 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
     runtime.block_on(async {
         let ca = env.ca(&hsm, &url, 4).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        ca.registry().fill_bench_expiring(&issuer_of(&ca)?, certificates, due_every, now + 20 * 86_400, now, None).await?;
+        ca.registry().fill_bench_expiring(&issuing_serial(&ca)?, certificates, due_every, now + 20 * 86_400, now, None).await?;
         println!("reminder query plan:\n  {}", ca.registry().explain_reminders(now).await?.replace('\n', "\n  "));
         let start = Instant::now();
         let scanned = ca.registry().bench_full_scan().await?;
@@ -483,9 +468,7 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
         ca.registry().close().await;
         anyhow::Ok(())
     })?;
-    if let Some(drop_db) = cleanup {
-        runtime.block_on(drop_db)?;
-    }
+    drop_throwaway(&runtime, cleanup)?;
 
     // 2. A burst of `renewals` paid renewals due at once.
     if renewals > 0 {
@@ -496,7 +479,7 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
             let ca = env.ca(&hsm, &url, 4).await?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             ca.registry()
-                .fill_bench_expiring(&issuer_of(&ca)?, renewals, 1, now + 3 * 86_400 - 60, now, Some(&csr))
+                .fill_bench_expiring(&issuing_serial(&ca)?, renewals, 1, now + 3 * 86_400 - 60, now, Some(&csr))
                 .await?;
             let notifier = qcert_notifier::Notifier::new(make_orders(ca.clone()).await?);
             let start = Instant::now();
@@ -513,9 +496,7 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
             ca.registry().close().await;
             anyhow::Ok(())
         })?;
-        if let Some(drop_db) = cleanup {
-            runtime.block_on(drop_db)?;
-        }
+        drop_throwaway(&runtime, cleanup)?;
     }
     Ok(())
 }
@@ -631,6 +612,20 @@ fn csr_verify_rate(policies: &std::path::Path, csrs: &[Vec<u8>], workers: usize,
         Ok(())
     })?;
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The issuing CA's serial, hex (what the registry stores as `issuer_serial`).
+fn issuing_serial(ca: &Ca) -> anyhow::Result<String> {
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(&ca.hierarchy().issuing)?;
+    Ok(qcert_ca_core::ca::serial_hex(&cert.tbs_certificate.serial_number))
+}
+
+/// Drop the throwaway PostgreSQL database [`registry_url`] made, if any.
+fn drop_throwaway(runtime: &tokio::runtime::Runtime, cleanup: Option<DropDb>) -> anyhow::Result<()> {
+    if let Some(drop_db) = cleanup {
+        runtime.block_on(drop_db)?;
+    }
+    Ok(())
 }
 
 type DropDb = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;

@@ -2,14 +2,13 @@
 //! The `qcert` binary end to end: the embedded home, the key ceremony, issuance,
 //! refusals, and the HTTP server on port 0.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use qcert_tests::{openssl_csr, pkilint, run_ok, CsrKey};
 
 mod common;
-use common::{issue_args, output, qcert};
+use common::{issue_args, output, qcert, serve};
 
 #[test]
 fn init_issue_and_refusals_on_the_embedded_home() {
@@ -152,16 +151,7 @@ fn serve_answers_on_port_zero() {
     let home = tmp.path().join("home");
     let (out, text) = output(qcert(&home).arg("init"));
     assert!(out.status.success(), "{text}");
-    let mut child = qcert(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let (mut child, base) = serve(qcert(&home));
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     let result = rt.block_on(async {
@@ -233,15 +223,7 @@ fn operators_hotline_and_audit_verify() {
     let db = std::fs::read(home.join("qcert.db")).expect("db");
     assert!(!db.windows(8).any(|w| w == password.as_bytes()), "the password is not stored in clear");
 
-    let mut child = qcert(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let (mut child, base) = serve(qcert(&home));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     let result = rt.block_on(async {
         let client = reqwest::Client::new();
@@ -333,17 +315,9 @@ fn processes_sharing_one_postgresql_registry_agree() {
     }
 
     // A server, started before the revocations.
-    let mut serve = qcert(&home);
-    on_pg(&mut serve);
-    let mut server = serve
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let base = line.trim().strip_prefix("listening on ").expect("listening").to_owned();
+    let mut cmd = qcert(&home);
+    on_pg(&mut cmd);
+    let (mut server, base) = serve(cmd);
     let issuing = home.join("certs/issuing.pem");
     let ocsp_status = |pem: &Path| {
         let out = Command::new("openssl")
@@ -482,15 +456,7 @@ fn kit_print_shows_the_generation_code_once() {
     let webhook_key = qcert_ca_core::payment::WebhookKey::load(&home.join("secrets/payment-webhook-key"))
         .expect("the webhook key qcert init made");
 
-    let mut child = qcert(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let (mut child, base) = serve(qcert(&home));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     let result = rt.block_on(async {
         let client = reqwest::Client::new();

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Registry, StoreError};
+use super::{AnyQuery, Registry, StoreError};
 
 /// An order as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,29 +123,44 @@ impl Registry {
         now: i64,
         identity_due_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO payment_events (event_id, order_id, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO NOTHING",
+        let mark_paid = sqlx::query(
+            "UPDATE orders SET state = 'awaiting-identity', paid_at = $1, payment_ref = $2, identity_due_at = $3, \
+             updated_at = $1 WHERE id = $4 AND state = 'awaiting-payment'",
         )
+        .bind(now)
+        .bind(payment_ref)
+        .bind(identity_due_at)
+        .bind(order_id);
+        self.record_payment_event("payment_events", "order_id", event_id, order_id, now, mark_paid).await
+    }
+
+    /// Insert payment event `event_id` for `target_id` into `events_table`
+    /// (the target's id in column `target_column`) unless it is there
+    /// already, and only then run `mark_paid` (a conditional UPDATE), in one
+    /// transaction. True if the event was new.
+    pub(super) async fn record_payment_event(
+        &self,
+        events_table: &'static str,
+        target_column: &'static str,
+        event_id: &str,
+        target_id: &str,
+        now: i64,
+        mark_paid: AnyQuery<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO {events_table} (event_id, {target_column}, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (event_id) DO NOTHING"
+        ))
         .bind(event_id)
-        .bind(order_id)
+        .bind(target_id)
         .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if inserted {
-            sqlx::query(
-                "UPDATE orders SET state = 'awaiting-identity', paid_at = $1, payment_ref = $2, identity_due_at = $3, \
-                 updated_at = $1 WHERE id = $4 AND state = 'awaiting-payment'",
-            )
-            .bind(now)
-            .bind(payment_ref)
-            .bind(identity_due_at)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?;
+            mark_paid.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(inserted)

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Backend, Registry, StoreError};
+use super::{AnyQuery, Backend, Registry, StoreError};
 
 /// A mail to store, already rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,21 +63,8 @@ impl Registry {
     /// same `dedupe_key` already existed (then nothing was stored and the id
     /// is the existing row's).
     pub async fn outbox_insert(&self, m: &NewOutboxMail, now: i64) -> Result<(i64, bool), StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind(&m.dedupe_key)
-        .bind(&m.kind)
-        .bind(&m.language)
-        .bind(&m.recipient)
-        .bind(&m.subject)
-        .bind(&m.body_text)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((row.try_get("id")?, false));
+        if let Some(id) = insert_outbox_row(&self.pool, m, now).await? {
+            return Ok((id, false));
         }
         let existing = sqlx::query("SELECT id FROM outbox WHERE dedupe_key = $1")
             .bind(&m.dedupe_key)
@@ -145,27 +132,31 @@ impl Registry {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, lease_until = NULL, \
-             lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND sent_at IS NULL",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.outbox_end_attempt(id, owner, "next_attempt_at", next_attempt_at, error).await
     }
 
     /// The mail server refused row `id` for good: park it (kept, not retried
     /// until [`Registry::outbox_requeue_failed`]). Only while `owner` holds it.
     pub async fn outbox_park(&self, id: i64, owner: &str, now: i64, error: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, failed_at = $1, last_error = $2, lease_until = NULL, \
-             lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND sent_at IS NULL",
-        )
-        .bind(now)
+        self.outbox_end_attempt(id, owner, "failed_at", now, error).await
+    }
+
+    /// Count a failed attempt on row `id`, set `column` (`next_attempt_at`
+    /// or `failed_at`) to `value` and end the lease; only while `owner`
+    /// holds it.
+    async fn outbox_end_attempt(
+        &self,
+        id: i64,
+        owner: &str,
+        column: &'static str,
+        value: i64,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE outbox SET attempts = attempts + 1, {column} = $1, last_error = $2, lease_until = NULL, \
+             lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND sent_at IS NULL"
+        ))
+        .bind(value)
         .bind(error)
         .bind(id)
         .bind(owner)
@@ -198,18 +189,18 @@ impl Registry {
     }
 
     pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM outbox WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| outbox_record(&r)).transpose()
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM outbox WHERE id = $1");
+        self.outbox_record_of(sqlx::query(&sql).bind(id)).await
     }
 
     pub async fn outbox_by_key(&self, dedupe_key: &str) -> Result<Option<OutboxRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM outbox WHERE dedupe_key = $1"))
-            .bind(dedupe_key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM outbox WHERE dedupe_key = $1");
+        self.outbox_record_of(sqlx::query(&sql).bind(dedupe_key)).await
+    }
+
+    /// The row `select` (a bound `SELECT {RECORD_COLUMNS}`) finds, if any.
+    async fn outbox_record_of(&self, select: AnyQuery<'_>) -> Result<Option<OutboxRecord>, StoreError> {
+        let row = select.fetch_optional(&self.pool).await?;
         row.map(|r| outbox_record(&r)).transpose()
     }
 
@@ -227,6 +218,33 @@ impl Registry {
                 .await?;
         Ok(row.try_get("due")?)
     }
+}
+
+/// Store `m` in the outbox, due at `now`, unless a row with its
+/// `dedupe_key` exists. Returns the new row's id, or None when nothing was
+/// stored. Runs on the pool or inside the caller's transaction.
+pub(super) async fn insert_outbox_row<'e, E>(
+    executor: E,
+    m: &NewOutboxMail,
+    now: i64,
+) -> Result<Option<i64>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let inserted = sqlx::query(
+        "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(&m.dedupe_key)
+    .bind(&m.kind)
+    .bind(&m.language)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(now)
+    .fetch_optional(executor)
+    .await?;
+    Ok(inserted.map(|row| row.try_get("id")).transpose()?)
 }
 
 fn claimed(r: &AnyRow) -> Result<ClaimedMail, StoreError> {

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::outbox::NewOutboxMail;
+use super::outbox::{insert_outbox_row, NewOutboxMail};
 use super::{Backend, Registry, StoreError};
 
 /// A renewal as stored.
@@ -113,29 +113,12 @@ impl Registry {
 
     /// Apply a payment event once; false if seen before.
     pub async fn record_renewal_payment(&self, event_id: &str, renewal_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO renewal_payment_events (event_id, renewal_id, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO NOTHING",
+        let mark_paid = sqlx::query(
+            "UPDATE renewals SET state = 'paid', paid_at = $1, updated_at = $1 WHERE id = $2 AND state = 'awaiting-payment'",
         )
-        .bind(event_id)
-        .bind(renewal_id)
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            sqlx::query(
-                "UPDATE renewals SET state = 'paid', paid_at = $1, updated_at = $1 WHERE id = $2 AND state = 'awaiting-payment'",
-            )
-            .bind(now)
-            .bind(renewal_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(inserted)
+        .bind(renewal_id);
+        self.record_payment_event("renewal_payment_events", "renewal_id", event_id, renewal_id, now, mark_paid).await
     }
 
     /// Claim up to `limit` renewals due at `now` (paid, or left `issuing`
@@ -263,20 +246,7 @@ impl Registry {
         let mut queued = 0;
         for d in decisions {
             if let Some(m) = &d.mail {
-                queued += sqlx::query(
-                    "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING",
-                )
-                .bind(&m.dedupe_key)
-                .bind(&m.kind)
-                .bind(&m.language)
-                .bind(&m.recipient)
-                .bind(&m.subject)
-                .bind(&m.body_text)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                queued += u64::from(insert_outbox_row(&mut *tx, m, now).await?.is_some());
             }
             sqlx::query("UPDATE certificates SET reminder_stage = $1 WHERE serial = $2 AND reminder_stage < $1")
                 .bind(d.stage)

@@ -1,8 +1,9 @@
 #![allow(dead_code)] // each test binary uses part of it
 //! Running the `qcert` binary in tests.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Public base URL pkilint accepts (a real public suffix, no internal names).
 pub const BASE: &str = "http://pki.qcert-demo.eu";
@@ -17,6 +18,21 @@ pub fn output(cmd: &mut Command) -> (Output, String) {
     let out = cmd.output().expect("run qcert");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out, text)
+}
+
+/// Start `cmd` (a `qcert` command) as `qcert serve --listen 127.0.0.1:0`
+/// and wait for its "listening on <base>" line: the child and the base URL.
+pub fn serve(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read listening line");
+    let base = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    (child, base)
 }
 
 pub fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
