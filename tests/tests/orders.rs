@@ -148,34 +148,6 @@ fn mail<'a>(all: &'a [Received], needle: &str) -> &'a Received {
     found[0]
 }
 
-/// RFC 4648 base32 (no padding), for the test's own TOTP.
-fn base32_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u64, 0u32);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = alphabet.iter().position(|a| *a == c.to_ascii_uppercase()).unwrap() as u64;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
-/// RFC 6238 TOTP (SHA-1, 30 s, 6 digits), written here independently of qcert's.
-fn totp(secret: &[u8], at: time::OffsetDateTime) -> String {
-    use hmac::{Hmac, Mac};
-    let step = (at.unix_timestamp() / 30) as u64;
-    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret).unwrap();
-    mac.update(&step.to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let off = (h[19] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
-    format!("{:06}", bin % 1_000_000)
-}
-
 fn pkilint_pem(dir: &Path, pem: &str) {
     let path = dir.join("ee.pem");
     std::fs::write(&path, pem).unwrap();

@@ -235,3 +235,59 @@ async fn catch_up_after_downtime(db: &TestDb) {
     ca.registry().close().await;
 }
 on_both_stores!(catch_up_after_downtime);
+
+/// CLOUD: the renewal is authorised by a code from the holder's
+/// authenticator and the new key is made in the HSM.
+async fn cloud_renewal_by_authorization_code(db: &TestDb) {
+    use qcert_ca_core::operators::{Operator, Role};
+    use qcert_ca_core::orders::OrderForm;
+    let clock = std::sync::Arc::new(qcert_ca_core::FixedClock::new(OffsetDateTime::now_utc() - Duration::days(330)));
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let orders = new_orders(&desk, WEBHOOK, TEST_BASE_URL);
+    let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
+    let form: OrderForm = serde_json::from_value(json!({
+        "product": "CLOUD", "years": 1, "given_name": "Mihai", "surname": "Ionescu", "email": "mihai@example.ro",
+        "country": "RO", "national_id": "1850101123456", "id_document_number": "SX100200"
+    }))
+    .unwrap();
+    let created = orders.create(&form, None).await.unwrap();
+    let pay = |body: Value| {
+        let raw = serde_json::to_vec(&body).unwrap();
+        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, clock.now());
+        let orders = orders.clone();
+        async move { orders.payment_webhook(&sig, &raw).await.unwrap() }
+    };
+    pay(json!({"event_id": "o-1", "order_id": created.order.id, "status": "paid"})).await;
+    orders.approve(&officer, &created.order.id, &DocumentNumber::parse("SX100200").unwrap()).await.unwrap();
+    let (_, secret) = orders.enrol_authenticator(&created.link).await.unwrap();
+    let secret = base32_decode(&secret);
+    let issued = orders.authorize(&created.link, &totp(&secret, clock.now())).await.unwrap();
+    let serial = issued.serial.unwrap();
+    let old = ca.registry().certificate(&serial).await.unwrap().unwrap();
+    let na = old.cert.not_after;
+
+    clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(20));
+    let wrong = if totp(&secret, clock.now()) == "123456" { "654321" } else { "123456" };
+    assert!(matches!(
+        orders.order_renewal_code(&serial, 1, wrong).await,
+        Err(qcert_ca_core::CaError::SignatureRefused(_))
+    ));
+    let code = totp(&secret, clock.now());
+    let renewal = orders.order_renewal_code(&serial, 1, &code).await.unwrap();
+    assert_eq!((renewal.product.as_str(), renewal.state.as_str()), ("cloud", "awaiting-payment"));
+    assert!(orders.order_renewal_code(&serial, 1, &code).await.is_err(), "a code works once");
+    pay(json!({"event_id": "r-1", "renewal_id": renewal.id, "status": "paid"})).await;
+
+    clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(3));
+    let r = Notifier::new(orders.clone()).tick(clock.now()).await.unwrap();
+    assert_eq!(r.renewals.issued, 1, "{r:?}");
+    let banner = orders.banner(&serial).await.unwrap();
+    let new = ca.registry().certificate(&banner.new_serial.unwrap()).await.unwrap().unwrap();
+    assert_eq!(new.cert.not_before, na - Duration::days(3).whole_seconds());
+    let (old_key, new_key) = (old.cert.hsm_key_label.unwrap(), new.cert.hsm_key_label.unwrap());
+    assert_ne!(old_key, new_key, "a new key in the HSM");
+    assert_ne!(old.cert.key_id, new.cert.key_id);
+    ca.registry().close().await;
+}
+on_both_stores!(cloud_renewal_by_authorization_code);
