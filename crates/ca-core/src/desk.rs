@@ -30,7 +30,7 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Event, Outcome};
-use crate::ca::{normalize_serial, Ca, Issued, KeySource, Revocation};
+use crate::ca::{normalize_serial, Ca, IssueOptions, Issued, KeySource, Revocation};
 use crate::crl::Reason;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
@@ -257,7 +257,7 @@ impl RevocationDesk {
         document: &DocumentNumber,
     ) -> Result<(Issued, RevocationPassword), CaError> {
         let lookup = self.key.lookup_key(document)?;
-        self.issue_for_lookup(profile, holder, years, key, &lookup).await
+        self.issue_for_lookup(profile, holder, years, key, &lookup, &IssueOptions::default()).await
     }
 
     /// Same, for a document known only by its keyed hash (an order's).
@@ -268,12 +268,30 @@ impl RevocationDesk {
         years: ValidityYears,
         key: KeySource,
         document_key: &str,
+        options: &IssueOptions,
     ) -> Result<(Issued, RevocationPassword), CaError> {
         let password = RevocationPassword::generate();
         let hash = hash_blocking(self.params.clone(), password.clone()).await?;
-        let issued = self.ca.issue(profile, holder, years, key).await?;
+        let issued = self.ca.issue_with(profile, holder, years, key, options).await?;
         self.ca.registry().put_credential(&issued.serial, document_key, &hash, self.now().unix_timestamp()).await?;
         Ok((issued, password))
+    }
+
+    /// A fresh revocation password for an issued certificate whose first
+    /// one never reached its holder (issuance interrupted before the secret
+    /// delivery was made): records it (creating the credential if the
+    /// interruption came before that) and returns it once.
+    pub async fn replace_password(&self, serial: &str, document_key: &str) -> Result<RevocationPassword, CaError> {
+        let password = RevocationPassword::generate();
+        let hash = hash_blocking(self.params.clone(), password.clone()).await?;
+        let registry = self.ca.registry();
+        let now = self.now().unix_timestamp();
+        if registry.credential(serial).await?.is_some() {
+            registry.set_revocation_password(serial, &hash, now).await?;
+        } else {
+            registry.put_credential(serial, document_key, &hash, now).await?;
+        }
+        Ok(password)
     }
 
     /// Hotline revocation: revokes every valid certificate of the document's

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::audit::{self, Event, Outcome};
-use crate::ca::{Ca, KeySource};
+use crate::ca::{Ca, IssueOptions, KeySource};
 use crate::csr;
 use crate::delivery::{generate_pin, generate_puk, Deliveries, GenerationCode, KitSecrets};
 use crate::desk::{DocumentNumber, RevocationDesk};
@@ -44,6 +44,9 @@ pub use renewal::{failpoint, Banner, RenewalReport, FIRST_REMINDER, RENEWAL_LEAD
 
 /// The profile orders are issued under.
 pub const PROFILE: &str = "qcp-n-qscd";
+
+/// An order left `issuing` this long was interrupted (issuance takes seconds).
+pub const STALE_ISSUANCE: time::Duration = time::Duration::minutes(10);
 
 /// How long identity validation may take after payment (the 24-hour promise).
 pub const IDENTITY_PROMISE: time::Duration = time::Duration::hours(24);
@@ -553,8 +556,11 @@ impl Orders {
         self.reload(&row.id).await
     }
 
-    /// Issue the order's certificate if it is approved and ready: claims
-    /// the order (`approved` -> `issuing`) so it is issued once.
+    /// Issue the order's certificate if it is approved and ready. The order
+    /// is claimed (`approved` -> `issuing`) so it is issued once; the
+    /// certificate is reserved `issued_for = order:<id>`, so an issuance
+    /// interrupted by a crash is completed, never repeated, when the claim
+    /// goes stale (see [`Orders::recover_stalled`]).
     async fn try_issue(&self, id: &str, cloud: Option<KeySource>) -> Result<(), CaError> {
         let registry = self.ca().registry();
         let now = self.now().unix_timestamp();
@@ -564,47 +570,79 @@ impl Orders {
             (None, Some(csr)) if row.product == Product::Token.as_str() => KeySource::Csr(csr),
             _ => return Ok(()),
         };
-        if !registry.transition_order(id, "approved", "issuing", OrderChange::default(), now).await? {
+        if !registry.claim_order_issuance(id, now, now - STALE_ISSUANCE.whole_seconds()).await? {
             return Ok(());
         }
-        let holder = Holder::parse(&row.given_name, &row.surname, &row.email, &row.country, &row.semantics_id)?;
-        let years = ValidityYears::new(u32::try_from(row.years).unwrap_or(0))?;
-        let issued = match self.desk.issue_for_lookup(PROFILE, &holder, years, key, &row.document_key).await {
-            Ok(i) => i,
-            Err(e) => {
-                registry.transition_order(id, "issuing", "approved", OrderChange::default(), now).await?;
-                self.audit("ca", "order.issue", id, Outcome::Failure, e.to_string()).await;
-                return Err(e);
+        let issued_for = format!("order:{id}");
+        let (serial, not_after, password) = match registry.certificate_issued_for(&issued_for).await? {
+            Some((serial, status)) if status == "issued" => {
+                // Issued before an interruption: its first password never
+                // reached the holder, so the holder gets a new one.
+                let rec = registry.certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
+                let password = self.desk.replace_password(&serial, &row.document_key).await?;
+                let not_after = OffsetDateTime::from_unix_timestamp(rec.cert.not_after).map_err(CaError::encoding)?;
+                (serial, not_after, password)
+            }
+            stale => {
+                if let Some((serial, _)) = stale {
+                    // Reserved, never signed and stored: burn it.
+                    registry.mark_aborted(&serial, now).await?;
+                }
+                let holder = Holder::parse(&row.given_name, &row.surname, &row.email, &row.country, &row.semantics_id)?;
+                let years = ValidityYears::new(u32::try_from(row.years).unwrap_or(0))?;
+                let options = IssueOptions { issued_for: Some(issued_for), ..Default::default() };
+                match self.desk.issue_for_lookup(PROFILE, &holder, years, key, &row.document_key, &options).await {
+                    Ok((cert, password)) => (cert.serial, cert.not_after, password),
+                    Err(e) => {
+                        registry.transition_order(id, "issuing", "approved", OrderChange::default(), now).await?;
+                        self.audit("ca", "order.issue", id, Outcome::Failure, e.to_string()).await;
+                        return Err(e);
+                    }
+                }
             }
         };
-        let (cert, password) = issued;
-        let change = OrderChange { serial: Some(&cert.serial), ..Default::default() };
-        registry.transition_order(id, "issuing", "issued", change, self.now().unix_timestamp()).await?;
+        failpoint("order-after-issue");
         if row.publish {
-            self.ca().publish(&cert.serial).await?;
+            self.ca().publish(&serial).await?;
         }
-        self.audit("ca", "order.issue", id, Outcome::Success, format!("serial={}", cert.serial)).await;
         let secrets = if row.product == Product::Token.as_str() {
             KitSecrets::token(&password, generate_pin(), generate_puk())
         } else {
             KitSecrets::cloud(&password)
         };
-        self.deliver(&row, &cert.serial, &secrets).await?;
+        self.deliver(&row, &serial, &secrets).await?;
+        let change = OrderChange { serial: Some(&serial), ..Default::default() };
+        registry.transition_order(id, "issuing", "issued", change, self.now().unix_timestamp()).await?;
+        self.audit("ca", "order.issue", id, Outcome::Success, format!("serial={serial}")).await;
         let url = self.order_url(id)?;
-        let not_after =
-            cert.not_after.format(&time::format_description::well_known::Rfc3339).map_err(CaError::encoding)?;
+        let not_after = not_after.format(&time::format_description::well_known::Rfc3339).map_err(CaError::encoding)?;
         self.notify(
             &row,
             NoticeKind::CertificateIssued,
-            format!("certificate-issued:{}", cert.serial),
+            format!("certificate-issued:{serial}"),
             vec![
-                ("serial", cert.serial.clone()),
+                ("serial", serial.clone()),
                 ("not_after", not_after),
                 ("certificate_url", format!("{url}/certificate")),
             ],
         )
         .await;
         Ok(())
+    }
+
+    /// Complete issuances a crash interrupted: orders left `issuing` for
+    /// longer than [`STALE_ISSUANCE`] (the notifier calls this every tick).
+    pub async fn recover_stalled(&self, now: OffsetDateTime) -> Result<u32, CaError> {
+        let stale = (now - STALE_ISSUANCE).unix_timestamp();
+        let mut done = 0;
+        for (id, product) in self.ca().registry().stalled_issuances(stale).await? {
+            let cloud = (product == Product::Cloud.as_str()).then_some(KeySource::Hsm);
+            match self.try_issue(&id, cloud).await {
+                Ok(()) => done += 1,
+                Err(e) => tracing::error!(order = %id, error = %e, "could not complete an interrupted issuance"),
+            }
+        }
+        Ok(done)
     }
 
     /// Seal the secrets for one reveal; mail the link; keep the code sealed for printing.

@@ -40,6 +40,8 @@ pub struct TickReport {
     /// Certificates that got no reminder: revoked, or renewal already ordered.
     pub skipped: u64,
     pub renewals: RenewalReport,
+    /// Order issuances a crash had interrupted, completed.
+    pub orders_recovered: u32,
 }
 
 /// Errors of a tick.
@@ -70,6 +72,7 @@ impl Notifier {
         // The 15-day pass first: a certificate it reaches needs no 45-day mail any more.
         self.reminders(now, &[0, STAGE_45_DONE], SECOND_REMINDER, &mut report).await?;
         self.reminders(now, &[0], FIRST_REMINDER, &mut report).await?;
+        report.orders_recovered = self.orders.recover_stalled(now).await?;
         loop {
             let r = self.orders.issue_due_renewals(now, PAGE).await?;
             let done = r.issued + r.cancelled + r.failed;

@@ -460,43 +460,7 @@ fn kit_print_shows_the_generation_code_once() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     let result = rt.block_on(async {
         let client = reqwest::Client::new();
-        let form = serde_json::json!({
-            "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
-            "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123456",
-            "id_document_number": "RX 123456", "language": "en"
-        });
-        let r =
-            client.post(format!("{base}/api/v1/orders")).header("idempotency-key", "kit-1").json(&form).send().await?;
-        assert_eq!(r.status(), 201);
-        let created: serde_json::Value = r.json().await?;
-        let id = created["order_id"].as_str().expect("order_id").to_owned();
-        // The link names the public address; the test reaches the server on its own port.
-        let link = created["order_url"].as_str().expect("order_url").rsplit('/').next().expect("token").to_owned();
-        let order = format!("{base}/api/v1/orders/{link}");
-
-        let event = serde_json::to_vec(&serde_json::json!({"event_id": "evt_kit", "order_id": id, "status": "paid"}))
-            .expect("json");
-        let signature = qcert_ca_core::payment::sign_webhook(&webhook_key, &event, time::OffsetDateTime::now_utc());
-        let r = client
-            .post(format!("{base}/api/v1/payments/webhook"))
-            .header("qcert-signature", signature)
-            .header("content-type", "application/json")
-            .body(event)
-            .send()
-            .await?;
-        let (status, answer) = (r.status(), r.text().await?);
-        assert_eq!((status.as_u16(), answer.as_str()), (200, r#"{"result":"applied"}"#));
-
-        let r = client
-            .post(format!("{base}/api/v1/ra/orders/{id}/approval"))
-            .bearer_auth(&officer)
-            .json(&serde_json::json!({"document_number": "RX123456"}))
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await?;
-        assert_eq!(v["state"], "approved", "{v}");
-
+        let (id, order) = approved_order(&client, &base, &officer, &webhook_key, "kit-1").await?;
         let r = client.put(format!("{order}/csr")).body(openssl_csr(CsrKey::P384)).send().await?;
         assert_eq!(r.status(), 200);
         let v: serde_json::Value = r.json().await?;
@@ -549,4 +513,115 @@ fn kit_print_shows_the_generation_code_once() {
         assert!(m.contains("To: ioana.popescu@example.ro"), "{m}");
         assert!(!m.contains(&code), "the code is printed for the envelope, never mailed");
     }
+}
+
+/// Through the running server: a TOKEN order, paid (webhook signed with
+/// `webhook_key`) and approved by `officer`; returns (id, order URL on `base`).
+async fn approved_order(
+    client: &reqwest::Client,
+    base: &str,
+    officer: &str,
+    webhook_key: &qcert_ca_core::payment::WebhookKey,
+    key: &str,
+) -> reqwest::Result<(String, String)> {
+    let form = serde_json::json!({
+        "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
+        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123456",
+        "id_document_number": "RX 123456", "language": "en"
+    });
+    let r = client.post(format!("{base}/api/v1/orders")).header("idempotency-key", key).json(&form).send().await?;
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await?;
+    let id = created["order_id"].as_str().expect("order_id").to_owned();
+    // The link names the public address; the test reaches the server on its own port.
+    let link = created["order_url"].as_str().expect("order_url").rsplit('/').next().expect("token").to_owned();
+    let order = format!("{base}/api/v1/orders/{link}");
+    let event =
+        serde_json::to_vec(&serde_json::json!({"event_id": format!("evt-{key}"), "order_id": id, "status": "paid"}))
+            .expect("json");
+    let signature = qcert_ca_core::payment::sign_webhook(webhook_key, &event, time::OffsetDateTime::now_utc());
+    let r = client
+        .post(format!("{base}/api/v1/payments/webhook"))
+        .header("qcert-signature", signature)
+        .header("content-type", "application/json")
+        .body(event)
+        .send()
+        .await?;
+    let (status, answer) = (r.status(), r.text().await?);
+    assert_eq!((status.as_u16(), answer.as_str()), (200, r#"{"result":"applied"}"#));
+    let r = client
+        .post(format!("{base}/api/v1/ra/orders/{id}/approval"))
+        .bearer_auth(officer)
+        .json(&serde_json::json!({"document_number": "RX123456"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await?;
+    assert_eq!(v["state"], "approved", "{v}");
+    Ok((id, order))
+}
+
+/// The server dies (abort, as `kill -9`) right after an order's certificate
+/// is issued and before the order records it and delivers the secrets; the
+/// notifier completes it later: one certificate, a new revocation password
+/// (the first never reached the holder), one delivery, the kit code.
+#[test]
+fn an_issuance_interrupted_by_a_crash_is_completed_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "ra-officer", "radu"]));
+    assert!(out.status.success(), "{text}");
+    let officer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let webhook_key =
+        qcert_ca_core::payment::WebhookKey::load(&home.join("secrets/payment-webhook-key")).expect("webhook key");
+    let mut cmd = qcert(&home);
+    cmd.env("QCERT_FAILPOINT", "order-after-issue");
+    let (mut child, base) = serve(cmd);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let id = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let (id, order) = approved_order(&client, &base, &officer, &webhook_key, "crash-1").await.expect("order");
+        let r = client.put(format!("{order}/csr")).body(openssl_csr(CsrKey::P384)).send().await;
+        assert!(r.is_err(), "the server died during issuance");
+        id
+    });
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "aborted: {status:?}");
+
+    let count = |sql: String| {
+        let url = format!("sqlite://{}", home.join("qcert.db").display());
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(async move {
+            use sqlx::Row;
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url).await.expect("db");
+            let n: i64 = sqlx::query(&sql).fetch_one(&pool).await.expect("query").get(0);
+            pool.close().await;
+            n
+        })
+    };
+    let issued_for = format!("SELECT COUNT(*) FROM certificates WHERE issued_for = 'order:{id}' AND status = 'issued'");
+    assert_eq!(count(issued_for.clone()), 1, "the certificate was issued before the crash");
+    assert_eq!(count(format!("SELECT COUNT(*) FROM orders WHERE id = '{id}' AND state = 'issuing'")), 1);
+
+    // Not yet stale: nothing happens; ten minutes later the notifier completes it.
+    let later = |minutes: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("time")
+    };
+    let (out, text) = output(qcert(&home).args(["notify", "--once"]).env("QCERT_FAKE_NOW", later(1)));
+    assert!(out.status.success(), "{text}");
+    assert_eq!(count(format!("SELECT COUNT(*) FROM orders WHERE id = '{id}' AND state = 'issuing'")), 1);
+    for _ in 0..2 {
+        let (out, text) = output(qcert(&home).args(["notify", "--once"]).env("QCERT_FAKE_NOW", later(11)));
+        assert!(out.status.success(), "{text}");
+    }
+    assert_eq!(count(format!("SELECT COUNT(*) FROM orders WHERE id = '{id}' AND state = 'issued'")), 1);
+    assert_eq!(count(issued_for), 1, "never issued twice");
+    assert_eq!(count(format!("SELECT COUNT(*) FROM secret_deliveries WHERE order_id = '{id}'")), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'certificate-issued:%'".into()), 1);
+    let (out, text) = output(qcert(&home).args(["kit", "print", &id]));
+    assert!(out.status.success(), "{text}");
 }

@@ -195,6 +195,30 @@ impl Registry {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Claim an order for issuance: `approved`, or `issuing` untouched since
+    /// `stale_before` (an interrupted issuance). False if not claimable.
+    pub async fn claim_order_issuance(&self, id: &str, now: i64, stale_before: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE orders SET state = 'issuing', updated_at = $1 WHERE id = $2 \
+             AND (state = 'approved' OR (state = 'issuing' AND updated_at < $3))",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(stale_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Orders left `issuing` since before `stale_before`: (id, product).
+    pub async fn stalled_issuances(&self, stale_before: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, product FROM orders WHERE state = 'issuing' AND updated_at < $1 LIMIT 100")
+            .bind(stale_before)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("product")?))).collect()
+    }
+
     /// Store the holder's CSR (TOKEN) while the order is not issued yet.
     pub async fn set_order_csr(&self, id: &str, csr: &[u8], key_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
