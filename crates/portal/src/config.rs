@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Base of every URL written into certificates (CRL, AIA, OCSP, QcPDS).
     pub public_base_url: String,
+    /// Base of the links in holders' mails (order, secret delivery, renewal
+    /// pages): the https address of the holder-facing API. Default:
+    /// `public_base_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_url: Option<String>,
     /// Address `qcert serve` listens on.
     pub listen: String,
     /// Folder with ca.toml and the profiles (relative to the home).
@@ -225,6 +230,7 @@ fn cfg_err(setting: &str, reason: impl Into<String>) -> ConfigError {
 pub fn embedded_defaults() -> Config {
     Config {
         public_base_url: "http://127.0.0.1:8080".into(),
+        portal_url: None,
         listen: "127.0.0.1:8080".into(),
         policies: "policies".into(),
         log_format: default_log_format(),
@@ -283,6 +289,13 @@ impl Settings {
             cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen))
         })?;
         qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
+        if let Some(p) = &config.portal_url {
+            let ok = url::Url::parse(p)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.query().is_none() && u.fragment().is_none());
+            if !ok {
+                return Err(cfg_err("portal_url", format!("{p:?} is not an absolute https:// URL without query")));
+            }
+        }
         if !matches!(config.log_format.as_str(), "human" | "json") {
             return Err(cfg_err("log_format", format!("{:?} is neither human nor json", config.log_format)));
         }
@@ -294,6 +307,11 @@ impl Settings {
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
+    }
+
+    /// Base of the links in holders' mails.
+    pub fn portal_url(&self) -> &str {
+        self.config.portal_url.as_deref().unwrap_or(&self.config.public_base_url)
     }
 
     /// The document key file, resolved against the home.
@@ -482,6 +500,9 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
         c.public_base_url = v;
     }
+    if let Some(v) = env("QCERT_PORTAL_URL") {
+        c.portal_url = Some(v);
+    }
     if let Some(v) = env("QCERT_LISTEN") {
         c.listen = v;
     }
@@ -594,11 +615,21 @@ mod tests {
     }
 
     #[test]
+    fn holder_links_use_portal_url_else_the_public_base() {
+        let home = home_with(&defaults_text());
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        assert_eq!(s.portal_url(), "http://127.0.0.1:8080");
+        let env = |k: &str| (k == "QCERT_PORTAL_URL").then(|| "https://portal.qcert-demo.eu".to_string());
+        assert_eq!(Settings::load(home.path(), &env).unwrap().portal_url(), "https://portal.qcert-demo.eu");
+    }
+
+    #[test]
     fn errors_name_the_setting() {
         let cases = [
             (defaults_text().replace("127.0.0.1:8080\"\npolicies", "nowhere\"\npolicies"), "listen"),
             (defaults_text().replace("sqlite://qcert.db", "mysql://x"), "database.url"),
             (defaults_text().replace("http://127.0.0.1:8080", "not a url"), "public_base_url"),
+            (defaults_text().replace("listen =", "portal_url = \"ftp://x\"\nlisten ="), "portal_url"),
             (defaults_text().replace("token_label = \"qcert\"", "token_label = \"qcert\"\npin = \"1234\""), "hsm.pin"),
         ];
         for (text, setting) in cases {

@@ -234,11 +234,13 @@ impl Registry {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Is this public key (by key identifier) certified, or waiting in another order?
+    /// Is this public key (by key identifier) certified, or waiting in
+    /// another order or a renewal?
     pub async fn key_in_use(&self, key_id: &str, except_order: &str) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM certificates WHERE key_id = $1 AND status <> 'aborted') + \
-             (SELECT COUNT(*) FROM orders WHERE csr_key_id = $1 AND id <> $2 AND state <> 'issued') AS n",
+             (SELECT COUNT(*) FROM orders WHERE csr_key_id = $1 AND id <> $2 AND state <> 'issued') + \
+             (SELECT COUNT(*) FROM renewals WHERE csr_key_id = $1 AND state NOT IN ('issued', 'cancelled')) AS n",
         )
         .bind(key_id)
         .bind(except_order)
