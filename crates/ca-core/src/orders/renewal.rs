@@ -89,6 +89,9 @@ impl Orders {
         if rec.cert.not_after <= now.unix_timestamp() {
             return Err(CaError::Conflict(format!("certificate {serial} has expired{new_order}")));
         }
+        if registry.renewal_of(serial).await?.is_some() {
+            return Err(CaError::Conflict(format!("a renewal of {serial} is already ordered")));
+        }
         let deadline = rec.cert.not_after - RENEWAL_LEAD.whole_seconds();
         if now.unix_timestamp() > deadline {
             return Err(CaError::Conflict(format!(
