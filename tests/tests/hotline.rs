@@ -316,7 +316,8 @@ async fn bad_input_is_refused_and_revokes_nothing(db: &TestDb) {
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let sneaky = format!(r#"{{"document_number":"EF500600","revocation_password":{},"x":1}}"#, pw.expose());
     let (s, _, text) = send(sneaky.into_bytes(), "application/json").await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A password with a leading 0 is not even a JSON number (400); otherwise a wrong type (422).
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST, "{s}");
     assert!(!text.contains(pw.expose()), "an error never echoes the password: {text}");
     let (s, _) = w
         .post(
