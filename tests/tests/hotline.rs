@@ -268,6 +268,18 @@ async fn roles_tokens_and_rate_limit(db: &TestDb) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().get("retry-after").is_some());
+    // Another qcert process on the same registry counts the same attempts.
+    let other = new_desk_with(&w.ca, DeskSettings { agent_attempts_per_minute: 3, ..DeskSettings::default() }).await;
+    let bob_op = qcert_ca_core::operators::Operator { name: "bob".into(), role: Role::HotlineAgent };
+    let refused = other
+        .hotline_revoke(
+            &bob_op,
+            &DocumentNumber::parse("CD300400").unwrap(),
+            &RevocationPassword::parse("12345678").unwrap(),
+            qcert_ca_core::Reason::KeyCompromise,
+        )
+        .await;
+    assert!(matches!(refused, Err(qcert_ca_core::CaError::RateLimited { .. })), "{refused:?}");
 
     // The officer revokes in person, with the holder's document only.
     let wrong_doc = json!({"document_number": "ZZ000111", "reason": "affiliationChanged"});
@@ -308,7 +320,8 @@ async fn bad_input_is_refused_and_revokes_nothing(db: &TestDb) {
             (status, ct, r.text().await.unwrap())
         }
     };
-    let (s, ct, _) = send(vec![b' '; 64 * 1024], "application/json").await;
+    // Just over the limit: small enough that the client finishes sending before the 413 comes back.
+    let (s, ct, _) = send(vec![b' '; 20 * 1024], "application/json").await;
     assert_eq!((s, ct.as_deref()), (StatusCode::PAYLOAD_TOO_LARGE, Some("application/problem+json")));
     let (s, _, _) = send(b"{not json".to_vec(), "application/json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);

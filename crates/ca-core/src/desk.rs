@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -205,7 +205,6 @@ pub struct RevocationDesk {
     params: Params,
     settings: DeskSettings,
     dummy_hash: Arc<str>,
-    attempts: Arc<Mutex<HashMap<String, (i64, u32)>>>,
 }
 
 impl RevocationDesk {
@@ -213,14 +212,7 @@ impl RevocationDesk {
         let params = Params::new(settings.argon2_memory_kib, settings.argon2_iterations, 1, None)
             .map_err(|e| CaError::InvalidInput(format!("Argon2 parameters: {e}")))?;
         let dummy = hash_blocking(params.clone(), RevocationPassword::generate()).await?;
-        Ok(RevocationDesk {
-            ca,
-            key: Arc::new(key),
-            params,
-            settings,
-            dummy_hash: dummy.into(),
-            attempts: Arc::new(Mutex::new(HashMap::new())),
-        })
+        Ok(RevocationDesk { ca, key: Arc::new(key), params, settings, dummy_hash: dummy.into() })
     }
 
     pub fn ca(&self) -> &Ca {
@@ -304,7 +296,7 @@ impl RevocationDesk {
         reason: Reason,
     ) -> Result<Vec<Revocation>, CaError> {
         agent.require(Role::HotlineAgent)?;
-        self.rate_limit(&agent.name)?;
+        self.rate_limit(&agent.name).await?;
         let actor = agent.actor();
         let now = self.now();
         let rows =
@@ -384,21 +376,15 @@ impl RevocationDesk {
         Ok(())
     }
 
-    fn rate_limit(&self, agent: &str) -> Result<(), CaError> {
-        let minute = self.now().unix_timestamp().div_euclid(60);
-        let mut map = self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 10_000 {
-            map.retain(|_, (m, _)| *m == minute);
-        }
-        let entry = map.entry(agent.to_owned()).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
-        }
-        if entry.1 >= self.settings.agent_attempts_per_minute {
-            let retry = 60 - self.now().unix_timestamp().rem_euclid(60);
+    /// The per-agent limit, counted in the registry so that every qcert
+    /// process serving the hotline shares it.
+    async fn rate_limit(&self, agent: &str) -> Result<(), CaError> {
+        let now = self.now().unix_timestamp();
+        let n = self.ca.registry().count_hotline_attempt(agent, now.div_euclid(60)).await?;
+        if n > i64::from(self.settings.agent_attempts_per_minute) {
+            let retry = 60 - now.rem_euclid(60);
             return Err(CaError::RateLimited { retry_after_secs: u64::try_from(retry).unwrap_or(60) });
         }
-        entry.1 += 1;
         Ok(())
     }
 
