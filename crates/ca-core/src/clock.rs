@@ -44,6 +44,14 @@ impl Clock for FixedClock {
     }
 }
 
+/// Unix seconds as RFC 3339 (`2026-11-25T10:00:00Z`); empty if out of range.
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 fn truncate(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }

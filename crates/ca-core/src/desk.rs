@@ -133,11 +133,20 @@ impl DocumentKey {
     /// HMAC-SHA-256 of `"{domain}:{data}"`: other uses of the same key
     /// (order links), kept apart from document numbers (which have no ':').
     pub fn tag(&self, domain: &str, data: &str) -> Result<Vec<u8>, CaError> {
+        Ok(self.tag_mac(domain, data)?.finalize().into_bytes().to_vec())
+    }
+
+    /// Is `given` the tag of `"{domain}:{data}"`? (Constant-time comparison.)
+    pub fn verify_tag(&self, domain: &str, data: &str, given: &[u8]) -> Result<bool, CaError> {
+        Ok(self.tag_mac(domain, data)?.verify_slice(given).is_ok())
+    }
+
+    fn tag_mac(&self, domain: &str, data: &str) -> Result<Hmac<Sha256>, CaError> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).map_err(|e| CaError::Internal(e.to_string()))?;
         mac.update(domain.as_bytes());
         mac.update(b":");
         mac.update(data.as_bytes());
-        Ok(mac.finalize().into_bytes().to_vec())
+        Ok(mac)
     }
 }
 
@@ -339,7 +348,7 @@ impl RevocationDesk {
                     if let Some(ok) = cache.get(&h) {
                         return *ok;
                     }
-                    let ok = verify_password(&h, &password);
+                    let ok = check_password(&h, &password);
                     cache.insert(h, ok);
                     ok
                 })
@@ -547,13 +556,9 @@ async fn hash_blocking(params: Params, password: RevocationPassword) -> Result<S
     .map_err(|e| CaError::Internal(e.to_string()))?
 }
 
-/// Does `password` match the PHC string? (Blocking: call from `spawn_blocking`.)
+/// Does `password` match the PHC string? The parameters come from the
+/// string, so they can be raised later. (Blocking: call from `spawn_blocking`.)
 pub fn check_password(phc: &str, password: &RevocationPassword) -> bool {
-    verify_password(phc, password)
-}
-
-/// Parameters come from the stored PHC string, so they can be raised later.
-fn verify_password(phc: &str, password: &RevocationPassword) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.expose().as_bytes(), &h).is_ok())
 }
 
@@ -605,8 +610,8 @@ mod tests {
             .map(|h| h.to_string())
             .unwrap_or_default();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(verify_password(&phc, &p));
-        assert!(!verify_password(&phc, &RevocationPassword::parse("12345679").unwrap_or_else(|e| panic!("{e}"))));
-        assert!(!verify_password("garbage", &p));
+        assert!(check_password(&phc, &p));
+        assert!(!check_password(&phc, &RevocationPassword::parse("12345679").unwrap_or_else(|e| panic!("{e}"))));
+        assert!(!check_password("garbage", &p));
     }
 }

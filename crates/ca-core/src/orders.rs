@@ -21,7 +21,6 @@ mod renewal;
 use std::sync::Arc;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -44,6 +43,9 @@ pub use renewal::{failpoint, Banner, RenewalReport, FIRST_REMINDER, RENEWAL_LEAD
 
 /// The profile orders are issued under.
 pub const PROFILE: &str = "qcp-n-qscd";
+
+/// What order-link tags are computed over (`order-link:<id>`).
+const LINK_DOMAIN: &str = "order-link";
 
 /// An order left `issuing` this long was interrupted (issuance takes seconds).
 pub const STALE_ISSUANCE: time::Duration = time::Duration::minutes(10);
@@ -190,13 +192,9 @@ impl Orders {
         }
     }
 
-    fn link_mac(&self, id: &str) -> Result<Vec<u8>, CaError> {
-        self.desk.lookup_key().tag("order-link", id)
-    }
-
     /// The holder's capability link token for an order.
     pub fn link_token(&self, id: &str) -> Result<String, CaError> {
-        let mac = self.link_mac(id)?;
+        let mac = self.desk.lookup_key().tag(LINK_DOMAIN, id)?;
         Ok(format!("{id}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
     }
 
@@ -213,14 +211,9 @@ impl Orders {
             return Err(not_found());
         }
         let given = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac).map_err(|_| not_found())?;
-        let mut check = <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).map_err(|_| not_found())?;
-        // Constant-time comparison of the two tags: HMAC them under a fixed
-        // key and compare with verify_slice.
-        check.update(&self.link_mac(id)?);
-        let expected = check.finalize().into_bytes();
-        let mut probe = <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).map_err(|_| not_found())?;
-        probe.update(&given);
-        probe.verify_slice(&expected).map_err(|_| not_found())?;
+        if !self.desk.lookup_key().verify_tag(LINK_DOMAIN, id, &given)? {
+            return Err(not_found());
+        }
         self.ca().registry().order(id).await?.ok_or_else(not_found)
     }
 

@@ -128,10 +128,7 @@ impl Notifier {
             return Ok(ReminderDecision { serial, stage, mail: None });
         };
         let language = Language::parse(&c.language).unwrap_or(Language::En);
-        let not_after = OffsetDateTime::from_unix_timestamp(c.not_after)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default();
+        let not_after = qcert_ca_core::clock::rfc3339(c.not_after);
         let vars: BTreeMap<String, String> = [
             ("given_name", c.given_name.clone().unwrap_or_default()),
             ("serial", serial.clone()),

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::desk::{DocumentNumber, RevocationPassword};
 use qcert_ca_core::operators::{Operator, Role};
 use qcert_ca_core::{audit, Reason, Revocation};
@@ -111,13 +112,6 @@ fn body_too_large() -> Problem {
         "Request body too large",
         Some(format!("at most {} bytes", crate::http::MAX_BODY)),
     )
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>, ApiError> {

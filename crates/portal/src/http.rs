@@ -314,12 +314,7 @@ async fn directory(
     };
     let h = state.ca.hierarchy();
     let chain = vec![qcert_ca_core::pem("CERTIFICATE", &h.issuing), qcert_ca_core::pem("CERTIFICATE", &h.root)];
-    let rfc3339 = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default()
-    };
+    let rfc3339 = qcert_ca_core::clock::rfc3339;
     let items: Vec<DirectoryItem> = found
         .into_iter()
         .map(|e| DirectoryItem {

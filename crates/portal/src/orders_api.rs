@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::delivery::GenerationCode;
 use qcert_ca_core::desk::DocumentNumber;
 use qcert_ca_core::operators::Role;
@@ -35,13 +36,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/ra/orders/{id}/rejection", post(reject))
         .route("/api/v1/ra/orders/{id}/delivery-code", post(take_code))
         .route("/api/v1/ra/orders/{id}/secret-delivery", post(reissue))
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 fn no_store(resp: impl IntoResponse) -> Response {

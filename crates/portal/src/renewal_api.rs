@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::store::renewals::RenewalRow;
 use serde::{Deserialize, Serialize};
 
@@ -17,13 +18,6 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/certificates/{serial}/renewal", get(banner))
         .route("/api/v1/certificates/{serial}/renewals", post(order))
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]

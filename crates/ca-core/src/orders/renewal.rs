@@ -13,6 +13,7 @@ use x509_cert::Certificate;
 use super::{Orders, Product, PROFILE};
 use crate::audit::Outcome;
 use crate::ca::{normalize_serial, IssueOptions, KeySource};
+use crate::clock::rfc3339;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
 use crate::notice::NoticeKind;
@@ -361,11 +362,4 @@ impl Orders {
     pub fn renewal_url(&self, serial: &str) -> String {
         format!("{}/api/v1/certificates/{serial}/renewal", self.base)
     }
-}
-
-pub(crate) fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
