@@ -328,6 +328,13 @@ impl Deliveries {
         Deliveries { registry, vault, clock, params }
     }
 
+    /// Hash codes at `params` instead (the desk's configured cost, so
+    /// `revocation.argon2_*` applies to every secret alike).
+    pub fn with_cost(mut self, params: Params) -> Deliveries {
+        self.params = params;
+        self
+    }
+
     fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }

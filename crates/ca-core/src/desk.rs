@@ -228,6 +228,11 @@ impl RevocationDesk {
         &self.ca
     }
 
+    /// The desk's Argon2id cost.
+    pub fn argon2_params(&self) -> Params {
+        self.params.clone()
+    }
+
     /// Hash a password with the desk's Argon2id cost (PHC string).
     pub async fn hash_password(&self, password: &RevocationPassword) -> Result<String, CaError> {
         hash_blocking(self.params.clone(), password.clone()).await

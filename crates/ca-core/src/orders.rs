@@ -148,7 +148,8 @@ impl Orders {
     ) -> Orders {
         let vault = Arc::new(vault);
         let ca = desk.ca();
-        let deliveries = Deliveries::new(ca.registry().clone(), vault.clone(), ca.clock().clone());
+        let deliveries =
+            Deliveries::new(ca.registry().clone(), vault.clone(), ca.clock().clone()).with_cost(desk.argon2_params());
         Orders {
             desk,
             vault,
