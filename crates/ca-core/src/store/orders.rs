@@ -32,7 +32,6 @@ pub struct OrderRow {
     pub totp_enrolled_at: Option<i64>,
     pub totp_last_step: Option<i64>,
     pub serial: Option<String>,
-    pub has_kit_code: bool,
 }
 
 /// A new order's fields.
@@ -55,7 +54,7 @@ pub struct NewOrder<'a> {
 
 const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
-     csr, totp_sealed, totp_enrolled_at, totp_last_step, serial, kit_code_sealed IS NOT NULL AS has_kit_code";
+     csr, totp_sealed, totp_enrolled_at, totp_last_step, serial";
 
 impl Registry {
     /// Insert an order in state `awaiting-payment`. Returns false (and
@@ -367,8 +366,5 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
         totp_enrolled_at: r.try_get("totp_enrolled_at")?,
         totp_last_step: r.try_get("totp_last_step")?,
         serial: r.try_get("serial")?,
-        has_kit_code: r
-            .try_get::<bool, _>("has_kit_code")
-            .or_else(|_| r.try_get::<i64, _>("has_kit_code").map(|v| v != 0))?,
     })
 }
