@@ -37,6 +37,7 @@ use crate::holder::{Holder, ValidityYears};
 use crate::operators::{Operator, Role};
 use crate::secret_file;
 use crate::store::credentials::CredentialRow;
+use crate::store::limits::{RateDecision, Window};
 use crate::store::CertStatus;
 
 /// An ID document number (identity card or passport), normalised: upper
@@ -390,16 +391,15 @@ impl RevocationDesk {
         Ok(())
     }
 
-    /// The per-agent limit, counted in the registry so that every qcert
-    /// process serving the hotline shares it.
+    /// The per-agent limit, a sliding minute counted in the registry so
+    /// that every qcert process serving the hotline shares it.
     async fn rate_limit(&self, agent: &str) -> Result<(), CaError> {
+        let window = Window { limit: self.settings.agent_attempts_per_minute, window_secs: 60 };
         let now = self.now().unix_timestamp();
-        let n = self.ca.registry().count_hotline_attempt(agent, now.div_euclid(60)).await?;
-        if n > i64::from(self.settings.agent_attempts_per_minute) {
-            let retry = 60 - now.rem_euclid(60);
-            return Err(CaError::RateLimited { retry_after_secs: u64::try_from(retry).unwrap_or(60) });
+        match self.ca.registry().rate_hit("hotline-agent", agent, window, now).await? {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
         }
-        Ok(())
     }
 
     /// The credential of `serial`, checked against the document an RA officer saw.

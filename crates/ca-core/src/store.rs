@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod deliveries;
+pub mod limits;
 pub mod operators;
 pub mod orders;
 pub mod outbox;

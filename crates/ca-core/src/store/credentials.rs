@@ -121,31 +121,6 @@ impl Registry {
     }
 }
 
-impl Registry {
-    /// Count one hotline attempt of `operator` in `minute`; returns the
-    /// minute's count so far. A first attempt in a minute also drops that
-    /// agent's older minutes.
-    pub async fn count_hotline_attempt(&self, operator: &str, minute: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO hotline_attempts (operator, minute, attempts) VALUES ($1, $2, 1) \
-             ON CONFLICT (operator, minute) DO UPDATE SET attempts = hotline_attempts.attempts + 1 RETURNING attempts",
-        )
-        .bind(operator)
-        .bind(minute)
-        .fetch_one(&self.pool)
-        .await?;
-        let n: i64 = row.try_get("attempts")?;
-        if n == 1 {
-            sqlx::query("DELETE FROM hotline_attempts WHERE operator = $1 AND minute < $2")
-                .bind(operator)
-                .bind(minute)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(n)
-    }
-}
-
 fn credential_row(r: &sqlx::any::AnyRow) -> Result<CredentialRow, StoreError> {
     Ok(CredentialRow {
         serial: r.try_get("serial")?,
