@@ -31,6 +31,7 @@ use crate::crl::{self as crlenc, Reason};
 use crate::csr;
 use crate::error::CaError;
 use crate::holder::{Holder, ValidityYears};
+use crate::notice::{revocation_words, Notice, NoticeKind, Notices};
 use crate::ocsp::{Answer, Responder};
 use crate::policy::{CaKeySpec, Policy, Profile};
 use crate::signer::CaSigner;
@@ -172,6 +173,8 @@ struct Inner {
     issuing: Authority,
     ocsp: Authority,
     responder: Responder,
+    /// Where holders are told of revocations (set once, see [`Ca::set_notices`]).
+    notices: std::sync::OnceLock<Arc<dyn Notices>>,
 }
 
 struct Meta<'a> {
@@ -341,7 +344,17 @@ impl Ca {
             issuing.serial.clone(),
             policy.ocsp_responses,
         )?;
-        Ok(Ca { inner: Arc::new(Inner { hsm, registry, policy, clock, root, issuing, ocsp, responder }) })
+        Ok(Ca { inner: Arc::new(Inner {
+            hsm,
+            registry,
+            policy,
+            clock,
+            root,
+            issuing,
+            ocsp,
+            responder,
+            notices: std::sync::OnceLock::new(),
+        }) })
     }
 
     /// Answer a DER OCSP request (never fails: errors are OCSP statuses).
@@ -440,6 +453,46 @@ impl Ca {
     /// Revoke a certificate, permanently. Idempotent: a second request returns
     /// the first revocation unchanged. A new revocation re-signs the CRL of
     /// the issuing CA at once.
+    /// Tell holders of revocations through `notices` (every channel: the
+    /// desk's, the CLI's). The first call wins; clones share it.
+    pub fn set_notices(&self, notices: Arc<dyn Notices>) {
+        let _ = self.inner.notices.set(notices);
+    }
+
+    /// Mail the holder of a newly revoked certificate (`revoked:<serial>`,
+    /// once): when, why and by which channel, in the order's language.
+    /// The revocation stands whatever happens here; a failure is logged.
+    async fn notify_revoked(&self, record: &RevocationRecord, reason: Reason) {
+        let Some(notices) = self.inner.notices.get() else { return };
+        let contact = match self.inner.registry.holder_contact(&record.serial).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(serial = %record.serial, error = %e, "revocation notice: holder lookup failed");
+                return;
+            }
+        };
+        let language = contact.language.unwrap_or_else(|| "en".into());
+        let at = OffsetDateTime::from_unix_timestamp(record.revoked_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let (when, why, channel) = revocation_words(&language, at, reason, &record.requested_by);
+        let notice = Notice {
+            dedupe_key: format!("revoked:{}", record.serial),
+            kind: NoticeKind::CertificateRevoked,
+            to: contact.email,
+            language,
+            vars: vec![
+                ("given_name", contact.given_name),
+                ("serial", record.serial.clone()),
+                ("revoked_at", when),
+                ("reason", why.to_owned()),
+                ("channel", channel.to_owned()),
+            ],
+        };
+        if let Err(e) = notices.send(notice).await {
+            tracing::error!(serial = %record.serial, error = %e, "could not queue the revocation notice");
+        }
+    }
+
     pub async fn revoke(
         &self,
         serial: &str,
@@ -491,6 +544,7 @@ impl Ca {
                 detail: format!("reason={}", reason.name()),
             };
             audit::record(&inner.registry, now.unix_timestamp(), &event).await;
+            self.notify_revoked(&record, reason).await;
             self.publish_crl(scope).await?;
         } else {
             // The first request recorded the revocation but may have failed

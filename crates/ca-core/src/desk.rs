@@ -13,9 +13,9 @@
 //! - **Self-service**: the holder signs a request naming serial and reason
 //!   with the certificate's own key (CMS SignedData, `openssl cms -sign`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -161,6 +161,11 @@ pub struct DeskSettings {
     pub lock_after: i64,
     /// Hotline attempts one agent may make per minute.
     pub agent_attempts_per_minute: u32,
+    /// Argon2id checks every hotline attempt makes (K): the distinct
+    /// password hashes of the holder's revocable certificates, padded with
+    /// a dummy hash. A holder with more distinct passwords than K costs more
+    /// (all are checked, so every certificate stays revocable by phone).
+    pub hotline_checks_per_attempt: usize,
     /// How old a holder's signed revocation request may be.
     pub signed_request_max_age: time::Duration,
 }
@@ -172,6 +177,7 @@ impl Default for DeskSettings {
             argon2_iterations: 2,
             lock_after: 5,
             agent_attempts_per_minute: 30,
+            hotline_checks_per_attempt: 2,
             signed_request_max_age: time::Duration::minutes(15),
         }
     }
@@ -215,6 +221,7 @@ pub struct RevocationDesk {
     params: Params,
     settings: DeskSettings,
     dummy_hash: Arc<str>,
+    checks: Arc<AtomicU64>,
 }
 
 impl RevocationDesk {
@@ -222,7 +229,14 @@ impl RevocationDesk {
         let params = Params::new(settings.argon2_memory_kib, settings.argon2_iterations, 1, None)
             .map_err(|e| CaError::InvalidInput(format!("Argon2 parameters: {e}")))?;
         let dummy = hash_blocking(params.clone(), RevocationPassword::generate()).await?;
-        Ok(RevocationDesk { ca, key: Arc::new(key), params, settings, dummy_hash: dummy.into() })
+        Ok(RevocationDesk {
+            ca,
+            key: Arc::new(key),
+            params,
+            settings,
+            dummy_hash: dummy.into(),
+            checks: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub fn ca(&self) -> &Ca {
@@ -303,6 +317,23 @@ impl RevocationDesk {
 
     /// Hotline revocation: revokes every valid certificate of the document's
     /// holder whose revocation password matches, and returns them.
+    ///
+    /// Each attempt is counted first, one conditional UPDATE per
+    /// certificate ([`Registry::claim_password_attempt`]), and only the
+    /// hashes of certificates whose attempt was claimed are checked: at most
+    /// `lock_after` passwords are ever checked per certificate, however many
+    /// arrive at once and from however many processes. A claimed attempt
+    /// with the right password revokes and resets the count; one with a
+    /// wrong password stays counted, and the one that takes the last slot
+    /// locks. A right password that finds every slot taken (by wrong ones
+    /// still being checked, or a lock) is refused like any other.
+    ///
+    /// The Argon2id work is the same whatever the document: exactly
+    /// `hotline_checks_per_attempt` checks (the distinct hashes of the
+    /// claimed certificates, padded with the dummy hash), more only for a
+    /// holder with more distinct passwords than that.
+    ///
+    /// [`Registry::claim_password_attempt`]: crate::Registry::claim_password_attempt
     pub async fn hotline_revoke(
         &self,
         agent: &Operator,
@@ -314,81 +345,83 @@ impl RevocationDesk {
         self.rate_limit(&agent.name).await?;
         let actor = agent.actor();
         let now = self.now();
-        let rows =
-            self.ca.registry().revocable_credentials(&self.key.lookup_key(document)?, now.unix_timestamp()).await?;
-        let matches = self.check_passwords(&rows, password).await?;
-        let matched: Vec<&CredentialRow> =
-            rows.iter().zip(&matches).filter(|(r, ok)| **ok && r.locked_at.is_none()).map(|(r, _)| r).collect();
-        if matched.is_empty() {
-            self.count_failures(&actor, &rows, &matches).await?;
-            return Err(CaError::HotlineRefused);
+        let registry = self.ca.registry();
+        let lock_after = self.settings.lock_after;
+        let rows = registry.revocable_credentials(&self.key.lookup_key(document)?, now.unix_timestamp()).await?;
+        let mut claimed: Vec<(&CredentialRow, i64)> = Vec::with_capacity(rows.len());
+        let mut exhausted: Vec<&CredentialRow> = Vec::new();
+        for row in &rows {
+            match registry.claim_password_attempt(&row.serial, lock_after).await? {
+                Some(n) => claimed.push((row, n)),
+                None => exhausted.push(row),
+            }
         }
+        // A renewal copies the hash: each distinct one is checked once.
+        let mut distinct: Vec<&str> = Vec::new();
+        for (row, _) in &claimed {
+            if !distinct.contains(&row.password_hash.as_str()) {
+                distinct.push(&row.password_hash);
+            }
+        }
+        let results = self.check_hashes(distinct.iter().map(|h| (*h).to_owned()).collect(), password).await?;
+        let matches = |hash: &str| distinct.iter().zip(&results).any(|(h, ok)| *h == hash && *ok);
+
         let invalidity = (reason == Reason::KeyCompromise).then_some(now);
-        let mut done = Vec::with_capacity(matched.len());
-        for row in matched {
-            self.ca.registry().reset_password_failures(&row.serial).await?;
-            done.push(self.ca.revoke(&row.serial, reason, invalidity, &actor).await?);
+        let mut done = Vec::new();
+        for (row, n) in claimed {
+            if matches(&row.password_hash) {
+                done.push(self.ca.revoke(&row.serial, reason, invalidity, &actor).await?);
+                registry.reset_password_failures(&row.serial).await?;
+                continue;
+            }
+            let detail = format!("wrong revocation password ({n} of {lock_after})");
+            self.audit(&actor, "hotline.attempt", &row.serial, Outcome::Failure, detail).await;
+            if n >= lock_after && registry.lock_credential(&row.serial, now.unix_timestamp()).await? {
+                tracing::warn!(serial = %row.serial, "hotline revocation locked after repeated wrong passwords");
+                let detail =
+                    format!("{lock_after} wrong passwords: hotline path locked until an RA officer sets a new password");
+                self.audit(&actor, "hotline.lock", &row.serial, Outcome::Success, detail).await;
+            }
+        }
+        for row in exhausted {
+            let detail = "locked (no attempt left); password not checked".to_owned();
+            self.audit(&actor, "hotline.attempt", &row.serial, Outcome::Refused, detail).await;
+        }
+        if rows.is_empty() {
+            let detail = "no revocable certificate for this document number".to_owned();
+            self.audit(&actor, "hotline.attempt", "-", Outcome::Refused, detail).await;
+        }
+        if done.is_empty() {
+            return Err(CaError::HotlineRefused);
         }
         Ok(done)
     }
 
-    /// Check `password` against every row's hash; with no rows, against a
-    /// dummy hash, so an unknown document costs the same as a wrong password.
-    async fn check_passwords(
-        &self,
-        rows: &[CredentialRow],
-        password: &RevocationPassword,
-    ) -> Result<Vec<bool>, CaError> {
-        let hashes: Vec<String> = if rows.is_empty() {
-            vec![self.dummy_hash.to_string()]
-        } else {
-            rows.iter().map(|r| r.password_hash.clone()).collect()
-        };
+    /// Check `password` against each of `hashes`, padded with the dummy hash
+    /// to `hotline_checks_per_attempt` checks, so the work does not tell how
+    /// many certificates (if any) the document has. Returns one answer per
+    /// hash given.
+    async fn check_hashes(&self, hashes: Vec<String>, password: &RevocationPassword) -> Result<Vec<bool>, CaError> {
+        let given = hashes.len();
+        let mut all = hashes;
+        while all.len() < self.settings.hotline_checks_per_attempt.max(1) {
+            all.push(self.dummy_hash.to_string());
+        }
+        let count = all.len() as u64;
         let password = password.clone();
-        let results = tokio::task::spawn_blocking(move || {
-            let mut cache: HashMap<String, bool> = HashMap::new();
-            hashes
-                .into_iter()
-                .map(|h| {
-                    // A renewal copies the hash: check each distinct one once.
-                    if let Some(ok) = cache.get(&h) {
-                        return *ok;
-                    }
-                    let ok = check_password(&h, &password);
-                    cache.insert(h, ok);
-                    ok
-                })
-                .collect::<Vec<bool>>()
-        })
-        .await
-        .map_err(|e| CaError::Internal(e.to_string()))?;
-        Ok(if rows.is_empty() { Vec::new() } else { results })
+        let results =
+            tokio::task::spawn_blocking(move || all.iter().map(|h| check_password(h, &password)).collect::<Vec<bool>>())
+                .await
+                .map_err(|e| CaError::Internal(e.to_string()))?;
+        self.checks.fetch_add(count, Ordering::Relaxed);
+        Ok(results.into_iter().take(given).collect())
     }
 
-    async fn count_failures(&self, actor: &str, rows: &[CredentialRow], matches: &[bool]) -> Result<(), CaError> {
-        if rows.is_empty() {
-            let detail = "no revocable certificate for this document number".to_owned();
-            self.audit(actor, "hotline.attempt", "-", Outcome::Refused, detail).await;
-            return Ok(());
-        }
-        let now = self.now().unix_timestamp();
-        for (row, ok) in rows.iter().zip(matches) {
-            if row.locked_at.is_some() {
-                let detail = if *ok { "right password, but locked" } else { "wrong password, locked" };
-                self.audit(actor, "hotline.attempt", &row.serial, Outcome::Refused, detail.into()).await;
-                continue;
-            }
-            let n = self.ca.registry().record_password_failure(&row.serial, self.settings.lock_after, now).await?;
-            let detail = format!("wrong revocation password ({n} of {})", self.settings.lock_after);
-            self.audit(actor, "hotline.attempt", &row.serial, Outcome::Failure, detail).await;
-            if n == self.settings.lock_after {
-                tracing::warn!(serial = %row.serial, "hotline revocation locked after repeated wrong passwords");
-                let detail =
-                    format!("{n} wrong passwords: hotline path locked until an RA officer sets a new password");
-                self.audit(actor, "hotline.lock", &row.serial, Outcome::Success, detail).await;
-            }
-        }
-        Ok(())
+    /// Argon2id checks of hotline passwords made by this desk (dummy ones
+    /// included): the hotline's work, for `/metrics` and for tests that
+    /// show it does not depend on the document.
+    pub fn password_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// The per-agent limit, a sliding minute counted in the registry so

@@ -7,6 +7,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use time::OffsetDateTime;
+
+use crate::crl::Reason;
 use crate::error::CaError;
 
 /// The messages the lifecycle sends; each maps to one template (en, ro).
@@ -26,6 +29,9 @@ pub enum NoticeKind {
     CertificateIssued,
     /// vars: given_name, serial, not_after, renewal_url
     RenewalReminder,
+    /// The certificate was revoked (any channel). vars: given_name, serial,
+    /// revoked_at, reason, channel (all in words, see [`revocation_words`]).
+    CertificateRevoked,
 }
 
 impl NoticeKind {
@@ -39,6 +45,7 @@ impl NoticeKind {
             NoticeKind::SecretDelivery => "secret-delivery",
             NoticeKind::CertificateIssued => "certificate-issued",
             NoticeKind::RenewalReminder => "renewal-reminder",
+            NoticeKind::CertificateRevoked => "certificate-revoked",
         }
     }
 }
@@ -69,4 +76,79 @@ pub type NoticeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CaError>> + S
 /// Where notices go: recorded durably (the notifier's outbox) before this returns.
 pub trait Notices: Send + Sync + std::fmt::Debug {
     fn send(&self, notice: Notice) -> NoticeFuture<'_>;
+}
+
+/// How a revocation mail says when, why and by which channel, in `language`
+/// (`ro`, anything else English): (`revoked_at`, `reason`, `channel`).
+/// `requested_by` is the revocation's recorded requester (`hotline-agent:…`,
+/// `ra-officer:…`, `holder:signed-request`, anything else an operator); no
+/// name from it is repeated.
+pub fn revocation_words(
+    language: &str,
+    at: OffsetDateTime,
+    reason: Reason,
+    requested_by: &str,
+) -> (String, &'static str, &'static str) {
+    let ro = language.trim().eq_ignore_ascii_case("ro");
+    let at = at.to_offset(time::UtcOffset::UTC);
+    const EN: [&str; 12] = [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "December",
+    ];
+    const RO: [&str; 12] = [
+        "ianuarie", "februarie", "martie", "aprilie", "mai", "iunie", "iulie", "august", "septembrie", "octombrie",
+        "noiembrie", "decembrie",
+    ];
+    let m = usize::from(u8::from(at.month())) - 1;
+    let (month, joiner) = if ro { (RO.get(m), ", ora") } else { (EN.get(m), ", at") };
+    let when =
+        format!("{} {} {}{joiner} {:02}:{:02} UTC", at.day(), month.unwrap_or(&"?"), at.year(), at.hour(), at.minute());
+    let why = match (reason, ro) {
+        (Reason::Unspecified, false) => "no reason was given",
+        (Reason::Unspecified, true) => "nu a fost declarat niciun motiv",
+        (Reason::KeyCompromise, false) => "the private key may be compromised (lost, stolen or seen by others)",
+        (Reason::KeyCompromise, true) => "cheia privată ar putea fi compromisă (pierdută, furată sau văzută de alții)",
+        (Reason::CaCompromise, false) => "the key of the certification authority was compromised",
+        (Reason::CaCompromise, true) => "cheia autorității de certificare a fost compromisă",
+        (Reason::AffiliationChanged, false) => "the details in the certificate are no longer right",
+        (Reason::AffiliationChanged, true) => "datele din certificat nu mai sunt corecte",
+        (Reason::Superseded, false) => "the certificate was replaced by a new one",
+        (Reason::Superseded, true) => "certificatul a fost înlocuit cu unul nou",
+        (Reason::CessationOfOperation, false) => "the certificate is no longer needed",
+        (Reason::CessationOfOperation, true) => "certificatul nu mai este necesar",
+        (Reason::PrivilegeWithdrawn, false) => "the right to use the certificate was withdrawn",
+        (Reason::PrivilegeWithdrawn, true) => "dreptul de a folosi certificatul a fost retras",
+        (Reason::AaCompromise, false) => "an attribute authority was compromised",
+        (Reason::AaCompromise, true) => "o autoritate de atribute a fost compromisă",
+    };
+    let role = requested_by.split(':').next().unwrap_or_default();
+    let channel = match (role, requested_by, ro) {
+        ("hotline-agent", _, false) => "by phone, through the revocation hotline (ID document number and revocation password)",
+        ("hotline-agent", _, true) => "prin telefon, la linia de revocare (numărul actului de identitate și parola de revocare)",
+        ("ra-officer", _, false) => "in person, by a registration officer who checked your ID document",
+        ("ra-officer", _, true) => "în persoană, de un ofițer de înregistrare care v-a verificat actul de identitate",
+        (_, "holder:signed-request", false) => "by a revocation request signed with the certificate's own key",
+        (_, "holder:signed-request", true) => "printr-o cerere de revocare semnată cu cheia certificatului",
+        (_, _, false) => "by an operator of the certification authority",
+        (_, _, true) => "de un operator al autorității de certificare",
+    };
+    (when, why, channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_words_in_both_languages() {
+        let at = time::macros::datetime!(2028-12-02 09:05:59 +02:00);
+        let (when, why, channel) = revocation_words("ro", at, Reason::KeyCompromise, "hotline-agent:anna");
+        assert_eq!(when, "2 decembrie 2028, ora 07:05 UTC");
+        assert!(why.contains("compromis") && channel.contains("telefon") && !channel.contains("anna"));
+        let (when, why, channel) = revocation_words("de", at, Reason::Superseded, "ra-officer:radu");
+        assert_eq!(when, "2 December 2028, at 07:05 UTC");
+        assert!(why.contains("replaced") && channel.contains("in person") && !channel.contains("radu"));
+        assert!(revocation_words("en", at, Reason::Unspecified, "holder:signed-request").2.contains("signed"));
+        assert!(revocation_words("en", at, Reason::Unspecified, "cli:root").2.contains("operator"));
+    }
 }

@@ -148,6 +148,8 @@ impl Orders {
     ) -> Orders {
         let vault = Arc::new(vault);
         let ca = desk.ca();
+        // Revocations (any channel) are mailed through the same notices.
+        ca.set_notices(notices.clone());
         let deliveries =
             Deliveries::new(ca.registry().clone(), vault.clone(), ca.clock().clone()).with_cost(desk.argon2_params());
         Orders {

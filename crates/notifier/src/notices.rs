@@ -87,7 +87,7 @@ mod tests {
     use super::*;
     use crate::template::render;
 
-    const KINDS: [NoticeKind; 7] = [
+    const KINDS: [NoticeKind; 8] = [
         NoticeKind::OrderReceived,
         NoticeKind::IdentityApproved,
         NoticeKind::IdentityRejected,
@@ -95,6 +95,7 @@ mod tests {
         NoticeKind::SecretDelivery,
         NoticeKind::CertificateIssued,
         NoticeKind::RenewalReminder,
+        NoticeKind::CertificateRevoked,
     ];
 
     /// The variables `NoticeKind`'s doc comments (ca-core's notice.rs) name.
@@ -106,6 +107,7 @@ mod tests {
             NoticeKind::SecretDelivery => &["given_name", "delivery_url"],
             NoticeKind::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
             NoticeKind::RenewalReminder => &["given_name", "serial", "not_after", "renewal_url"],
+            NoticeKind::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
         }
     }
 

@@ -55,10 +55,12 @@ pub enum Template {
     SecretDelivery,
     /// The certificate was issued; link to download it.
     CertificateIssued,
+    /// The certificate was revoked: when, why, by which channel.
+    CertificateRevoked,
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::RenewalReminder,
         Template::OrderReceived,
         Template::IdentityApproved,
@@ -66,6 +68,7 @@ impl Template {
         Template::AuthenticatorInvitation,
         Template::SecretDelivery,
         Template::CertificateIssued,
+        Template::CertificateRevoked,
     ];
 
     /// The file name (without `.txt`), also stored as the outbox row's kind.
@@ -78,6 +81,7 @@ impl Template {
             Template::AuthenticatorInvitation => "authenticator-invitation",
             Template::SecretDelivery => "secret-delivery",
             Template::CertificateIssued => "certificate-issued",
+            Template::CertificateRevoked => "certificate-revoked",
         }
     }
 
@@ -96,6 +100,7 @@ impl Template {
             Template::AuthenticatorInvitation => &["given_name", "order_id", "enrol_url"],
             Template::SecretDelivery => &["given_name", "delivery_url"],
             Template::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
+            Template::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
         }
     }
 
@@ -116,6 +121,7 @@ impl Template {
             Template::AuthenticatorInvitation => pick!("authenticator-invitation"),
             Template::SecretDelivery => pick!("secret-delivery"),
             Template::CertificateIssued => pick!("certificate-issued"),
+            Template::CertificateRevoked => pick!("certificate-revoked"),
         }
     }
 }

@@ -260,7 +260,10 @@ async fn open_parts(settings: &Settings) -> anyhow::Result<(Hsm, Registry, Polic
 
 async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
     let (hsm, registry, policy, clock) = open_parts(settings).await?;
-    Ok(Ca::open(hsm, registry, policy, clock).await?)
+    let ca = Ca::open(hsm, registry, policy, clock).await?;
+    // Holders are mailed when a certificate is revoked, by any command.
+    ca.set_notices(Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone())));
+    Ok(ca)
 }
 
 /// The system clock; or, for end-to-end tests of the lifecycle rules,

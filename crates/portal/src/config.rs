@@ -88,6 +88,9 @@ pub struct RevocationSection {
     pub argon2_iterations: u32,
     /// Hotline attempts one agent may make per minute.
     pub agent_attempts_per_minute: u32,
+    /// Argon2id checks per hotline attempt, whatever the document (the
+    /// holder's distinct password hashes padded with dummy ones).
+    pub hotline_checks_per_attempt: usize,
 }
 
 impl Default for RevocationSection {
@@ -98,6 +101,7 @@ impl Default for RevocationSection {
             argon2_memory_kib: d.argon2_memory_kib,
             argon2_iterations: d.argon2_iterations,
             agent_attempts_per_minute: d.agent_attempts_per_minute,
+            hotline_checks_per_attempt: d.hotline_checks_per_attempt,
         }
     }
 }
@@ -334,6 +338,7 @@ impl Settings {
             argon2_memory_kib: r.argon2_memory_kib,
             argon2_iterations: r.argon2_iterations,
             agent_attempts_per_minute: r.agent_attempts_per_minute,
+            hotline_checks_per_attempt: r.hotline_checks_per_attempt,
             ..Default::default()
         }
     }

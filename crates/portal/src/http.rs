@@ -493,6 +493,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::error!(error = %e, "metrics: orders"),
     }
+    let _ = writeln!(
+        out,
+        "# HELP qcert_hotline_password_checks_total Argon2id checks made by hotline attempts (dummy ones included).\n# TYPE qcert_hotline_password_checks_total counter\nqcert_hotline_password_checks_total {}",
+        state.desk.password_checks()
+    );
     let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
     let _ =
         writeln!(out, "# HELP qcert_hsm_sign_seconds HSM signing latency.\n# TYPE qcert_hsm_sign_seconds histogram");

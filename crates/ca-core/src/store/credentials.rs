@@ -15,6 +15,16 @@ pub struct CredentialRow {
     pub locked_at: Option<i64>,
 }
 
+/// Where a certificate's holder is mailed: the address and given name
+/// recorded with the certificate, and the language of the order it came
+/// from (directly, or through a renewal of it); `None` when not ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderContact {
+    pub email: String,
+    pub given_name: String,
+    pub language: Option<String>,
+}
+
 const COLUMNS: &str = "k.serial, k.document_key, k.password_hash, k.failed_attempts, k.locked_at";
 
 impl Registry {
@@ -62,6 +72,28 @@ impl Registry {
         rows.iter().map(credential_row).collect()
     }
 
+    /// The holder's address of an end-entity certificate (`None` without one).
+    pub async fn holder_contact(&self, serial: &str) -> Result<Option<HolderContact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.email, c.given_name, COALESCE( \
+               (SELECT o.language FROM orders o WHERE o.serial = c.serial OR c.issued_for = 'order:' || o.id LIMIT 1), \
+               (SELECT o.language FROM renewals n JOIN orders o ON o.id = n.order_id \
+                WHERE n.new_serial = c.serial OR c.issued_for = 'renewal:' || n.id LIMIT 1)) AS language \
+             FROM certificates c WHERE c.serial = $1 AND c.kind = 'end-entity' AND c.email IS NOT NULL",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(HolderContact {
+                email: r.try_get("email")?,
+                given_name: r.try_get::<Option<String>, _>("given_name")?.unwrap_or_default(),
+                language: r.try_get("language")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Serials of every certificate recorded for a document, newest first.
     pub async fn serials_for_document(&self, document_key: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
@@ -74,24 +106,36 @@ impl Registry {
         rows.iter().map(|r| Ok(r.try_get("serial")?)).collect()
     }
 
-    /// Count a wrong password; the credential locks when the count reaches
-    /// `lock_after`. Returns the new count. One statement, so concurrent
-    /// wrong guesses are all counted.
-    pub async fn record_password_failure(&self, serial: &str, lock_after: i64, now: i64) -> Result<i64, StoreError> {
+    /// Claim one hotline attempt on `serial` before its password is checked:
+    /// one conditional UPDATE that counts the attempt only while the
+    /// credential is unlocked, its count is below `lock_after` and the
+    /// certificate is not revoked. Returns the new count (1..=lock_after),
+    /// or `None` when no attempt is left: then the password must not be
+    /// checked. Concurrent callers (in any process) are serialised by the
+    /// row, so at most `lock_after` attempts are ever claimed.
+    pub async fn claim_password_attempt(&self, serial: &str, lock_after: i64) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
-            "UPDATE revocation_credentials SET failed_attempts = failed_attempts + 1, \
-             locked_at = CASE WHEN locked_at IS NULL AND failed_attempts + 1 >= $2 THEN $3 ELSE locked_at END \
-             WHERE serial = $1 RETURNING failed_attempts",
+            "UPDATE revocation_credentials SET failed_attempts = failed_attempts + 1 \
+             WHERE serial = $1 AND locked_at IS NULL AND failed_attempts < $2 \
+             AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = revocation_credentials.serial) \
+             RETURNING failed_attempts",
         )
         .bind(serial)
         .bind(lock_after)
-        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            Some(r) => Ok(r.try_get("failed_attempts")?),
-            None => Err(StoreError::NotFound(serial.to_owned())),
-        }
+        row.map(|r| r.try_get("failed_attempts")).transpose().map_err(Into::into)
+    }
+
+    /// Lock the hotline path of `serial` (the last claimable attempt was a
+    /// wrong password). True only for the call that locked it.
+    pub async fn lock_credential(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE revocation_credentials SET locked_at = $1 WHERE serial = $2 AND locked_at IS NULL")
+            .bind(now)
+            .bind(serial)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// A right password resets the count of wrong ones (not a lock).
