@@ -110,13 +110,33 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What to do next (the hotline agent's words for the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<&'static str>,
     #[serde(skip)]
     retry_after: Option<u64>,
 }
 
+/// What a hotline agent tells the caller after any refusal: the same words
+/// for an unknown document number, a wrong password and a lock, so they
+/// reveal nothing the refusal does not.
+pub const HOTLINE_ADVICE: &str = "Nothing was revoked. Tell the caller: check the ID document number \
+and the 8 digits of the revocation password (from the one-time secret delivery of the kit) and call again. \
+If that does not help, the holder can have the certificate revoked at once in person: an RA officer at a \
+registration office revokes it (or gives a new revocation password) after checking the holder's ID document. \
+A holder who still has the certificate's key can also revoke it at any time with a request signed with that key \
+(POST /api/v1/certificates/{serial}/revocation). The hotline cannot say more about this call.";
+
 impl Problem {
     pub fn new(status: StatusCode, title: &str, detail: Option<String>) -> Problem {
-        Problem { kind: "about:blank".into(), title: title.into(), status: status.as_u16(), detail, retry_after: None }
+        Problem {
+            kind: "about:blank".into(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            advice: None,
+            retry_after: None,
+        }
     }
 
     /// A problem with a stable type URI `urn:qcert:problem:{slug}`.
@@ -162,7 +182,11 @@ impl IntoResponse for ApiError {
             CaError::UnknownSerial(_) | CaError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             CaError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Role not allowed"),
             CaError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the recorded state"),
-            CaError::HotlineRefused => (StatusCode::FORBIDDEN, "hotline-refused", "Revocation refused"),
+            CaError::HotlineRefused => {
+                let mut p = Problem::typed(StatusCode::FORBIDDEN, "hotline-refused", "Revocation refused", detail);
+                p.advice = Some(HOTLINE_ADVICE);
+                return p.into_response();
+            }
             CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
             CaError::RateLimited { retry_after_secs } => {
                 let mut p = Problem::typed(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts", detail);
