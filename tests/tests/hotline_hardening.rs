@@ -139,7 +139,8 @@ async fn hotline_call(
     password: &str,
 ) -> (StatusCode, Value, Option<u64>) {
     let body = json!({"document_number": document, "revocation_password": password, "reason": "keyCompromise"});
-    let r = http.post(format!("{base}/api/v1/hotline/revocations")).bearer_auth(token).json(&body).send().await.unwrap();
+    let r =
+        http.post(format!("{base}/api/v1/hotline/revocations")).bearer_auth(token).json(&body).send().await.unwrap();
     let status = r.status();
     let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
     if !status.is_success() {

@@ -344,17 +344,19 @@ impl Ca {
             issuing.serial.clone(),
             policy.ocsp_responses,
         )?;
-        Ok(Ca { inner: Arc::new(Inner {
-            hsm,
-            registry,
-            policy,
-            clock,
-            root,
-            issuing,
-            ocsp,
-            responder,
-            notices: std::sync::OnceLock::new(),
-        }) })
+        Ok(Ca {
+            inner: Arc::new(Inner {
+                hsm,
+                registry,
+                policy,
+                clock,
+                root,
+                issuing,
+                ocsp,
+                responder,
+                notices: std::sync::OnceLock::new(),
+            }),
+        })
     }
 
     /// Answer a DER OCSP request (never fails: errors are OCSP statuses).

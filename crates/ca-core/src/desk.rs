@@ -6,8 +6,10 @@
 //!   hash (HMAC-SHA-256, key outside the database); the password is checked
 //!   against an Argon2id hash per certificate. Unknown number, wrong
 //!   password and locked certificate give the same error after the same
-//!   work (a dummy hash is checked when nothing matched). Five wrong
-//!   passwords lock the hotline path for that certificate.
+//!   Argon2id work (a fixed number of checks, padded with a dummy hash).
+//!   Each attempt is counted before its password is checked, so five wrong
+//!   passwords, and no more, are checked before the hotline path of that
+//!   certificate locks, however many arrive at once.
 //! - **In person**: an RA officer who checked the ID document revokes, or
 //!   gives the holder a new revocation password (which lifts a lock).
 //! - **Self-service**: the holder signs a request naming serial and reason
@@ -378,8 +380,9 @@ impl RevocationDesk {
             self.audit(&actor, "hotline.attempt", &row.serial, Outcome::Failure, detail).await;
             if n >= lock_after && registry.lock_credential(&row.serial, now.unix_timestamp()).await? {
                 tracing::warn!(serial = %row.serial, "hotline revocation locked after repeated wrong passwords");
-                let detail =
-                    format!("{lock_after} wrong passwords: hotline path locked until an RA officer sets a new password");
+                let detail = format!(
+                    "{lock_after} wrong passwords: hotline path locked until an RA officer sets a new password"
+                );
                 self.audit(&actor, "hotline.lock", &row.serial, Outcome::Success, detail).await;
             }
         }
@@ -409,10 +412,11 @@ impl RevocationDesk {
         }
         let count = all.len() as u64;
         let password = password.clone();
-        let results =
-            tokio::task::spawn_blocking(move || all.iter().map(|h| check_password(h, &password)).collect::<Vec<bool>>())
-                .await
-                .map_err(|e| CaError::Internal(e.to_string()))?;
+        let results = tokio::task::spawn_blocking(move || {
+            all.iter().map(|h| check_password(h, &password)).collect::<Vec<bool>>()
+        })
+        .await
+        .map_err(|e| CaError::Internal(e.to_string()))?;
         self.checks.fetch_add(count, Ordering::Relaxed);
         Ok(results.into_iter().take(given).collect())
     }

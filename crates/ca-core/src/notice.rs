@@ -92,12 +92,32 @@ pub fn revocation_words(
     let ro = language.trim().eq_ignore_ascii_case("ro");
     let at = at.to_offset(time::UtcOffset::UTC);
     const EN: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
         "December",
     ];
     const RO: [&str; 12] = [
-        "ianuarie", "februarie", "martie", "aprilie", "mai", "iunie", "iulie", "august", "septembrie", "octombrie",
-        "noiembrie", "decembrie",
+        "ianuarie",
+        "februarie",
+        "martie",
+        "aprilie",
+        "mai",
+        "iunie",
+        "iulie",
+        "august",
+        "septembrie",
+        "octombrie",
+        "noiembrie",
+        "decembrie",
     ];
     let m = usize::from(u8::from(at.month())) - 1;
     let (month, joiner) = if ro { (RO.get(m), ", ora") } else { (EN.get(m), ", at") };
@@ -123,8 +143,12 @@ pub fn revocation_words(
     };
     let role = requested_by.split(':').next().unwrap_or_default();
     let channel = match (role, requested_by, ro) {
-        ("hotline-agent", _, false) => "by phone, through the revocation hotline (ID document number and revocation password)",
-        ("hotline-agent", _, true) => "prin telefon, la linia de revocare (numărul actului de identitate și parola de revocare)",
+        ("hotline-agent", _, false) => {
+            "by phone, through the revocation hotline (ID document number and revocation password)"
+        }
+        ("hotline-agent", _, true) => {
+            "prin telefon, la linia de revocare (numărul actului de identitate și parola de revocare)"
+        }
         ("ra-officer", _, false) => "in person, by a registration officer who checked your ID document",
         ("ra-officer", _, true) => "în persoană, de un ofițer de înregistrare care v-a verificat actul de identitate",
         (_, "holder:signed-request", false) => "by a revocation request signed with the certificate's own key",
