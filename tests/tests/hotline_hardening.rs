@@ -316,3 +316,95 @@ async fn holders_are_mailed_when_revoked_by_the_hotline_or_in_person(db: &TestDb
     w.server.task.abort();
 }
 on_both_stores!(holders_are_mailed_when_revoked_by_the_hotline_or_in_person);
+
+/// A certificate ordered in Romanian: the revocation mail is in Romanian,
+/// with the date as people write it there.
+async fn an_ordered_certificate_is_revoked_in_the_orders_language(db: &TestDb) {
+    let w = world(db, settings(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(dir.path()).await;
+    let dispatcher = smtp_dispatcher(w.ca.registry(), sink.port);
+    let form = json!({
+        "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu", "email": "ioana@example.ro",
+        "country": "RO", "national_id": "2850101123456", "id_document_number": "RX 400001", "publish": false,
+        "language": "ro"
+    });
+    let url = |p: &str| format!("{}{p}", w.server.base);
+    let r = w.http.post(url("/api/v1/orders")).header("idempotency-key", "k-ro").json(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    let (id, order_url) = (created["order_id"].as_str().unwrap(), created["order_url"].as_str().unwrap());
+    let event = serde_json::to_vec(&json!({"event_id": "evt-ro", "order_id": id, "status": "paid"})).unwrap();
+    let sig = qcert_ca_core::payment::sign_webhook(
+        &qcert_ca_core::payment::WebhookKey::from_bytes([7u8; 32]),
+        &event,
+        w.clock.now(),
+    );
+    let r = w
+        .http
+        .post(url("/api/v1/payments/webhook"))
+        .header("qcert-signature", sig)
+        .header("content-type", "application/json")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csr = qcert_ca_core::pem("CERTIFICATE REQUEST", &openssl_csr(CsrKey::P256));
+    let r = w.http.put(format!("{order_url}/csr")).body(csr).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = w
+        .http
+        .post(url(&format!("/api/v1/ra/orders/{id}/approval")))
+        .bearer_auth(&w.ra)
+        .json(&json!({"document_number": "RX400001"}))
+        .send()
+        .await
+        .unwrap();
+    let approved: Value = r.json().await.unwrap();
+    let serial = approved["serial"].as_str().unwrap_or_else(|| panic!("{approved}")).to_owned();
+
+    let r = w
+        .http
+        .post(url(&format!("/api/v1/ra/certificates/{serial}/revocation")))
+        .bearer_auth(&w.ra)
+        .json(&json!({"document_number": "RX400001", "reason": "keyCompromise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    dispatcher.run_once(w.clock.now()).await.unwrap();
+    let mails = sink.received();
+    let revoked: Vec<_> =
+        mails.iter().filter(|m| m.subject.as_deref().unwrap_or("").contains("a fost revocat")).collect();
+    assert_eq!(revoked.len(), 1, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let text = revoked[0].body.as_deref().unwrap();
+    const LUNI: [&str; 12] = [
+        "ianuarie",
+        "februarie",
+        "martie",
+        "aprilie",
+        "mai",
+        "iunie",
+        "iulie",
+        "august",
+        "septembrie",
+        "octombrie",
+        "noiembrie",
+        "decembrie",
+    ];
+    let now = w.clock.now();
+    let when = format!(
+        "{} {} {}, ora {:02}:{:02} UTC",
+        now.day(),
+        LUNI[usize::from(u8::from(now.month())) - 1],
+        now.year(),
+        now.hour(),
+        now.minute()
+    );
+    assert!(text.contains("Stimate/Stimată Ioana") && text.contains(&when), "{when}\n{text}");
+    assert!(text.contains("cheia privată ar putea fi compromisă") && text.contains("în persoană"), "{text}");
+    sink.stop();
+    w.server.task.abort();
+}
+on_both_stores!(an_ordered_certificate_is_revoked_in_the_orders_language);
