@@ -163,6 +163,7 @@ impl IntoResponse for ApiError {
             CaError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Role not allowed"),
             CaError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the recorded state"),
             CaError::HotlineRefused => (StatusCode::FORBIDDEN, "hotline-refused", "Revocation refused"),
+            CaError::AuthenticatorLocked => (StatusCode::LOCKED, "authenticator-locked", "Authenticator locked"),
             CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
             CaError::RateLimited { retry_after_secs } => {
                 let mut p = Problem::typed(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts", detail);
@@ -492,6 +493,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
             );
         }
         Err(e) => tracing::error!(error = %e, "metrics: orders"),
+    }
+    match state.orders.refunds_due_count().await {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "# HELP qcert_payments_refund_due Payments received for an order or renewal already paid, to refund.\n# TYPE qcert_payments_refund_due gauge\nqcert_payments_refund_due {n}"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "metrics: refunds"),
     }
     let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
     let _ =
