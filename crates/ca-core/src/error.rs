@@ -30,6 +30,12 @@ pub enum CaError {
     /// certificate all give this one answer.
     #[error("no valid certificate matches this ID document number and revocation password")]
     HotlineRefused,
+    /// CLOUD: the authenticator took too many wrong authorization codes.
+    #[error(
+        "this authenticator is locked after too many wrong authorization codes: contact the registration \
+         authority (RA), which unlocks it after checking your identity"
+    )]
+    AuthenticatorLocked,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// A holder's signed request failed verification.
@@ -83,6 +89,7 @@ impl CaError {
                 | CaError::Conflict(_)
                 | CaError::HotlineRefused
                 | CaError::RateLimited { .. }
+                | CaError::AuthenticatorLocked
                 | CaError::SignatureRefused(_)
         )
     }

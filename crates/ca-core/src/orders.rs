@@ -34,7 +34,8 @@ use crate::holder::{Holder, ValidityYears};
 use crate::notice::{Notice, NoticeKind, Notices};
 use crate::operators::{Operator, Role};
 use crate::payment::{self, WebhookKey};
-use crate::store::orders::{NewOrder, OrderChange, OrderRow};
+use crate::store::limits::{RateDecision, Window};
+use crate::store::orders::{NewOrder, OrderChange, OrderRow, PaymentRecorded, RefundDue};
 use crate::totp::TotpSecret;
 use crate::vault::Vault;
 use crate::x509;
@@ -52,6 +53,54 @@ pub const STALE_ISSUANCE: time::Duration = time::Duration::minutes(10);
 
 /// How long identity validation may take after payment (the 24-hour promise).
 pub const IDENTITY_PROMISE: time::Duration = time::Duration::hours(24);
+
+/// Limits on CLOUD authorization codes (settings `orders.code_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeLimits {
+    /// Wrong codes after which an authenticator is locked until an RA officer unlocks it.
+    pub lock_after: i64,
+    /// Codes tried per order (authorization), right or wrong, in any window.
+    pub per_order: Window,
+    /// Codes tried per certificate (renewal by code), right or wrong, in any window.
+    pub per_certificate: Window,
+}
+
+impl Default for CodeLimits {
+    fn default() -> Self {
+        CodeLimits {
+            lock_after: 5,
+            per_order: Window { limit: 10, window_secs: 900 },
+            per_certificate: Window { limit: 10, window_secs: 900 },
+        }
+    }
+}
+
+/// The authenticator of a CLOUD order as an RA officer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorState {
+    /// `none` (not enrolled), `enrolling` (secret handed out, no code yet),
+    /// `active` or `locked`.
+    pub state: &'static str,
+    pub wrong_codes: i64,
+    pub locked_at: Option<i64>,
+}
+
+/// The secret delivery of an order as an RA officer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryView {
+    /// `none`, `waiting` (for the holder's code), `blocked` or `revealed`.
+    pub state: &'static str,
+    /// Wrong generation codes on the current link.
+    pub wrong_codes: i64,
+    /// When the current link was made, blocked, revealed.
+    pub created_at: Option<i64>,
+    pub blocked_at: Option<i64>,
+    pub revealed_at: Option<i64>,
+    /// Links made for the order so far (reissues replace the earlier ones).
+    pub links: usize,
+    /// The kit's generation code is still waiting to be printed or read.
+    pub code_waiting: bool,
+}
 
 /// What the holder ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +160,8 @@ pub struct Created {
 pub enum Payment {
     Applied,
     Duplicate,
+    /// A new payment for an order or renewal paid before: flagged for refund.
+    AlreadyPaid,
 }
 
 /// The payment provider's event.
@@ -135,6 +186,7 @@ pub struct Orders {
     deliveries: Deliveries,
     notices: Arc<dyn Notices>,
     base: String,
+    limits: CodeLimits,
 }
 
 impl Orders {
@@ -159,7 +211,18 @@ impl Orders {
             deliveries,
             notices,
             base: base.trim_end_matches('/').to_owned(),
+            limits: CodeLimits::default(),
         }
+    }
+
+    /// Other limits on authorization codes than [`CodeLimits::default`].
+    pub fn with_code_limits(mut self, limits: CodeLimits) -> Orders {
+        self.limits = limits;
+        self
+    }
+
+    pub fn code_limits(&self) -> CodeLimits {
+        self.limits
     }
 
     pub fn ca(&self) -> &Ca {
@@ -331,19 +394,11 @@ impl Orders {
             (Some(o), None) => o,
             (None, Some(renewal)) => {
                 let r = registry.renewal(&renewal).await?.ok_or_else(|| CaError::NotFound("no such renewal".into()))?;
-                return if registry.record_renewal_payment(&event.event_id, &r.id, now.unix_timestamp()).await? {
-                    self.audit(
-                        "payment-provider",
-                        "renewal.paid",
-                        &r.serial,
-                        Outcome::Success,
-                        format!("renewal={} event={}", r.id, event.event_id),
-                    )
-                    .await;
-                    Ok(Payment::Applied)
-                } else {
-                    Ok(Payment::Duplicate)
-                };
+                let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
+                let recorded =
+                    registry.record_renewal_payment(&event.event_id, &r.id, &payment_ref, now.unix_timestamp()).await?;
+                let detail = format!("renewal={} event={}", r.id, event.event_id);
+                return Ok(self.payment_outcome(recorded, "renewal", &r.serial, detail).await);
             }
             _ => {
                 return Err(CaError::InvalidInput(
@@ -354,21 +409,39 @@ impl Orders {
         let row = registry.order(&order_id).await?.ok_or_else(|| CaError::NotFound("no such order".into()))?;
         let due = (now + IDENTITY_PROMISE).unix_timestamp();
         let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
-        let applied =
+        let recorded =
             registry.record_payment(&event.event_id, &row.id, &payment_ref, now.unix_timestamp(), due).await?;
-        if applied {
-            self.audit(
-                "payment-provider",
-                "order.paid",
-                &row.id,
-                Outcome::Success,
-                format!("event={}", event.event_id),
-            )
-            .await;
-            Ok(Payment::Applied)
-        } else {
-            Ok(Payment::Duplicate)
+        Ok(self.payment_outcome(recorded, "order", &row.id, format!("event={}", event.event_id)).await)
+    }
+
+    /// Audit what a payment event did: `{what}.paid` once, a second payment
+    /// as `{what}.double-payment` (flagged for refund).
+    async fn payment_outcome(&self, recorded: PaymentRecorded, what: &str, subject: &str, detail: String) -> Payment {
+        match recorded {
+            PaymentRecorded::Applied => {
+                self.audit("payment-provider", &format!("{what}.paid"), subject, Outcome::Success, detail).await;
+                Payment::Applied
+            }
+            PaymentRecorded::AlreadyPaid => {
+                tracing::warn!(subject = %subject, "a second payment for an already paid {what}: flagged for refund");
+                let detail = format!("{detail}: already paid; flagged for refund");
+                self.audit("payment-provider", &format!("{what}.double-payment"), subject, Outcome::Refused, detail)
+                    .await;
+                Payment::AlreadyPaid
+            }
+            PaymentRecorded::Duplicate => Payment::Duplicate,
         }
+    }
+
+    /// Second payments of an order (and its renewals) to refund, for an RA officer.
+    pub async fn refunds_due(&self, officer: &Operator, id: &str) -> Result<Vec<RefundDue>, CaError> {
+        officer.require(Role::RaOfficer)?;
+        Ok(self.ca().registry().refunds_due(id).await?)
+    }
+
+    /// Payments flagged for refund, for /metrics.
+    pub async fn refunds_due_count(&self) -> Result<i64, CaError> {
+        Ok(self.ca().registry().refunds_due_count().await?)
     }
 
     /// Orders waiting for identity validation, oldest promise first.
@@ -507,23 +580,32 @@ impl Orders {
         self.reload(&row.id).await
     }
 
-    /// CLOUD: enrol the authenticator (until the first code confirms it).
-    /// Returns the secret as an `otpauth://` URI and in base32, once.
+    /// CLOUD: enrol the authenticator, once (after approval, or after an RA
+    /// officer reset it). Returns the secret as an `otpauth://` URI and in
+    /// base32; a second call is refused, never replaces the secret.
     pub async fn enrol_authenticator(&self, token: &str) -> Result<(String, String), CaError> {
         let row = self.by_link(token).await?;
         if row.product != Product::Cloud.as_str() {
             return Err(CaError::Conflict("only a CLOUD order enrols an authenticator".into()));
         }
-        if row.state != "approved" {
-            return Err(Self::state_conflict(&row, "approved (identity validated)"));
+        let once = || {
+            CaError::Conflict(
+                "the authenticator is already enrolled (the secret is handed out once); to enrol a new one, \
+                 contact the registration authority (RA), which can reset it and send you a new invitation"
+                    .into(),
+            )
+        };
+        if row.totp_sealed.is_some() {
+            return Err(once());
         }
-        if row.totp_enrolled_at.is_some() {
-            return Err(CaError::Conflict("the authenticator is already enrolled".into()));
+        // After issuance only an RA reset (which erased the secret) leads here.
+        if row.state != "approved" && row.state != "issued" {
+            return Err(Self::state_conflict(&row, "approved (identity validated)"));
         }
         let secret = TotpSecret::generate();
         let sealed = self.vault.seal(secret.as_bytes(), format!("totp:{}", row.id).as_bytes())?;
         if !self.ca().registry().set_order_totp(&row.id, &sealed, self.now().unix_timestamp()).await? {
-            return Err(CaError::Conflict("the authenticator is already enrolled".into()));
+            return Err(once());
         }
         self.audit("holder", "order.authenticator", &row.id, Outcome::Success, String::new()).await;
         let account = format!("{} {}", row.given_name, row.surname);
@@ -534,21 +616,143 @@ impl Orders {
     /// authenticator and issues the certificate; a code works once.
     pub async fn authorize(&self, token: &str, code: &str) -> Result<OrderRow, CaError> {
         let row = self.by_link(token).await?;
-        let sealed = row
-            .totp_sealed
-            .as_deref()
-            .ok_or_else(|| CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()))?;
-        let raw = self.vault.open(sealed, format!("totp:{}", row.id).as_bytes())?;
-        let secret = TotpSecret::from_bytes(&raw)?;
-        let now = self.now();
-        let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
-        let step = secret.verify(code.trim(), now, row.totp_last_step).ok_or_else(refused)?;
-        if !self.ca().registry().use_totp_step(&row.id, step, now.unix_timestamp()).await? {
-            return Err(refused());
+        if row.totp_sealed.is_none() {
+            return Err(CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()));
         }
+        self.code_rate_limit("order-code", &row.id, self.limits.per_order).await?;
+        self.check_code(&row, code, "holder").await?;
         if row.state == "approved" {
             self.try_issue(&row.id, Some(KeySource::Hsm)).await?;
         }
+        self.reload(&row.id).await
+    }
+
+    /// Count one authorization code against `value` in `scope` (429 over the limit).
+    pub(crate) async fn code_rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
+        match self.ca().registry().rate_hit(scope, value, window, self.now().unix_timestamp()).await? {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
+        }
+    }
+
+    /// Check an authorization code of `order`'s authenticator. The attempt
+    /// is counted before the code is checked (one conditional UPDATE), so
+    /// at most `lock_after` codes are checked between right ones however
+    /// many arrive at once, in any process; the wrong one that reaches the
+    /// limit locks the authenticator until an RA officer unlocks it. A
+    /// right code resets the count and is used up. Malformed codes are not
+    /// attempts. Returns the TOTP step used.
+    pub(crate) async fn check_code(&self, order: &OrderRow, code: &str, actor: &str) -> Result<i64, CaError> {
+        let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CaError::field("code", "6 digits from the authenticator app"));
+        }
+        let sealed = order
+            .totp_sealed
+            .as_deref()
+            .ok_or_else(|| CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()))?;
+        let registry = self.ca().registry();
+        let lock_after = self.limits.lock_after;
+        if order.totp_locked_at.is_some() {
+            return Err(CaError::AuthenticatorLocked);
+        }
+        let Some(attempt) = registry.charge_totp_attempt(&order.id, lock_after).await? else {
+            // Locked, or `lock_after` codes are being checked right now (the
+            // count alone also says locked if recording the lock was interrupted).
+            return Err(CaError::AuthenticatorLocked);
+        };
+        let raw = self.vault.open(sealed, format!("totp:{}", order.id).as_bytes())?;
+        let secret = TotpSecret::from_bytes(&raw)?;
+        let now = self.now();
+        let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
+        if let Some(step) = secret.verify(&digits, now, order.totp_last_step) {
+            if registry.use_totp_step(&order.id, step, now.unix_timestamp()).await? {
+                return Ok(step);
+            }
+        }
+        self.audit(
+            actor,
+            "order.authorization-code",
+            &order.id,
+            Outcome::Refused,
+            format!("wrong or already used authorization code ({attempt} of {lock_after})"),
+        )
+        .await;
+        if attempt >= lock_after && registry.lock_totp(&order.id, now.unix_timestamp()).await? {
+            self.audit(
+                "ca",
+                "order.authenticator-locked",
+                &order.id,
+                Outcome::Success,
+                format!("{lock_after} wrong authorization codes"),
+            )
+            .await;
+            return Err(CaError::AuthenticatorLocked);
+        }
+        Err(refused())
+    }
+
+    /// The authenticator's state, for an RA officer.
+    pub fn authenticator_state(&self, o: &OrderRow) -> Option<AuthenticatorState> {
+        if o.product != Product::Cloud.as_str() {
+            return None;
+        }
+        let locked = o.totp_locked_at.is_some() || o.totp_failed_attempts >= self.limits.lock_after;
+        let state = match (&o.totp_sealed, o.totp_enrolled_at) {
+            (None, _) => "none",
+            _ if locked => "locked",
+            (Some(_), None) => "enrolling",
+            (Some(_), Some(_)) => "active",
+        };
+        Some(AuthenticatorState { state, wrong_codes: o.totp_failed_attempts, locked_at: o.totp_locked_at })
+    }
+
+    /// An RA officer unlocks a locked authenticator (after talking to the
+    /// holder): wrong codes count from zero again.
+    pub async fn unlock_authenticator(&self, officer: &Operator, id: &str) -> Result<OrderRow, CaError> {
+        let row = self.for_officer(officer, id).await?;
+        if row.product != Product::Cloud.as_str() {
+            return Err(CaError::Conflict("only a CLOUD order has an authenticator".into()));
+        }
+        if !self.ca().registry().unlock_totp(&row.id, self.now().unix_timestamp()).await? {
+            return Err(CaError::Conflict(format!("the authenticator of order {} is not locked", row.id)));
+        }
+        let detail = format!("after {} wrong codes", row.totp_failed_attempts);
+        self.audit(&officer.actor(), "order.authenticator-unlock", &row.id, Outcome::Success, detail).await;
+        self.reload(&row.id).await
+    }
+
+    /// An RA officer resets the authenticator of a CLOUD order (the holder
+    /// lost it or the enrolment answer), after checking the holder's ID
+    /// document (`document` must be the order's): the secret is erased and
+    /// the holder is mailed a fresh invitation to enrol once more.
+    pub async fn reset_authenticator(
+        &self,
+        officer: &Operator,
+        id: &str,
+        document: &DocumentNumber,
+    ) -> Result<OrderRow, CaError> {
+        let row = self.for_officer(officer, id).await?;
+        if row.product != Product::Cloud.as_str() {
+            return Err(CaError::Conflict("only a CLOUD order has an authenticator".into()));
+        }
+        if self.desk.lookup_key().lookup_key(document)? != row.document_key {
+            return Err(CaError::Conflict("the ID document checked is not the one given with the order".into()));
+        }
+        let now = self.now().unix_timestamp();
+        if !self.ca().registry().reset_order_totp(&row.id, now).await? {
+            return Err(Self::state_conflict(&row, "approved or issued"));
+        }
+        let actor = officer.actor();
+        self.audit(&actor, "order.authenticator-reset", &row.id, Outcome::Success, String::new()).await;
+        let url = self.order_url(&row.id)?;
+        self.notify(
+            &row,
+            NoticeKind::AuthenticatorInvitation,
+            format!("authenticator:{}:{now}", row.id),
+            vec![("order_id", row.id.clone()), ("enrol_url", format!("{url}/authenticator"))],
+        )
+        .await;
         self.reload(&row.id).await
     }
 
@@ -666,17 +870,74 @@ impl Orders {
     }
 
     /// The generation code, once: for the kit envelope (`qcert kit print`)
-    /// or for an RA officer to read to the holder. Erased when taken.
+    /// or for an RA officer to read to the holder. Erased when taken; only
+    /// while the delivery link it belongs to waits for it (not blocked,
+    /// replaced or used).
     pub async fn take_code(&self, actor: &str, id: &str) -> Result<String, CaError> {
-        let sealed = self.ca().registry().take_kit_code(id).await?.ok_or_else(|| {
-            CaError::Conflict(format!(
-                "order {id} has no code waiting: it was printed or shown already (an RA officer can issue a new delivery)"
-            ))
-        })?;
+        let registry = self.ca().registry();
+        let Some(sealed) = registry.take_kit_code(id).await? else {
+            let delivery = self.delivery_view(id).await?;
+            return Err(match delivery.state {
+                "blocked" => CaError::Conflict(format!(
+                    "the delivery link of order {id} is blocked after wrong generation codes: its code is no \
+                     use; issue a new delivery (POST /api/v1/ra/orders/{id}/secret-delivery)"
+                )),
+                "revealed" => CaError::Conflict(format!(
+                    "the secrets of order {id} were already retrieved with the code; nothing is left to deliver"
+                )),
+                "none" => CaError::Conflict(format!("order {id} has no secret delivery (not issued yet?)")),
+                _ if delivery.links > 1 => CaError::Conflict(format!(
+                    "the delivery of order {id} was replaced by a new link, whose code was given to the RA officer \
+                     who issued it; issue a new delivery if that code is lost"
+                )),
+                _ => CaError::Conflict(format!(
+                    "order {id} has no code waiting: it was printed or shown already (an RA officer can issue a \
+                     new delivery)"
+                )),
+            });
+        };
         let raw = self.vault.open(&sealed, format!("kit-code:{id}").as_bytes())?;
         let code = String::from_utf8(raw.to_vec()).map_err(|_| CaError::Internal("sealed code is not text".into()))?;
         self.audit(actor, "order.code-taken", id, Outcome::Success, String::new()).await;
         Ok(code)
+    }
+
+    /// Where the order's secret delivery stands (its newest link).
+    pub async fn delivery_view(&self, id: &str) -> Result<DeliveryView, CaError> {
+        let registry = self.ca().registry();
+        let all = registry.deliveries_of_order(id).await?;
+        let code_waiting = registry.kit_code_waiting(id).await?;
+        // At most one link is not superseded: the live one, or the one used.
+        let Some(d) = all.iter().find(|d| d.superseded_at.is_none()).or(all.last()) else {
+            return Ok(DeliveryView {
+                state: "none",
+                wrong_codes: 0,
+                created_at: None,
+                blocked_at: None,
+                revealed_at: None,
+                links: 0,
+                code_waiting,
+            });
+        };
+        let state = if d.retrieved_at.is_some() {
+            "revealed"
+        } else if d.superseded_at.is_some() {
+            // Every link replaced and none live: the secrets were erased.
+            "none"
+        } else if d.blocked_at.is_some() || d.failed_attempts >= crate::delivery::MAX_ATTEMPTS {
+            "blocked"
+        } else {
+            "waiting"
+        };
+        Ok(DeliveryView {
+            state,
+            wrong_codes: d.failed_attempts,
+            created_at: Some(d.created_at),
+            blocked_at: d.blocked_at,
+            revealed_at: d.retrieved_at,
+            links: all.len(),
+            code_waiting,
+        })
     }
 
     /// An RA officer issues a new link and code (after three wrong codes or
@@ -684,6 +945,8 @@ impl Orders {
     pub async fn reissue_delivery(&self, officer: &Operator, id: &str) -> Result<String, CaError> {
         let row = self.for_officer(officer, id).await?;
         let (link, code) = self.deliveries.reissue(officer, &row.id).await?;
+        // The envelope's code belonged to the replaced link.
+        self.ca().registry().set_kit_code(&row.id, None).await?;
         self.mail_delivery(&row, &link.id, secrecy::ExposeSecret::expose_secret(&link.token)).await;
         Ok(code.expose().to_owned())
     }

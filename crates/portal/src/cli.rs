@@ -304,7 +304,7 @@ async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
     let desk = open_desk(settings).await?;
     let ca = desk.ca().clone();
     let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()))
+    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()).with_code_limits(settings.code_limits()))
 }
 
 /// Who the CLI acts as in the audit log.

@@ -65,13 +65,26 @@ pub struct OrdersSection {
     pub vault_key_file: PathBuf,
     /// 32-byte HMAC key (64 hex digits) shared with the payment provider.
     pub payment_webhook_key_file: PathBuf,
+    /// CLOUD: wrong authorization codes after which the authenticator is
+    /// locked until an RA officer unlocks it.
+    pub code_lock_after: u32,
+    /// CLOUD: authorization codes tried per order, and per certificate
+    /// (renewal by code), in any `code_window_secs` seconds.
+    pub codes_per_order: u32,
+    pub codes_per_certificate: u32,
+    pub code_window_secs: u32,
 }
 
 impl Default for OrdersSection {
     fn default() -> Self {
+        let d = qcert_ca_core::orders::CodeLimits::default();
         OrdersSection {
             vault_key_file: "secrets/vault-key".into(),
             payment_webhook_key_file: "secrets/payment-webhook-key".into(),
+            code_lock_after: u32::try_from(d.lock_after).unwrap_or(5),
+            codes_per_order: d.per_order.limit,
+            codes_per_certificate: d.per_certificate.limit,
+            code_window_secs: u32::try_from(d.per_order.window_secs).unwrap_or(900),
         }
     }
 }
@@ -308,6 +321,16 @@ impl Settings {
             return Err(cfg_err("hsm.token_label", "must not be empty"));
         }
         check_mail(&config.mail)?;
+        for (name, v) in [
+            ("orders.code_lock_after", config.orders.code_lock_after),
+            ("orders.codes_per_order", config.orders.codes_per_order),
+            ("orders.codes_per_certificate", config.orders.codes_per_certificate),
+            ("orders.code_window_secs", config.orders.code_window_secs),
+        ] {
+            if v == 0 {
+                return Err(cfg_err(name, "must be at least 1"));
+            }
+        }
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
@@ -329,6 +352,17 @@ impl Settings {
 
     pub fn document_key_path(&self) -> PathBuf {
         self.home.join(&self.config.revocation.document_key_file)
+    }
+
+    /// Limits on CLOUD authorization codes.
+    pub fn code_limits(&self) -> qcert_ca_core::orders::CodeLimits {
+        let o = &self.config.orders;
+        let window_secs = i64::from(o.code_window_secs);
+        qcert_ca_core::orders::CodeLimits {
+            lock_after: i64::from(o.code_lock_after),
+            per_order: qcert_ca_core::store::limits::Window { limit: o.codes_per_order, window_secs },
+            per_certificate: qcert_ca_core::store::limits::Window { limit: o.codes_per_certificate, window_secs },
+        }
     }
 
     /// Settings of the revocation desk.

@@ -187,6 +187,7 @@ impl IntoResponse for ApiError {
                 p.advice = Some(HOTLINE_ADVICE);
                 return p.into_response();
             }
+            CaError::AuthenticatorLocked => (StatusCode::LOCKED, "authenticator-locked", "Authenticator locked"),
             CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
             CaError::RateLimited { retry_after_secs } => {
                 let mut p = Problem::typed(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts", detail);
@@ -522,6 +523,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP qcert_hotline_password_checks_total Argon2id checks made by hotline attempts (dummy ones included).\n# TYPE qcert_hotline_password_checks_total counter\nqcert_hotline_password_checks_total {}",
         state.desk.password_checks()
     );
+    match state.orders.refunds_due_count().await {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "# HELP qcert_payments_refund_due Payments received for an order or renewal already paid, to refund.\n# TYPE qcert_payments_refund_due gauge\nqcert_payments_refund_due {n}"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "metrics: refunds"),
+    }
     let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
     let _ =
         writeln!(out, "# HELP qcert_hsm_sign_seconds HSM signing latency.\n# TYPE qcert_hsm_sign_seconds histogram");

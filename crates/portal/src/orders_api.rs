@@ -12,8 +12,9 @@ use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::delivery::GenerationCode;
 use qcert_ca_core::desk::DocumentNumber;
 use qcert_ca_core::operators::Role;
-use qcert_ca_core::orders::{OrderForm, Payment};
+use qcert_ca_core::orders::{AuthenticatorState, DeliveryView, OrderForm, Payment};
 use qcert_ca_core::store::orders::OrderRow;
+use qcert_ca_core::store::orders::RefundDue;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ApiJson, Authenticated};
@@ -36,6 +37,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/ra/orders/{id}/rejection", post(reject))
         .route("/api/v1/ra/orders/{id}/delivery-code", post(take_code))
         .route("/api/v1/ra/orders/{id}/secret-delivery", post(reissue))
+        .route("/api/v1/ra/orders/{id}/authenticator/unlock", post(unlock_authenticator))
+        .route("/api/v1/ra/orders/{id}/authenticator/reset", post(reset_authenticator))
 }
 
 fn no_store(resp: impl IntoResponse) -> Response {
@@ -195,6 +198,9 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     match state.orders.payment_webhook(sig, &body).await {
         Ok(Payment::Applied) => Json(serde_json::json!({"result": "applied"})).into_response(),
         Ok(Payment::Duplicate) => Json(serde_json::json!({"result": "duplicate"})).into_response(),
+        Ok(Payment::AlreadyPaid) => {
+            Json(serde_json::json!({"result": "already_paid", "refund_due": true})).into_response()
+        }
         Err(qcert_ca_core::CaError::SignatureRefused(why)) => {
             Problem::typed(StatusCode::UNAUTHORIZED, "signature-refused", "Webhook refused", Some(why)).into_response()
         }
@@ -256,9 +262,82 @@ struct OfficerView {
     overdue: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     serial: Option<String>,
+    /// CLOUD: the authenticator (`none`, `enrolling`, `active`, `locked`) and wrong codes so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticator: Option<AuthenticatorView>,
+    /// The secret delivery (only in the single-order view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<DeliveryJson>,
+    /// Payments received for an order or renewal already paid: to refund
+    /// (only in the single-order view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunds_due: Option<Vec<RefundJson>>,
 }
 
-fn officer_view(now: i64, o: &OrderRow) -> OfficerView {
+#[derive(Debug, Serialize)]
+struct AuthenticatorView {
+    state: &'static str,
+    wrong_codes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_at: Option<String>,
+}
+
+impl From<AuthenticatorState> for AuthenticatorView {
+    fn from(a: AuthenticatorState) -> Self {
+        AuthenticatorView { state: a.state, wrong_codes: a.wrong_codes, locked_at: a.locked_at.map(rfc3339) }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryJson {
+    state: &'static str,
+    wrong_codes: i64,
+    links: usize,
+    code_waiting: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revealed_at: Option<String>,
+}
+
+impl From<DeliveryView> for DeliveryJson {
+    fn from(d: DeliveryView) -> Self {
+        DeliveryJson {
+            state: d.state,
+            wrong_codes: d.wrong_codes,
+            links: d.links,
+            code_waiting: d.code_waiting,
+            created_at: d.created_at.map(rfc3339),
+            blocked_at: d.blocked_at.map(rfc3339),
+            revealed_at: d.revealed_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RefundJson {
+    event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_ref: Option<String>,
+    received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewal_id: Option<String>,
+}
+
+impl From<RefundDue> for RefundJson {
+    fn from(r: RefundDue) -> Self {
+        RefundJson {
+            event_id: r.event_id,
+            payment_ref: r.payment_ref,
+            received_at: rfc3339(r.received_at),
+            renewal_id: r.renewal_id,
+        }
+    }
+}
+
+fn officer_view(state: &AppState, now: i64, o: &OrderRow) -> OfficerView {
     let left = o.identity_due_at.filter(|_| o.state == "awaiting-identity").map(|d| d - now);
     OfficerView {
         order_id: o.id.clone(),
@@ -274,7 +353,23 @@ fn officer_view(now: i64, o: &OrderRow) -> OfficerView {
         seconds_left: left,
         overdue: left.is_some_and(|l| l < 0),
         serial: o.serial.clone(),
+        authenticator: state.orders.authenticator_state(o).map(AuthenticatorView::from),
+        delivery: None,
+        refunds_due: None,
     }
+}
+
+/// The single-order view: also the delivery and any refunds due.
+async fn full_officer_view(
+    state: &AppState,
+    op: &qcert_ca_core::operators::Operator,
+    o: &OrderRow,
+) -> Result<OfficerView, ApiError> {
+    let now = state.ca.clock().now().unix_timestamp();
+    let mut view = officer_view(state, now, o);
+    view.delivery = Some(state.orders.delivery_view(&o.id).await?.into());
+    view.refunds_due = Some(state.orders.refunds_due(op, &o.id).await?.into_iter().map(RefundJson::from).collect());
+    Ok(view)
 }
 
 /// `GET /api/v1/ra/orders`: waiting for identity validation, oldest promise first.
@@ -285,7 +380,7 @@ async fn queue(
     op.require(Role::RaOfficer)?;
     let now = state.ca.clock().now().unix_timestamp();
     let rows = state.orders.queue(&op, 200).await?;
-    Ok(Json(rows.iter().map(|o| officer_view(now, o)).collect()))
+    Ok(Json(rows.iter().map(|o| officer_view(&state, now, o)).collect()))
 }
 
 /// `GET /api/v1/ra/orders/{id}`.
@@ -295,8 +390,8 @@ async fn officer_get(
     Path(id): Path<String>,
 ) -> Result<Json<OfficerView>, ApiError> {
     op.require(Role::RaOfficer)?;
-    let now = state.ca.clock().now().unix_timestamp();
-    Ok(Json(officer_view(now, &state.orders.for_officer(&op, &id).await?)))
+    let row = state.orders.for_officer(&op, &id).await?;
+    Ok(Json(full_officer_view(&state, &op, &row).await?))
 }
 
 #[derive(Deserialize)]
@@ -314,7 +409,7 @@ async fn approve(
     op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.approve(&op, &id, &document).await?;
-    Ok(Json(officer_view(state.ca.clock().now().unix_timestamp(), &row)))
+    Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,7 +426,7 @@ async fn reject(
 ) -> Result<Json<OfficerView>, ApiError> {
     op.require(Role::RaOfficer)?;
     let row = state.orders.reject(&op, &id, &req.reason).await?;
-    Ok(Json(officer_view(state.ca.clock().now().unix_timestamp(), &row)))
+    Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
 }
 
 #[derive(Serialize)]
@@ -362,4 +457,29 @@ async fn reissue(
     op.require(Role::RaOfficer)?;
     let code = state.orders.reissue_delivery(&op, &id).await?;
     Ok(no_store(Json(Code { order_id: id, code })))
+}
+
+/// `POST /api/v1/ra/orders/{id}/authenticator/unlock`: a locked authenticator works again.
+async fn unlock_authenticator(
+    State(state): State<AppState>,
+    Authenticated(op): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<OfficerView>, ApiError> {
+    op.require(Role::RaOfficer)?;
+    let row = state.orders.unlock_authenticator(&op, &id).await?;
+    Ok(Json(full_officer_view(&state, &op, &row).await?))
+}
+
+/// `POST /api/v1/ra/orders/{id}/authenticator/reset` with `{"document_number"}`
+/// of the ID document checked: the secret is erased and the holder invited to enrol again.
+async fn reset_authenticator(
+    State(state): State<AppState>,
+    Authenticated(op): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Approval>,
+) -> Result<Json<OfficerView>, ApiError> {
+    op.require(Role::RaOfficer)?;
+    let document = DocumentNumber::parse(&req.document_number)?;
+    let row = state.orders.reset_authenticator(&op, &id, &document).await?;
+    Ok(Json(full_officer_view(&state, &op, &row).await?))
 }

@@ -109,10 +109,13 @@ async fn paid_renewal(registry: &Registry, serial: &str, not_after: i64, n: usiz
         issue_at: not_after - Duration::days(3).whole_seconds(),
     };
     assert!(registry.insert_renewal(&new, not_after - Duration::days(30).whole_seconds()).await.unwrap());
-    assert!(registry
-        .record_renewal_payment(&format!("evt-{n}"), &id, not_after - Duration::days(30).whole_seconds())
-        .await
-        .unwrap());
+    assert_eq!(
+        registry
+            .record_renewal_payment(&format!("evt-{n}"), &id, "ref", not_after - Duration::days(30).whole_seconds())
+            .await
+            .unwrap(),
+        qcert_ca_core::store::orders::PaymentRecorded::Applied
+    );
     id
 }
 

@@ -19,7 +19,6 @@ use crate::holder::{Holder, ValidityYears};
 use crate::notice::NoticeKind;
 use crate::store::renewals::{NewRenewal, RenewalRow};
 use crate::store::{CertKind, CertStatus, CertificateRecord};
-use crate::totp::TotpSecret;
 use crate::{csr, x509};
 
 /// Renewal closes, and issuance happens, this long before notAfter.
@@ -153,14 +152,15 @@ impl Orders {
         let rec = self.renewable(&serial, now).await?;
         let years = ValidityYears::new(years)?;
         let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
+        // The serial is public: codes are counted per certificate (and per
+        // authenticator in `check_code`).
+        self.code_rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
         let order_id = self.order_of(&serial).await?.ok_or_else(refused)?;
         let order = self.ca().registry().order(&order_id).await?.ok_or_else(refused)?;
-        let sealed = order.totp_sealed.as_deref().filter(|_| order.totp_enrolled_at.is_some()).ok_or_else(refused)?;
-        let raw = self.vault.open(sealed, format!("totp:{}", order.id).as_bytes())?;
-        let step = TotpSecret::from_bytes(&raw)?.verify(code.trim(), now, order.totp_last_step).ok_or_else(refused)?;
-        if !self.ca().registry().use_totp_step(&order.id, step, now.unix_timestamp()).await? {
+        if order.totp_enrolled_at.is_none() {
             return Err(refused());
         }
+        self.check_code(&order, code, "holder:renewal").await?;
         self.insert_renewal(&rec, Some(&order.id), Product::Cloud, years, None).await
     }
 

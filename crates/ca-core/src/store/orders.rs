@@ -31,6 +31,11 @@ pub struct OrderRow {
     pub totp_sealed: Option<Vec<u8>>,
     pub totp_enrolled_at: Option<i64>,
     pub totp_last_step: Option<i64>,
+    /// Wrong authorization codes counted since the last right one (attempts
+    /// being checked count too).
+    pub totp_failed_attempts: i64,
+    /// Set by the wrong code that reached the limit; cleared only by an RA officer.
+    pub totp_locked_at: Option<i64>,
     pub serial: Option<String>,
 }
 
@@ -54,7 +59,7 @@ pub struct NewOrder<'a> {
 
 const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
-     csr, totp_sealed, totp_enrolled_at, totp_last_step, serial";
+     csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial";
 
 impl Registry {
     /// Insert an order in state `awaiting-payment`. Returns false (and
@@ -111,9 +116,9 @@ impl Registry {
         row.map(|r| order_row(&r)).transpose()
     }
 
-    /// Record a payment event once; false if the event was seen before.
-    /// Marks the order paid if it was awaiting payment (the 24-hour
-    /// identity promise starts now).
+    /// Record a payment event once. Marks the order paid if it was
+    /// awaiting payment (the 24-hour identity promise starts now); an event
+    /// for an order paid before is kept, flagged for refund.
     pub async fn record_payment(
         &self,
         event_id: &str,
@@ -121,7 +126,7 @@ impl Registry {
         payment_ref: &str,
         now: i64,
         identity_due_at: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<PaymentRecorded, StoreError> {
         let mark_paid = sqlx::query(
             "UPDATE orders SET state = 'awaiting-identity', paid_at = $1, payment_ref = $2, identity_due_at = $3, \
              updated_at = $1 WHERE id = $4 AND state = 'awaiting-payment'",
@@ -130,39 +135,89 @@ impl Registry {
         .bind(payment_ref)
         .bind(identity_due_at)
         .bind(order_id);
-        self.record_payment_event("payment_events", "order_id", event_id, order_id, now, mark_paid).await
+        self.record_payment_event("payment_events", "order_id", event_id, order_id, payment_ref, now, mark_paid).await
     }
 
     /// Insert payment event `event_id` for `target_id` into `events_table`
     /// (the target's id in column `target_column`) unless it is there
     /// already, and only then run `mark_paid` (a conditional UPDATE), in one
-    /// transaction. True if the event was new.
+    /// transaction; both write first. When `mark_paid` changes nothing the
+    /// target was paid before: the event is flagged `refund_due`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn record_payment_event(
         &self,
         events_table: &'static str,
         target_column: &'static str,
         event_id: &str,
         target_id: &str,
+        payment_ref: &str,
         now: i64,
         mark_paid: AnyQuery<'_>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<PaymentRecorded, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(&format!(
-            "INSERT INTO {events_table} (event_id, {target_column}, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO NOTHING"
+            "INSERT INTO {events_table} (event_id, {target_column}, received_at, payment_ref) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING"
         ))
         .bind(event_id)
         .bind(target_id)
         .bind(now)
+        .bind(payment_ref)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
-        if inserted {
-            mark_paid.execute(&mut *tx).await?;
+        if !inserted {
+            tx.commit().await?;
+            return Ok(PaymentRecorded::Duplicate);
         }
+        let outcome = if mark_paid.execute(&mut *tx).await?.rows_affected() == 1 {
+            PaymentRecorded::Applied
+        } else {
+            sqlx::query(&format!("UPDATE {events_table} SET refund_due = 1 WHERE event_id = $1"))
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+            PaymentRecorded::AlreadyPaid
+        };
         tx.commit().await?;
-        Ok(inserted)
+        Ok(outcome)
+    }
+
+    /// Payments flagged for refund (a second payment) of an order and of
+    /// the renewals ordered with it, oldest first.
+    pub async fn refunds_due(&self, order_id: &str) -> Result<Vec<RefundDue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event_id, payment_ref, received_at, NULL AS renewal_id FROM payment_events \
+             WHERE order_id = $1 AND refund_due = 1 \
+             UNION ALL SELECT e.event_id, e.payment_ref, e.received_at, e.renewal_id FROM renewal_payment_events e \
+             JOIN renewals r ON r.id = e.renewal_id WHERE r.order_id = $1 AND e.refund_due = 1 \
+             ORDER BY received_at, event_id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RefundDue {
+                    event_id: r.try_get("event_id")?,
+                    payment_ref: r.try_get("payment_ref")?,
+                    received_at: r.try_get("received_at")?,
+                    renewal_id: r.try_get("renewal_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many payments (orders and renewals) are flagged for refund.
+    pub async fn refunds_due_count(&self) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM payment_events WHERE refund_due = 1) + \
+             (SELECT COUNT(*) FROM renewal_payment_events WHERE refund_due = 1) AS n",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
     }
 
     /// Move an order from `from` to `to`; false if it was not in `from`.
@@ -248,11 +303,12 @@ impl Registry {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
-    /// CLOUD: store the sealed authenticator secret (until enrolment is confirmed).
+    /// CLOUD: store the sealed authenticator secret, once: false if one is
+    /// stored already (re-enrolment goes through [`Registry::reset_order_totp`]).
     pub async fn set_order_totp(&self, id: &str, sealed: &[u8], now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE orders SET totp_sealed = $1, totp_last_step = NULL, updated_at = $2 \
-             WHERE id = $3 AND totp_enrolled_at IS NULL",
+             WHERE id = $3 AND totp_sealed IS NULL",
         )
         .bind(sealed)
         .bind(now)
@@ -262,13 +318,75 @@ impl Registry {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Record a used TOTP step (no code works twice); the first one confirms enrolment.
+    /// Record a used TOTP step (no code works twice); the first one confirms
+    /// enrolment. A right code also gives back every wrong-code count (the
+    /// authenticator must not be locked).
     pub async fn use_totp_step(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE orders SET totp_last_step = $1, totp_enrolled_at = COALESCE(totp_enrolled_at, $2), updated_at = $2 \
-             WHERE id = $3 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+            "UPDATE orders SET totp_last_step = $1, totp_enrolled_at = COALESCE(totp_enrolled_at, $2), \
+             totp_failed_attempts = 0, updated_at = $2 \
+             WHERE id = $3 AND (totp_last_step IS NULL OR totp_last_step < $1) AND totp_locked_at IS NULL",
         )
         .bind(step)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Count one authorization-code attempt before the code is checked, so
+    /// no more than `lock_after` codes are checked between right ones,
+    /// however many arrive at once (one statement). Returns the attempt's
+    /// number, or `None` when the authenticator is locked or `lock_after`
+    /// attempts are being checked or were wrong.
+    pub async fn charge_totp_attempt(&self, id: &str, lock_after: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE orders SET totp_failed_attempts = totp_failed_attempts + 1 \
+             WHERE id = $1 AND totp_locked_at IS NULL AND totp_failed_attempts < $2 RETURNING totp_failed_attempts",
+        )
+        .bind(id)
+        .bind(lock_after)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(r.try_get("totp_failed_attempts")?)).transpose()
+    }
+
+    /// Lock the authenticator (the wrong code that reached the limit); false if it was locked already.
+    pub async fn lock_totp(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE orders SET totp_locked_at = $1, updated_at = $1 WHERE id = $2 AND totp_locked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// An RA officer unlocks the authenticator: the count starts again.
+    /// False if there was nothing to unlock (no secret, or neither locked nor counting).
+    pub async fn unlock_totp(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE orders SET totp_locked_at = NULL, totp_failed_attempts = 0, updated_at = $1 \
+             WHERE id = $2 AND totp_sealed IS NOT NULL AND (totp_locked_at IS NOT NULL OR totp_failed_attempts > 0)",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// An RA officer resets the authenticator of a CLOUD order (approved or
+    /// issued): the secret is erased, so the holder can enrol once again.
+    /// False if the order is not a CLOUD order in those states.
+    pub async fn reset_order_totp(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE orders SET totp_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = NULL, \
+             totp_failed_attempts = 0, totp_locked_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND product = 'cloud' AND state IN ('approved', 'issued')",
+        )
         .bind(now)
         .bind(id)
         .execute(&self.pool)
@@ -285,10 +403,28 @@ impl Registry {
         Ok(())
     }
 
-    /// Take the sealed kit code once: returns it and erases it. Of two
-    /// concurrent takers only the one whose UPDATE erased it gets it.
+    /// Take the sealed kit code once, only while the order's delivery it
+    /// belongs to is live and not blocked: returns it and erases it. Writes
+    /// first (a conditional UPDATE that takes the row lock on PostgreSQL and
+    /// the write lock on SQLite), then reads, then erases, in one
+    /// transaction: of concurrent takers the first gets the code and the
+    /// others, waiting on the lock, find it erased (`None`), never a
+    /// "database is locked" from upgrading a read.
     pub async fn take_kit_code(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE orders SET updated_at = updated_at WHERE id = $1 AND kit_code_sealed IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM secret_deliveries d WHERE d.order_id = $1 \
+                 AND d.retrieved_at IS NULL AND d.superseded_at IS NULL AND d.blocked_at IS NULL)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            return Ok(None);
+        }
         let code: Option<Vec<u8>> = sqlx::query("SELECT kit_code_sealed FROM orders WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -297,15 +433,18 @@ impl Registry {
             .transpose()?
             .flatten();
         let Some(code) = code else { return Ok(None) };
-        let erased =
-            sqlx::query("UPDATE orders SET kit_code_sealed = NULL WHERE id = $1 AND kit_code_sealed IS NOT NULL")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+        sqlx::query("UPDATE orders SET kit_code_sealed = NULL WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(erased.then_some(code))
+        Ok(Some(code))
+    }
+
+    /// Is a kit code waiting (printed by nobody yet)?
+    pub async fn kit_code_waiting(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE id = $1 AND kit_code_sealed IS NOT NULL")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// Orders waiting for an RA officer, oldest promise first.
@@ -330,6 +469,27 @@ impl Registry {
         .await?;
         Ok((r.try_get("waiting")?, r.try_get("overdue")?))
     }
+}
+
+/// What recording a payment event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentRecorded {
+    /// New event; the order (or renewal) is now paid.
+    Applied,
+    /// This event id was recorded before; nothing changed.
+    Duplicate,
+    /// New event for something paid before: kept and flagged for refund.
+    AlreadyPaid,
+}
+
+/// A second payment, to be refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundDue {
+    pub event_id: String,
+    pub payment_ref: Option<String>,
+    pub received_at: i64,
+    /// Set when the payment named a renewal of the order.
+    pub renewal_id: Option<String>,
 }
 
 /// Fields a transition may set.
@@ -365,6 +525,8 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
         totp_sealed: r.try_get("totp_sealed")?,
         totp_enrolled_at: r.try_get("totp_enrolled_at")?,
         totp_last_step: r.try_get("totp_last_step")?,
+        totp_failed_attempts: r.try_get("totp_failed_attempts")?,
+        totp_locked_at: r.try_get("totp_locked_at")?,
         serial: r.try_get("serial")?,
     })
 }

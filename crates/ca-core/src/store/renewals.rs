@@ -111,14 +111,30 @@ impl Registry {
         row.map(|r| renewal_row(&r)).transpose()
     }
 
-    /// Apply a payment event once; false if seen before.
-    pub async fn record_renewal_payment(&self, event_id: &str, renewal_id: &str, now: i64) -> Result<bool, StoreError> {
+    /// Apply a payment event once; an event for a renewal no longer
+    /// awaiting payment is kept and flagged for refund.
+    pub async fn record_renewal_payment(
+        &self,
+        event_id: &str,
+        renewal_id: &str,
+        payment_ref: &str,
+        now: i64,
+    ) -> Result<super::orders::PaymentRecorded, StoreError> {
         let mark_paid = sqlx::query(
             "UPDATE renewals SET state = 'paid', paid_at = $1, updated_at = $1 WHERE id = $2 AND state = 'awaiting-payment'",
         )
         .bind(now)
         .bind(renewal_id);
-        self.record_payment_event("renewal_payment_events", "renewal_id", event_id, renewal_id, now, mark_paid).await
+        self.record_payment_event(
+            "renewal_payment_events",
+            "renewal_id",
+            event_id,
+            renewal_id,
+            payment_ref,
+            now,
+            mark_paid,
+        )
+        .await
     }
 
     /// Claim up to `limit` renewals due at `now` (paid, or left `issuing`
