@@ -683,6 +683,22 @@ mod tests {
     }
 
     #[test]
+    fn code_limits_come_from_the_orders_section() {
+        let text = defaults_text();
+        assert!(text.contains("code_lock_after = 5"), "the defaults are written out: {text}");
+        let home = home_with(
+            &text
+                .replace("code_lock_after = 5", "code_lock_after = 3")
+                .replace("codes_per_certificate = 10", "codes_per_certificate = 4"),
+        );
+        let l = Settings::load(home.path(), &|_| None).unwrap().code_limits();
+        assert_eq!((l.lock_after, l.per_order.limit, l.per_certificate.limit), (3, 10, 4));
+        assert_eq!((l.per_order.window_secs, l.per_certificate.window_secs), (900, 900));
+        let home = home_with(&text.replace("code_window_secs = 900", "code_window_secs = 0"));
+        assert_eq!(Settings::load(home.path(), &|_| None).unwrap_err().setting, "orders.code_window_secs");
+    }
+
+    #[test]
     fn pin_comes_from_env_or_file_only() {
         use secrecy::ExposeSecret;
         let home = home_with(&defaults_text());
