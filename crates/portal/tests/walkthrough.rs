@@ -18,7 +18,7 @@ const README: &str = include_str!("../../../README.md");
 const SECTION: &str = "## A certificate's life in 15 commands";
 /// Longest the whole walk may take before it is called hung (it waits for
 /// the server and for the mail dispatcher, which polls every 10 s).
-const HANG: Duration = Duration::from_secs(600);
+const HANG: Duration = Duration::from_secs(300);
 
 /// The shell code of the section: its ```sh blocks, in order.
 fn section_code() -> String {
