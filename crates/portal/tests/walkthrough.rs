@@ -22,20 +22,23 @@ const HANG: Duration = Duration::from_secs(300);
 
 /// The shell code of the section: its ```sh blocks, in order.
 fn section_code() -> String {
-    let start = README.find(SECTION).expect("the README has the walk-through section");
-    let rest = &README[start + SECTION.len()..];
-    let end = rest.find("\n## ").or_else(|| rest.find("\n# ")).unwrap_or(rest.len());
+    let (_, rest) = README.split_once(SECTION).expect("the README has the walk-through section");
     let mut code = String::new();
-    let mut in_block = false;
-    for line in rest[..end].lines() {
-        let fence = line.trim_start();
-        if fence.starts_with("```") {
-            in_block = !in_block && matches!(fence.trim_end(), "```sh" | "```bash");
-            continue;
-        }
-        if in_block {
-            code.push_str(line);
-            code.push('\n');
+    // The fence we are inside, if any, and whether it is shell code.
+    let mut fence: Option<bool> = None;
+    for line in rest.lines().skip(1) {
+        let trimmed = line.trim();
+        match fence {
+            None if trimmed.starts_with("```") => fence = Some(matches!(trimmed, "```sh" | "```bash")),
+            // The next heading of the same or a higher level ends the section.
+            None if line.starts_with("## ") || line.starts_with("# ") => break,
+            None => {}
+            Some(_) if trimmed == "```" => fence = None,
+            Some(true) => {
+                code.push_str(line);
+                code.push('\n');
+            }
+            Some(false) => {}
         }
     }
     assert!(!code.trim().is_empty(), "the section has ```sh blocks");
