@@ -219,8 +219,10 @@ fn walk_through(backend: Backend) {
     let emls = std::fs::read_dir(walk.home().join("outbox")).expect("outbox").filter_map(Result::ok);
     let reminder = emls.filter(|e| read(&e.path()).contains(&message_id)).count();
     assert_eq!(reminder, 1, "the reminder's .eml file\n{report}");
-    // The revocation stood in the registry (the hotline, step 14).
-    let sql = "SELECT COUNT(*) FROM revocations WHERE serial = $1";
+    // The hotline's revocation (step 14) stood in the registry, and the holder's mail about it is queued.
+    let sql = "SELECT COUNT(*) FROM revocations WHERE serial = $1 AND requested_by LIKE 'hotline%'";
+    assert_eq!(rt.block_on(scalar(&url, sql, &serial)), Some(1), "{report}");
+    let sql = "SELECT COUNT(*) FROM outbox WHERE dedupe_key = 'revoked:' || $1";
     assert_eq!(rt.block_on(scalar(&url, sql, &serial)), Some(1), "{report}");
 
     if let Some(db) = db {
