@@ -116,7 +116,7 @@ struct Walk {
     dir: tempfile::TempDir,
     stdout: String,
     report: String,
-    /// No process of the walk was left after it.
+    /// Nothing listened on the walk's port any more once it was stopped.
     stopped: bool,
 }
 
