@@ -52,7 +52,8 @@ pub fn decode(input: &[u8]) -> Result<CertReq, CaError> {
     } else if input.first() != Some(&0x30) {
         Err(CaError::CsrRefused(NEITHER.into()))
     } else {
-        CertReq::from_der(input).map_err(|e| CaError::CsrRefused(format!("the DER is not a valid PKCS#10 request ({e})")))
+        CertReq::from_der(input)
+            .map_err(|e| CaError::CsrRefused(format!("the DER is not a valid PKCS#10 request ({e})")))
     }
 }
 

@@ -284,10 +284,7 @@ struct OperatorItem {
 }
 
 /// `GET /api/v1/admin/operators` (admin).
-async fn list_operators(
-    _: Acting<Admin>,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<OperatorItem>>, ApiError> {
+async fn list_operators(_: Acting<Admin>, State(state): State<AppState>) -> Result<Json<Vec<OperatorItem>>, ApiError> {
     let list = state.operators.list().await?;
     Ok(Json(
         list.into_iter()
@@ -352,10 +349,7 @@ struct AuditState {
 }
 
 /// `GET /api/v1/admin/audit` (admin): verify the audit chain.
-async fn verify_audit(
-    _: Acting<Admin>,
-    State(state): State<AppState>,
-) -> Result<Json<AuditState>, ApiError> {
+async fn verify_audit(_: Acting<Admin>, State(state): State<AppState>) -> Result<Json<AuditState>, ApiError> {
     Ok(Json(match audit::verify(state.ca.registry()).await? {
         Ok(v) => {
             AuditState { intact: true, entries: v.entries, head: Some(v.head), first_broken_entry: None, problem: None }

@@ -599,7 +599,11 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         c.mail.from = v;
     }
     let positive = |var: &str, v: &str| {
-        v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| cfg_err(var, format!("{v:?} is not a positive number")))
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| cfg_err(var, format!("{v:?} is not a positive number")))
     };
     if let Some(v) = env("QCERT_HTTP_HEADER_TIMEOUT_SECS") {
         c.http.header_timeout_secs = positive("QCERT_HTTP_HEADER_TIMEOUT_SECS", &v)?;

@@ -56,7 +56,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         serde_json::error::Category::Data => {}
         serde_json::error::Category::Eof => return Err(not_json("the JSON body ends too early")),
         _ => {
-            let at = if inner.line() > 0 { format!(" (line {}, column {})", inner.line(), inner.column()) } else { String::new() };
+            let at = if inner.line() > 0 {
+                format!(" (line {}, column {})", inner.line(), inner.column())
+            } else {
+                String::new()
+            };
             return Err(not_json(&format!("the body is not valid JSON{at}")));
         }
     }
@@ -91,7 +95,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         Some(h) => format!("{field} {what}: {h} (see /openapi.json)"),
         None => format!("{field} {what} (see /openapi.json)"),
     };
-    let mut p = Problem::typed(StatusCode::UNPROCESSABLE_ENTITY, "malformed-request", "Malformed request", Some(detail));
+    let mut p =
+        Problem::typed(StatusCode::UNPROCESSABLE_ENTITY, "malformed-request", "Malformed request", Some(detail));
     if !path.is_empty() {
         p = p.with_field(path);
     }
@@ -105,7 +110,9 @@ fn not_json(detail: &str) -> Problem {
 /// serde_json appends ` at line L column C`.
 fn without_position(message: &str) -> String {
     match message.rfind(" at line ") {
-        Some(i) if message.get(i..).is_some_and(|t| t.contains(" column ")) => message.get(..i).unwrap_or(message).to_owned(),
+        Some(i) if message.get(i..).is_some_and(|t| t.contains(" column ")) => {
+            message.get(..i).unwrap_or(message).to_owned()
+        }
         _ => message.to_owned(),
     }
 }
@@ -182,7 +189,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 use axum::extract::path::ErrorKind;
                 let detail = match e.kind() {
-                    ErrorKind::InvalidUtf8InPathParam { .. } => "a path segment is not valid UTF-8 once percent-decoded",
+                    ErrorKind::InvalidUtf8InPathParam { .. } => {
+                        "a path segment is not valid UTF-8 once percent-decoded"
+                    }
                     _ => "a path segment does not have the expected form",
                 };
                 Err(Problem::typed(StatusCode::BAD_REQUEST, "malformed-request", "Malformed path", Some(detail.into())))
@@ -265,10 +274,22 @@ mod tests {
             (r#"{"holder":{"years":1},"product":"Token"}"#, "holder.email", "is missing"),
             (r#"{"holder":{"email":"a@b.ro","years":"secret-1"},"product":"Token"}"#, "holder.years", "wrong type"),
             (r#"{"holder":{"email":"a@b.ro","years":-7777},"product":"Token"}"#, "holder.years", "bad value"),
-            (r#"{"holder":{"email":"a@b.ro","years":1,"tags":[1,"secret-2"]},"product":"Token"}"#, "holder.tags[1]", "wrong type"),
-            (r#"{"holder":{"email":"a@b.ro","years":1,"pin":"secret-3"},"product":"Token"}"#, "holder.pin", "not a known field"),
+            (
+                r#"{"holder":{"email":"a@b.ro","years":1,"tags":[1,"secret-2"]},"product":"Token"}"#,
+                "holder.tags[1]",
+                "wrong type",
+            ),
+            (
+                r#"{"holder":{"email":"a@b.ro","years":1,"pin":"secret-3"},"product":"Token"}"#,
+                "holder.pin",
+                "not a known field",
+            ),
             (r#"{"holder":{"email":"a@b.ro","years":1},"product":"secret-4"}"#, "product", "bad value"),
-            (r#"{"holder":{"email":"a@b.ro","email":"secret-5","years":1},"product":"Token"}"#, "holder.email", "more than once"),
+            (
+                r#"{"holder":{"email":"a@b.ro","email":"secret-5","years":1},"product":"Token"}"#,
+                "holder.email",
+                "more than once",
+            ),
             (r#"{"holder":{"email":"a@b.ro","years":1},"product":"Token","secret-6 x":1}"#, "?", "not a known field"),
         ];
         for (body, field, what) in cases {

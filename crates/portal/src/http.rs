@@ -338,10 +338,7 @@ struct DirectoryItem {
 }
 
 /// `GET /api/v1/certificates?email=…` or `?name=…`: published certificates with their chain.
-async fn directory(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<DirectoryParams>,
-) -> Response {
+async fn directory(State(state): State<AppState>, ApiQuery(q): ApiQuery<DirectoryParams>) -> Response {
     use qcert_ca_core::store::DirectoryQuery;
     let query = match (q.email, q.name) {
         (Some(e), None) if !e.trim().is_empty() && e.len() <= 254 => DirectoryQuery::Email(e.trim().to_owned()),
@@ -479,7 +476,9 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while let Some(&b) = input.get(i) {
         if b == b'%' {
-            if let (Some(h), Some(l)) = (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+            if let (Some(h), Some(l)) =
+                (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex))
+            {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;

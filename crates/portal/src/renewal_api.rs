@@ -86,7 +86,12 @@ impl From<&RenewalRow> for RenewalView {
 /// `POST /api/v1/certificates/{serial}/renewals`: a CMS SignedData (TOKEN,
 /// `{"serial","years","csr"}` signed with the current key) or JSON
 /// `{"years","code"}` (CLOUD).
-async fn order(State(state): State<AppState>, ApiPath(serial): ApiPath<String>, headers: HeaderMap, ApiBytes(body): ApiBytes) -> Response {
+async fn order(
+    State(state): State<AppState>,
+    ApiPath(serial): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

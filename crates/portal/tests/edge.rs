@@ -82,11 +82,16 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
         match s.read(&mut sink) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
             Err(_) => return true,
         }
     }
 }
+
+/// (method, url, content type, body, expected status)
+type Case<'a> = (&'a str, String, Option<&'a str>, &'a [u8], u16);
 
 const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: qcert\r\n\r\n";
 
@@ -271,9 +276,13 @@ fn malformed_requests_get_problem_documents_and_the_role_comes_first() {
                                 tries.push(Some(tokens[needs].as_str()));
                             }
                             for token in tries {
-                                let (status, got_ct, answer) = send(&method, url.clone(), token, *ct, body.to_vec()).await;
+                                let (status, got_ct, answer) =
+                                    send(&method, url.clone(), token, *ct, body.to_vec()).await;
                                 checked += 1;
-                                let what = format!("{method} {url} token={token:?} ct={ct:?}: {status} {got_ct} {}", String::from_utf8_lossy(&answer));
+                                let what = format!(
+                                    "{method} {url} token={token:?} ct={ct:?}: {status} {got_ct} {}",
+                                    String::from_utf8_lossy(&answer)
+                                );
                                 assert!(status < 500, "{what}");
                                 if path.starts_with("/ocsp") {
                                     assert!(is_ocsp_malformed(status, &got_ct, &answer), "{what}");
@@ -284,13 +293,23 @@ fn malformed_requests_get_problem_documents_and_the_role_comes_first() {
                                 }
                                 assert_eq!(got_ct, "application/problem+json", "{what}");
                                 let p: serde_json::Value = serde_json::from_slice(&answer).expect("problem json");
-                                assert!(p["type"].as_str().is_some_and(|t| t.starts_with("urn:qcert:problem:")), "{what}");
+                                assert!(
+                                    p["type"].as_str().is_some_and(|t| t.starts_with("urn:qcert:problem:")),
+                                    "{what}"
+                                );
                                 let text = String::from_utf8_lossy(&answer);
-                                assert!(!text.contains("zq9") && !text.contains("\\u0000"), "never echoes input: {what}");
+                                assert!(
+                                    !text.contains("zq9") && !text.contains("\\u0000"),
+                                    "never echoes input: {what}"
+                                );
                                 if operator && token.is_none() {
                                     assert_eq!(status, 401, "{what}");
                                 } else if operator && token == Some(tokens[wrong].as_str()) {
-                                    assert_eq!((status, p["type"].as_str()), (403, Some("urn:qcert:problem:forbidden")), "role first: {what}");
+                                    assert_eq!(
+                                        (status, p["type"].as_str()),
+                                        (403, Some("urn:qcert:problem:forbidden")),
+                                        "role first: {what}"
+                                    );
                                 }
                             }
                         }
@@ -301,7 +320,7 @@ fn malformed_requests_get_problem_documents_and_the_role_comes_first() {
         assert!(checked > 1000, "{checked}");
 
         // More that is not in the document: unknown paths and methods, bad content types.
-        let cases: Vec<(&str, String, Option<&str>, &[u8], u16)> = vec![
+        let cases: Vec<Case> = vec![
             ("GET", format!("{base}/nowhere"), None, b"", 404),
             ("GET", format!("{base}/%FF"), None, b"", 404),
             ("FOO", format!("{base}/health"), None, b"", 405),
@@ -391,7 +410,8 @@ fn json_and_csr_refusals_say_what_was_wrong() {
         let order_url = created["order_url"].as_str().expect("order_url").to_owned();
         let token = order_url.rsplit('/').next().expect("token").to_owned();
         for junk in [&b"hello, this is my key"[..], b"\x01\x02\x03", b"-----BEGIN CERTIFICATE REQUEST-----\n%%%\n"] {
-            let r = client.put(format!("{base}/api/v1/orders/{token}/csr")).body(junk.to_vec()).send().await.expect("put");
+            let r =
+                client.put(format!("{base}/api/v1/orders/{token}/csr")).body(junk.to_vec()).send().await.expect("put");
             assert_eq!(r.status(), 422);
             let p: serde_json::Value = r.json().await.expect("problem");
             let detail = p["detail"].as_str().expect("detail");
