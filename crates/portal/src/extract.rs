@@ -44,6 +44,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if parsed.is_ok() && has_nul_escape(body) {
+        // No field takes a NUL (and PostgreSQL text cannot hold one).
+        let detail = "a string holds a NUL character (\\u0000)".to_owned();
+        return Err(Problem::typed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed-request",
+            "Malformed request",
+            Some(detail),
+        ));
+    }
     let e = match parsed {
         Ok(v) => match de.end() {
             Ok(()) => return Ok(v),
@@ -153,6 +163,32 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// `%00`..`%1F` or `%7F` in a URI part (raw control bytes never get past
+/// hyper's parser).
+fn has_encoded_control(s: &str) -> bool {
+    s.as_bytes().windows(3).any(|w| {
+        let [b'%', h, l] = w else { return false };
+        let hex = |b: &u8| char::from(*b).to_digit(16);
+        matches!((hex(h), hex(l)), (Some(h), Some(l)) if h < 2 || (h == 7 && l == 15))
+    })
+}
+
+/// A `\u0000` escape inside a JSON text (not an escaped backslash before `u0000`).
+fn has_nul_escape(body: &[u8]) -> bool {
+    let mut backslashes = 0usize;
+    for (i, b) in body.iter().enumerate() {
+        if *b == b'\\' {
+            backslashes += 1;
+            continue;
+        }
+        if backslashes % 2 == 1 && *b == b'u' && body.get(i + 1..i + 5).is_some_and(|h| h == b"0000") {
+            return true;
+        }
+        backslashes = 0;
+    }
+    false
+}
+
 /// A raw body, at most `http::MAX_BODY` bytes.
 #[derive(Debug)]
 pub struct ApiBytes(pub Bytes);
@@ -184,6 +220,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         use axum::extract::rejection::PathRejection;
+        if has_encoded_control(parts.uri.path()) {
+            // (PostgreSQL cannot even compare a text with a NUL in it.)
+            let detail = "a path segment holds a control character".to_owned();
+            return Err(Problem::typed(StatusCode::BAD_REQUEST, "malformed-request", "Malformed path", Some(detail)));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
@@ -210,6 +251,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_control(parts.uri.query().unwrap_or_default()) {
+            let detail = "a query parameter holds a control character".to_owned();
+            return Err(Problem::typed(StatusCode::BAD_REQUEST, "bad-query", "Bad query string", Some(detail)));
+        }
         match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(rejection) => {
@@ -264,6 +309,15 @@ mod tests {
         let p = parse_json::<Form>(body.as_bytes()).unwrap_err();
         let json = serde_json::to_value(&p).unwrap();
         (p.status, p.detail.clone().unwrap_or_default(), json.get("field").and_then(|f| f.as_str()).map(str::to_owned))
+    }
+
+    #[test]
+    fn nul_characters_and_encoded_controls_are_refused() {
+        let (status, detail, _) = refusal(r#"{"holder":{"email":"a\u0000b","years":1},"product":"Token"}"#);
+        assert_eq!(status, 422, "{detail}");
+        assert!(parse_json::<Form>(br#"{"holder":{"email":"a\\u0000b","years":1},"product":"Token"}"#).is_ok());
+        assert!(has_encoded_control("/a%00b") && has_encoded_control("x=%1f") && has_encoded_control("%7F"));
+        assert!(!has_encoded_control("/a%20b%FF%2F") && !has_encoded_control("%") && !has_encoded_control("%0"));
     }
 
     #[test]
