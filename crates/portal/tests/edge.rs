@@ -446,3 +446,76 @@ fn json_and_csr_refusals_say_what_was_wrong() {
     });
     stop(child);
 }
+
+/// The loop hands each request its client address (`ConnectInfo`, as the
+/// rate limits by client need), and on shutdown lets a request in progress
+/// finish while accepting no new connection.
+#[test]
+fn requests_carry_the_client_address_and_shutdown_drains() {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    rt.block_on(async {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+        let held = release.clone();
+        let app = axum::Router::new()
+            .route(
+                "/peer",
+                axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let held = held.clone();
+                    let entered = entered_tx.lock().expect("lock").take();
+                    async move {
+                        if let Some(tx) = entered {
+                            let _ = tx.send(());
+                        }
+                        held.notified().await;
+                        "done"
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = qcert_portal::server::Limits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 4,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(qcert_portal::server::serve(listener, app, limits, async move {
+            let _ = stop_rx.await;
+        }));
+
+        let client = reqwest::Client::new();
+        let peer = client.get(format!("http://{addr}/peer")).send().await.expect("get").text().await.expect("text");
+        let peer: SocketAddr = peer.parse().expect("a socket address");
+        assert!(peer.ip().is_loopback() && peer.port() != addr.port(), "{peer}");
+
+        let slow = tokio::spawn({
+            let client = client.clone();
+            async move { client.get(format!("http://{addr}/slow")).send().await?.text().await }
+        });
+        entered_rx.await.expect("the slow request is in its handler");
+        stop_tx.send(()).expect("stop");
+        // Once the listener is closed no new connection is accepted.
+        let mut refused = false;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(refused, "the listener closes on shutdown");
+        release.notify_one();
+        assert_eq!(slow.await.expect("join").expect("the request in progress finishes"), "done");
+        server.await.expect("join").expect("serve ends after draining");
+    });
+}
