@@ -62,7 +62,7 @@ pub struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { header_timeout_secs: 10, idle_timeout_secs: 5, max_connections: 1024 }
+        HttpSection { header_timeout_secs: 10, idle_timeout_secs: 5, max_connections: 512 }
     }
 }
 
@@ -836,7 +836,7 @@ mod tests {
             let err = Settings::load(home.path(), &|k| (k == var).then(|| value.to_owned())).unwrap_err();
             assert_eq!(err.setting, setting, "{err}");
         }
-        let text = defaults_text().replace("max_connections = 1024", "max_connections = 0");
+        let text = defaults_text().replace("max_connections = 512", "max_connections = 0");
         assert_eq!(Settings::load(home_with(&text).path(), &|_| None).unwrap_err().setting, "http.max_connections");
     }
 
