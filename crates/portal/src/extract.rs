@@ -197,7 +197,26 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
+        let timeout = req.extensions().get::<crate::server::BodyTimeout>().map(|t| t.0);
+        let read = Bytes::from_request(req, state);
+        let read = match timeout {
+            Some(t) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let detail = format!("the body did not arrive within {} s", t.as_secs());
+                    // The rest of the body is not waited for: the connection closes.
+                    let p = Problem::typed(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body-timeout",
+                        "Request body too slow",
+                        Some(detail),
+                    );
+                    return Err(p.closing());
+                }
+            },
+            None => read.await,
+        };
+        match read {
             Ok(b) => Ok(ApiBytes(b)),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
             Err(_) => Err(Problem::typed(

@@ -118,6 +118,9 @@ pub struct Problem {
     field: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
+    /// Answer with `Connection: close`.
+    #[serde(skip)]
+    close: bool,
 }
 
 impl Problem {
@@ -129,7 +132,14 @@ impl Problem {
             detail,
             field: None,
             retry_after: None,
+            close: false,
         }
+    }
+
+    /// Close the connection after this answer.
+    pub fn closing(mut self) -> Problem {
+        self.close = true;
+        self
     }
 
     /// Name the field (a path like `holder.email`) the problem is about.
@@ -151,6 +161,9 @@ impl IntoResponse for Problem {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

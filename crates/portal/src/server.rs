@@ -7,6 +7,9 @@
 //!   connection opening or the previous response (hyper's header timer,
 //!   restarted for every request on a kept-alive connection), else the
 //!   connection is cut;
+//! - a request's body must arrive within the same time once its headers are
+//!   in ([`BodyTimeout`], enforced where it is read: `extract::ApiBytes`),
+//!   else 408 and the connection closes;
 //! - a connection on which no byte moves for `idle_timeout` while no request
 //!   is in a handler (kept alive, or opened and silent) is closed;
 //! - each request carries `ConnectInfo<SocketAddr>` (the client address), as
@@ -37,6 +40,11 @@ use tokio::time::Instant;
 
 /// How long requests in progress may run on after shutdown began.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a request's body may take to arrive once its headers are in
+/// (`http.header_timeout_secs`); a request extension the body extractors read.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
 
 /// The limits (from `[http]`).
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +118,10 @@ impl Connection {
         let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
         let app = TowerToHyperService::new(self.app);
         let in_handler = activity.clone();
+        let header_timeout = self.limits.header_timeout;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(BodyTimeout(header_timeout));
             let busy = Busy::enter(in_handler.clone());
             let answer = hyper::service::Service::call(&app, req);
             async move {

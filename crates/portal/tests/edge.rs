@@ -147,6 +147,16 @@ fn header_and_idle_timeouts_and_announced_oversize_bodies() {
     assert!(closed_by_server(&mut kept), "the second request's half-sent headers are cut too");
     writer.join().expect("writer");
 
+    // A body that does not arrive: 408 once the header timeout passed again, and closed.
+    let mut s = connect(&base);
+    s.write_all(b"POST /api/v1/orders HTTP/1.1\r\nHost: qcert\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pro")
+        .expect("send");
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!(status, 408, "{head}");
+    assert!(head.contains("content-type: application/problem+json"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("urn:qcert:problem:body-timeout"));
+    assert!(closed_by_server(&mut s), "closed after a slow body");
+
     // A body announced over the limit: 413 before a byte of it is sent
     // (also when the client waits for 100-continue).
     for expect in ["", "Expect: 100-continue\r\n"] {
