@@ -224,6 +224,7 @@ pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
         header_timeout: std::time::Duration::from_secs(10),
         idle_timeout: std::time::Duration::from_secs(10),
         max_connections: 1024,
+        max_per_client: 0,
     };
     let task = tokio::spawn(async move {
         qcert_portal::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");

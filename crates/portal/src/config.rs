@@ -58,11 +58,20 @@ pub struct HttpSection {
     /// Connections served at once; further ones wait in the listen backlog
     /// (not accepted) until one closes.
     pub max_connections: u32,
+    /// Connections one client address may hold at once; more are closed
+    /// when accepted. 0: no per-client cap (behind a reverse proxy, where
+    /// every connection comes from the proxy).
+    pub max_connections_per_client: u32,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { header_timeout_secs: 10, idle_timeout_secs: 5, max_connections: 512 }
+        HttpSection {
+            header_timeout_secs: 10,
+            idle_timeout_secs: 5,
+            max_connections: 512,
+            max_connections_per_client: 32,
+        }
     }
 }
 
@@ -536,7 +545,8 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
 /// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
 /// `QCERT_MAIL_SMTP_HOST` (switches the transport to SMTP), `QCERT_MAIL_SMTP_PORT`,
 /// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`,
-/// `QCERT_HTTP_HEADER_TIMEOUT_SECS`, `QCERT_HTTP_IDLE_TIMEOUT_SECS`, `QCERT_HTTP_MAX_CONNECTIONS`.
+/// `QCERT_HTTP_HEADER_TIMEOUT_SECS`, `QCERT_HTTP_IDLE_TIMEOUT_SECS`, `QCERT_HTTP_MAX_CONNECTIONS`,
+/// `QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT`.
 /// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
 fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
@@ -610,6 +620,11 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_HTTP_IDLE_TIMEOUT_SECS") {
         c.http.idle_timeout_secs = positive("QCERT_HTTP_IDLE_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT") {
+        c.http.max_connections_per_client = v.trim().parse().map_err(|_| {
+            cfg_err("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT", format!("{v:?} is not a number (0: no cap)"))
+        })?;
     }
     if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS") {
         let n = positive("QCERT_HTTP_MAX_CONNECTIONS", &v)?;
@@ -827,7 +842,15 @@ mod tests {
             Some(v.to_owned())
         };
         let s = Settings::load(home.path(), &env).unwrap();
-        assert_eq!(s.config.http, HttpSection { header_timeout_secs: 3, idle_timeout_secs: 2, max_connections: 7 });
+        assert_eq!(
+            s.config.http,
+            HttpSection {
+                header_timeout_secs: 3,
+                idle_timeout_secs: 2,
+                max_connections: 7,
+                max_connections_per_client: 32
+            }
+        );
         for (var, value, setting) in [
             ("QCERT_HTTP_MAX_CONNECTIONS", "0", "QCERT_HTTP_MAX_CONNECTIONS"),
             ("QCERT_HTTP_HEADER_TIMEOUT_SECS", "soon", "QCERT_HTTP_HEADER_TIMEOUT_SECS"),

@@ -3,6 +3,8 @@
 //! - at most `max_connections` connections are served at once; the loop
 //!   accepts only with a free slot, so further clients wait in the kernel's
 //!   listen backlog (not accepted, not refused) until one closes;
+//! - at most `max_per_client` of them from one client address: one more is
+//!   closed as soon as it is accepted (0: no such cap, for a reverse proxy);
 //! - a request's headers must be complete within `header_timeout` of the
 //!   connection opening or the previous response (hyper's header timer,
 //!   restarted for every request on a kept-alive connection), else the
@@ -52,6 +54,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Connections one client address may hold (0: no cap).
+    pub max_per_client: usize,
 }
 
 /// Serve `app` on `listener` until `shutdown` completes, then drain.
@@ -64,6 +68,7 @@ pub async fn serve(
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let per_client = PerClient::default();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     tokio::pin!(shutdown);
@@ -88,10 +93,17 @@ pub async fn serve(
                 }
             },
         };
+        let Some(held) = per_client.enter(peer.ip(), limits.max_per_client) else {
+            // Over this client's share: closed at once (the slot is freed).
+            tracing::debug!(%peer, "connection over the per-client cap closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn = Connection { app: app.clone(), builder: builder.clone(), limits, stop: stop_rx.clone() };
         tokio::spawn(async move {
             conn.run(stream, peer).await;
+            drop(held);
             drop(slot);
         });
     }
@@ -103,6 +115,41 @@ pub async fn serve(
         tracing::warn!("requests still in progress {} s after shutdown began; cut", SHUTDOWN_GRACE.as_secs());
     }
     Ok(())
+}
+
+/// Open connections by client address.
+#[derive(Debug, Default, Clone)]
+struct PerClient(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+impl PerClient {
+    /// Count a connection of `ip`, unless it holds `max` already (0: no cap).
+    fn enter(&self, ip: std::net::IpAddr, max: usize) -> Option<ClientHeld> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientHeld { clients: self.clone(), ip })
+    }
+}
+
+/// One counted connection of a client.
+struct ClientHeld {
+    clients: PerClient,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for ClientHeld {
+    fn drop(&mut self) {
+        let mut map = self.clients.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 struct Connection {

@@ -176,44 +176,64 @@ fn header_and_idle_timeouts_and_announced_oversize_bodies() {
     stop(child);
 }
 
+/// A connection to `base` from the loopback address `from` (Linux routes all of 127/8 to lo).
+fn connect_from(base: &str, from: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = base.strip_prefix("http://").expect("http base").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(format!("{from}:0").parse().expect("from")).expect("bind source");
+        socket.connect(addr).await.expect("connect")
+    });
+    let s = s.into_std().expect("std");
+    s.set_nonblocking(false).expect("blocking");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s
+}
+
+fn served(mut s: TcpStream) -> TcpStream {
+    s.write_all(HEALTH).expect("send");
+    assert_eq!(read_response(&mut s).0, 200);
+    s
+}
+
 #[test]
-fn the_connection_cap_holds_and_frees() {
+fn the_connection_caps_hold_and_free() {
     let tmp = tempfile::tempdir().expect("tmp");
     let home = init_home(tmp.path());
     let mut cmd = qcert(&home);
-    cmd.env("QCERT_HTTP_MAX_CONNECTIONS", "2")
+    cmd.env("QCERT_HTTP_MAX_CONNECTIONS", "3")
+        .env("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT", "2")
         .env("QCERT_HTTP_HEADER_TIMEOUT_SECS", "60")
         .env("QCERT_HTTP_IDLE_TIMEOUT_SECS", "60");
     let (child, base) = start(cmd);
 
-    let mut open: Vec<TcpStream> = (0..2)
-        .map(|_| {
-            let mut s = connect(&base);
-            s.write_all(HEALTH).expect("send");
-            assert_eq!(read_response(&mut s).0, 200);
-            s
-        })
-        .collect();
-    // The third is not served while two are open...
-    let mut third = connect(&base);
-    third.write_all(HEALTH).expect("send");
-    third.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    // Two from one client address are served; a third from it is closed at once.
+    let mut open = vec![served(connect(&base)), served(connect(&base))];
+    let mut over = connect(&base);
+    let _ = over.write_all(HEALTH);
+    assert!(closed_by_server(&mut over), "a client's connection over its share is closed");
+    // Another client takes the last slot.
+    open.push(served(connect_from(&base, "127.0.0.2")));
+    // With all three slots held, a fourth (another client again) is not served...
+    let mut fourth = connect_from(&base, "127.0.0.3");
+    fourth.write_all(HEALTH).expect("send");
+    fourth.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
     let mut byte = [0u8; 1];
-    let waiting = third.read(&mut byte);
+    let waiting = fourth.read(&mut byte);
     assert!(
         matches!(&waiting, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
         "the connection over the cap is not served: {waiting:?}"
     );
     // ... and is served once one closes.
-    drop(open.pop());
-    third.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    assert_eq!(read_response(&mut third).0, 200);
-    // The one still open stays served.
-    let s = open.first_mut().expect("open");
-    s.write_all(HEALTH).expect("send");
-    assert_eq!(read_response(s).0, 200);
-    drop(open);
-    drop(third);
+    drop(open.remove(0));
+    fourth.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    assert_eq!(read_response(&mut fourth).0, 200);
+    // The ones still open stay served.
+    for s in open {
+        served(s);
+    }
+    drop(fourth);
     stop(child);
 }
 
@@ -496,6 +516,7 @@ fn requests_carry_the_client_address_and_shutdown_drains() {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             max_connections: 4,
+            max_per_client: 0,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(qcert_portal::server::serve(listener, app, limits, async move {
