@@ -219,8 +219,15 @@ pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = qcert_portal::http::router(qcert_portal::http::AppState::new(make(&base)));
+    // The server loop of `qcert serve` (ConnectInfo on every request, its limits).
+    let limits = qcert_portal::server::Limits {
+        header_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(10),
+        max_connections: 1024,
+        max_per_client: 0,
+    };
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        qcert_portal::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
     });
     Server { base, task }
 }

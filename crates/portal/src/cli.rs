@@ -597,7 +597,14 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
         })
     });
     let app = http::router(http::AppState::new(orders));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let h = &settings.config.http;
+    let limits = crate::server::Limits {
+        header_timeout: Duration::from_secs(h.header_timeout_secs),
+        idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+        max_connections: usize::try_from(h.max_connections).unwrap_or(usize::MAX),
+        max_per_client: usize::try_from(h.max_connections_per_client).unwrap_or(usize::MAX),
+    };
+    crate::server::serve(listener, app, limits, shutdown_signal()).await?;
     scheduler.abort();
     if let Some(n) = notifier {
         n.abort();

@@ -38,6 +38,41 @@ pub struct Config {
     /// Where holder mail goes; the file outbox under the home by default.
     #[serde(default)]
     pub mail: MailSection,
+    /// Connection limits of `qcert serve`.
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// `[http]`: what one client may hold of `qcert serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// A request's headers must be complete this many seconds after the
+    /// connection opened or the previous response was sent, else the
+    /// connection is cut.
+    pub header_timeout_secs: u64,
+    /// A connection on which nothing moves this many seconds with no request
+    /// in progress (a kept-alive one, or a new one that sends nothing) is
+    /// closed. At most `header_timeout_secs`.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// (not accepted) until one closes.
+    pub max_connections: u32,
+    /// Connections one client address may hold at once; more are closed
+    /// when accepted. 0: no per-client cap (behind a reverse proxy, where
+    /// every connection comes from the proxy).
+    pub max_connections_per_client: u32,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            header_timeout_secs: 10,
+            idle_timeout_secs: 5,
+            max_connections: 512,
+            max_connections_per_client: 32,
+        }
+    }
 }
 
 /// The notifier: renewal reminders and automatic renewals.
@@ -262,6 +297,7 @@ pub fn embedded_defaults() -> Config {
         orders: OrdersSection::default(),
         notifier: NotifierSection::default(),
         mail: MailSection::default(),
+        http: HttpSection::default(),
     }
 }
 
@@ -331,6 +367,7 @@ impl Settings {
                 return Err(cfg_err(name, "must be at least 1"));
             }
         }
+        check_http(&config.http)?;
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
@@ -501,6 +538,19 @@ fn check_mail(mail: &MailSection) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn check_http(http: &HttpSection) -> Result<(), ConfigError> {
+    if http.header_timeout_secs == 0 {
+        return Err(cfg_err("http.header_timeout_secs", "must be at least 1"));
+    }
+    if http.idle_timeout_secs == 0 || http.idle_timeout_secs > http.header_timeout_secs {
+        return Err(cfg_err("http.idle_timeout_secs", "must be 1 to http.header_timeout_secs"));
+    }
+    if http.max_connections == 0 {
+        return Err(cfg_err("http.max_connections", "must be at least 1"));
+    }
+    Ok(())
+}
+
 /// The SMTP settings an `QCERT_MAIL_SMTP_…` variable changes.
 fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSection, ConfigError> {
     match &mut c.mail.transport {
@@ -533,7 +583,9 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
 /// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
 /// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
 /// `QCERT_MAIL_SMTP_HOST` (switches the transport to SMTP), `QCERT_MAIL_SMTP_PORT`,
-/// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`.
+/// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`,
+/// `QCERT_HTTP_HEADER_TIMEOUT_SECS`, `QCERT_HTTP_IDLE_TIMEOUT_SECS`, `QCERT_HTTP_MAX_CONNECTIONS`,
+/// `QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT`.
 /// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
 fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
@@ -594,6 +646,29 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_MAIL_FROM") {
         c.mail.from = v;
+    }
+    let positive = |var: &str, v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| cfg_err(var, format!("{v:?} is not a positive number")))
+    };
+    if let Some(v) = env("QCERT_HTTP_HEADER_TIMEOUT_SECS") {
+        c.http.header_timeout_secs = positive("QCERT_HTTP_HEADER_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("QCERT_HTTP_IDLE_TIMEOUT_SECS") {
+        c.http.idle_timeout_secs = positive("QCERT_HTTP_IDLE_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT") {
+        c.http.max_connections_per_client = v.trim().parse().map_err(|_| {
+            cfg_err("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT", format!("{v:?} is not a number (0: no cap)"))
+        })?;
+    }
+    if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS") {
+        let n = positive("QCERT_HTTP_MAX_CONNECTIONS", &v)?;
+        c.http.max_connections =
+            u32::try_from(n).map_err(|_| cfg_err("QCERT_HTTP_MAX_CONNECTIONS", format!("{v:?} is too large")))?;
     }
     if let Some(v) = env("QCERT_MAIL_SMTP_HOST") {
         match &mut c.mail.transport {
@@ -805,6 +880,42 @@ mod tests {
         let env = |k: &str| (k == "QCERT_MAIL_SMTP_PASSWORD").then(|| "from-env".to_string());
         assert_eq!(s.smtp_password(&env).unwrap().unwrap().expose_secret(), "from-env");
         assert_eq!(s.mail_transport(&|_| None).unwrap().describe(), "smtp smtp.example.eu:465 (tls)");
+    }
+
+    #[test]
+    fn http_limits_default_override_and_name_the_setting() {
+        let home = home_with(&defaults_text());
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        assert_eq!(s.config.http, HttpSection::default());
+        let env = |k: &str| {
+            let v = match k {
+                "QCERT_HTTP_HEADER_TIMEOUT_SECS" => "3",
+                "QCERT_HTTP_IDLE_TIMEOUT_SECS" => "2",
+                "QCERT_HTTP_MAX_CONNECTIONS" => "7",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        let s = Settings::load(home.path(), &env).unwrap();
+        assert_eq!(
+            s.config.http,
+            HttpSection {
+                header_timeout_secs: 3,
+                idle_timeout_secs: 2,
+                max_connections: 7,
+                max_connections_per_client: 32
+            }
+        );
+        for (var, value, setting) in [
+            ("QCERT_HTTP_MAX_CONNECTIONS", "0", "QCERT_HTTP_MAX_CONNECTIONS"),
+            ("QCERT_HTTP_HEADER_TIMEOUT_SECS", "soon", "QCERT_HTTP_HEADER_TIMEOUT_SECS"),
+            ("QCERT_HTTP_IDLE_TIMEOUT_SECS", "11", "http.idle_timeout_secs"),
+        ] {
+            let err = Settings::load(home.path(), &|k| (k == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(err.setting, setting, "{err}");
+        }
+        let text = defaults_text().replace("max_connections = 512", "max_connections = 0");
+        assert_eq!(Settings::load(home_with(&text).path(), &|_| None).unwrap_err().setting, "http.max_connections");
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! payment provider's webhook, the RA officer's identity queue, and the
 //! one-time secret delivery.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -11,13 +10,13 @@ use axum::{Json, Router};
 use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::delivery::GenerationCode;
 use qcert_ca_core::desk::DocumentNumber;
-use qcert_ca_core::operators::Role;
 use qcert_ca_core::orders::{AuthenticatorState, DeliveryView, OrderForm, Payment};
 use qcert_ca_core::store::orders::OrderRow;
 use qcert_ca_core::store::orders::RefundDue;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiJson, Authenticated};
+use crate::api::{Acting, ApiJson, RaOfficer};
+use crate::extract::{ApiBytes, ApiPath};
 use crate::http::{ApiError, AppState, Problem};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -131,20 +130,20 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
     }
 }
 
-async fn view(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
+async fn view(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Json<HolderView>, ApiError> {
     Ok(Json(HolderView::from(&state.orders.by_link(&token).await?)))
 }
 
 /// `PUT /api/v1/orders/{token}/csr`: the PKCS#10 request, PEM or DER.
 async fn upload_csr(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    body: Bytes,
+    ApiPath(token): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<HolderView>, ApiError> {
     Ok(Json(HolderView::from(&state.orders.upload_csr(&token, body.to_vec()).await?)))
 }
 
-async fn resume(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
+async fn resume(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Json<HolderView>, ApiError> {
     Ok(Json(HolderView::from(&state.orders.resume(&token).await?)))
 }
 
@@ -155,7 +154,7 @@ struct Enrolment {
 }
 
 /// `POST /api/v1/orders/{token}/authenticator` (CLOUD): the TOTP secret, once.
-async fn enrol(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn enrol(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
     let (otpauth_uri, secret) = state.orders.enrol_authenticator(&token).await?;
     Ok(no_store(Json(Enrolment { otpauth_uri, secret })))
 }
@@ -169,14 +168,14 @@ struct CodeRequest {
 /// `POST /api/v1/orders/{token}/authorization` (CLOUD): a TOTP code.
 async fn authorize(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<Json<HolderView>, ApiError> {
     Ok(Json(HolderView::from(&state.orders.authorize(&token, &req.code).await?)))
 }
 
 /// `GET /api/v1/orders/{token}/certificate`: PEM.
-async fn certificate(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn certificate(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
     let der = state.orders.certificate(&token).await?;
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], qcert_ca_core::pem("CERTIFICATE", &der)).into_response())
 }
@@ -185,7 +184,7 @@ async fn certificate(State(state): State<AppState>, Path(token): Path<String>) -
 pub const SIGNATURE_HEADER: &str = "qcert-signature";
 
 /// `POST /api/v1/payments/webhook`: signed by the payment provider.
-async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(State(state): State<AppState>, headers: HeaderMap, ApiBytes(body): ApiBytes) -> Response {
     let Some(sig) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         return Problem::typed(
             StatusCode::UNAUTHORIZED,
@@ -215,7 +214,7 @@ struct DeliveryState {
 
 async fn delivery_status(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Json<DeliveryState>, ApiError> {
     Ok(Json(DeliveryState { status: state.orders.deliveries().status(&token).await?.as_str() }))
 }
@@ -232,7 +231,7 @@ struct Revealed {
 /// `POST /api/v1/secrets/{token}` with `{"code"}`: the secrets, once.
 async fn reveal(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<Response, ApiError> {
     let code = GenerationCode::parse(&req.code)?;
@@ -374,10 +373,9 @@ async fn full_officer_view(
 
 /// `GET /api/v1/ra/orders`: waiting for identity validation, oldest promise first.
 async fn queue(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
 ) -> Result<Json<Vec<OfficerView>>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let now = state.ca.clock().now().unix_timestamp();
     let rows = state.orders.queue(&op, 200).await?;
     Ok(Json(rows.iter().map(|o| officer_view(&state, now, o)).collect()))
@@ -385,11 +383,10 @@ async fn queue(
 
 /// `GET /api/v1/ra/orders/{id}`.
 async fn officer_get(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.for_officer(&op, &id).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
 }
@@ -401,12 +398,11 @@ struct Approval {
 }
 
 async fn approve(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Approval>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.approve(&op, &id, &document).await?;
     Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
@@ -419,12 +415,11 @@ struct Rejection {
 }
 
 async fn reject(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Rejection>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.reject(&op, &id, &req.reason).await?;
     Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
 }
@@ -438,11 +433,10 @@ struct Code {
 
 /// `POST /api/v1/ra/orders/{id}/delivery-code`: the waiting code, once.
 async fn take_code(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::RaOfficer)?;
     state.orders.for_officer(&op, &id).await?;
     let code = state.orders.take_code(&op.actor(), &id).await?;
     Ok(no_store(Json(Code { order_id: id, code })))
@@ -450,22 +444,20 @@ async fn take_code(
 
 /// `POST /api/v1/ra/orders/{id}/secret-delivery`: a new link (mailed) and code (returned).
 async fn reissue(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::RaOfficer)?;
     let code = state.orders.reissue_delivery(&op, &id).await?;
     Ok(no_store(Json(Code { order_id: id, code })))
 }
 
 /// `POST /api/v1/ra/orders/{id}/authenticator/unlock`: a locked authenticator works again.
 async fn unlock_authenticator(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.unlock_authenticator(&op, &id).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
 }
@@ -473,12 +465,11 @@ async fn unlock_authenticator(
 /// `POST /api/v1/ra/orders/{id}/authenticator/reset` with `{"document_number"}`
 /// of the ID document checked: the secret is erased and the holder invited to enrol again.
 async fn reset_authenticator(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Approval>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.reset_authenticator(&op, &id, &document).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))

@@ -2,8 +2,7 @@
 //! with the current certificate (a CMS-signed request, TOKEN) or an
 //! authorization code (CLOUD).
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,6 +11,7 @@ use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::store::renewals::RenewalRow;
 use serde::{Deserialize, Serialize};
 
+use crate::extract::{parse_json, ApiBytes, ApiPath};
 use crate::http::{ApiError, AppState, Problem};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -36,7 +36,7 @@ struct BannerView {
 }
 
 /// `GET /api/v1/certificates/{serial}/renewal`.
-async fn banner(State(state): State<AppState>, Path(serial): Path<String>) -> Result<Json<BannerView>, ApiError> {
+async fn banner(State(state): State<AppState>, ApiPath(serial): ApiPath<String>) -> Result<Json<BannerView>, ApiError> {
     let b = state.orders.banner(&serial).await?;
     Ok(Json(BannerView {
         serial: b.serial,
@@ -86,23 +86,20 @@ impl From<&RenewalRow> for RenewalView {
 /// `POST /api/v1/certificates/{serial}/renewals`: a CMS SignedData (TOKEN,
 /// `{"serial","years","csr"}` signed with the current key) or JSON
 /// `{"years","code"}` (CLOUD).
-async fn order(State(state): State<AppState>, Path(serial): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn order(
+    State(state): State<AppState>,
+    ApiPath(serial): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
     let result = if json {
-        match serde_json::from_slice::<CodeRenewal>(&body) {
+        match parse_json::<CodeRenewal>(&body) {
             Ok(req) => state.orders.order_renewal_code(&serial, req.years, &req.code).await,
-            Err(_) => {
-                return Problem::typed(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "malformed-request",
-                    "Malformed request",
-                    Some("expected JSON {\"years\": 1|2|3, \"code\": \"123456\"}".into()),
-                )
-                .into_response()
-            }
+            Err(problem) => return problem.into_response(),
         }
     } else if body.is_empty() {
         return Problem::typed(
