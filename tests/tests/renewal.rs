@@ -291,3 +291,41 @@ async fn cloud_renewal_by_authorization_code(db: &TestDb) {
     ca.registry().close().await;
 }
 on_both_stores!(cloud_renewal_by_authorization_code);
+
+/// The banner's fields agree at each step of a certificate's last 46 days:
+/// `window_open` only from -45 d to the deadline (-3 d) inclusive, then
+/// `not-renewable`; the deadline is notAfter - 3 days throughout.
+async fn banner_fields_agree(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let server = serve_desk(desk.clone()).await;
+    let a = issue(&desk, dir.path(), 1).await;
+    let na = a.issued.not_after;
+    let url = format!("{}/api/v1/certificates/{}/renewal", server.base, a.issued.serial);
+    let http = reqwest::Client::new();
+    let deadline = qcert_ca_core::clock::rfc3339((na - Duration::days(3)).unix_timestamp());
+    for (when, open, state) in [
+        (na - Duration::days(46), false, "none"),
+        (na - Duration::days(45), true, "none"),
+        (na - Duration::days(4), true, "none"),
+        (na - Duration::days(3), true, "none"),
+        (na - Duration::days(3) + Duration::seconds(1), false, "not-renewable"),
+        (na - Duration::days(2), false, "not-renewable"),
+        (na + Duration::seconds(1), false, "not-renewable"),
+    ] {
+        clock.set(when);
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["window_open"].as_bool(), v["renewal_state"].as_str(), v["deadline"].as_str()),
+            (Some(open), Some(state), Some(deadline.as_str())),
+            "at notAfter {:+} s: {v}",
+            (when - na).whole_seconds()
+        );
+    }
+    server.task.abort();
+}
+on_both_stores!(banner_fields_agree);

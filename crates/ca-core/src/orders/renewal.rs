@@ -47,7 +47,10 @@ struct SignedRenewal {
 pub struct Banner {
     pub serial: String,
     pub not_after: i64,
-    /// The 45-day window is open (and the certificate valid).
+    /// The banner shows: the certificate is valid and `now` is within the
+    /// 45 days before notAfter, at the latest `deadline` (inclusive, as a
+    /// renewal order is). Never true after the deadline, so never together
+    /// with `not-renewable`.
     pub window_open: bool,
     /// Last moment a renewal can be ordered (notAfter - 3 days).
     pub deadline: i64,
@@ -221,15 +224,17 @@ impl Orders {
         let valid = !revoked && now < not_after;
         let renewal = registry.renewal_of(&serial).await?;
         let deadline = not_after - RENEWAL_LEAD.whole_seconds();
+        // Renewable until the deadline inclusive, as `renewable` decides.
+        let orderable = valid && now <= deadline;
         let state = match &renewal {
             Some(r) => r.state.clone(),
-            None if !valid || now > deadline => "not-renewable".into(),
+            None if !orderable => "not-renewable".into(),
             None => "none".into(),
         };
         Ok(Banner {
             serial,
             not_after,
-            window_open: valid && now >= not_after - FIRST_REMINDER.whole_seconds(),
+            window_open: orderable && now >= not_after - FIRST_REMINDER.whole_seconds(),
             deadline,
             state,
             renewal_id: renewal.as_ref().map(|r| r.id.clone()),
