@@ -461,13 +461,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "qcert_ocsp_cached_answers {}", state.ca.responder().cached_answers());
 
     let now = state.ca.clock().now().unix_timestamp();
-    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL.\n# TYPE qcert_crl_age_seconds gauge");
+    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL (0 while it is dated in the future).\n# TYPE qcert_crl_age_seconds gauge");
     let mut sizes = String::new();
     let mut entries = String::new();
     for (scope, name) in [(CrlScope::Issuing, "issuing"), (CrlScope::Root, "root")] {
         match state.ca.current_crl(scope).await {
             Ok(Some(c)) => {
-                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", now - c.this_update);
+                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", (now - c.this_update).max(0));
                 let _ = writeln!(sizes, "qcert_crl_size_bytes{{crl=\"{name}\"}} {}", c.der.len());
                 let _ = writeln!(entries, "qcert_crl_entries{{crl=\"{name}\"}} {}", c.entries);
             }
