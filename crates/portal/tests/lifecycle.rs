@@ -80,3 +80,23 @@ fn init_records_the_addresses_it_was_given() {
     assert!(!out.status.success() && text.contains("listen"), "{text}");
     assert!(!other.join("qcert.toml").exists());
 }
+
+/// Point 5 through the CLI: `qcert operator revoke` of the only admin is
+/// refused with the reason; with a second admin it goes through.
+#[test]
+fn the_cli_does_not_revoke_the_last_admin() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let (out, text) = output(qcert(&home).arg("init"));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "admin", "ada"]));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "revoke", "ada"]));
+    assert!(!out.status.success() && text.contains("last active admin"), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "list"]));
+    assert!(out.status.success() && text.contains("ada") && text.contains("active"), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "admin", "bea"]));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(qcert(&home).args(["operator", "revoke", "ada"]));
+    assert!(out.status.success(), "{text}");
+}
