@@ -11,9 +11,12 @@ use secrecy::SecretString;
 use crate::config;
 
 /// The repository's policies/, built into the binary so a fresh home gets them.
-pub(crate) const DEFAULT_POLICIES: [(&str, &str); 2] = [
+/// The PKI disclosure statements are defaults for the operator to edit.
+pub(crate) const DEFAULT_POLICIES: [(&str, &str); 4] = [
     ("ca.toml", include_str!("../../../policies/ca.toml")),
     ("qcp-n-qscd.toml", include_str!("../../../policies/qcp-n-qscd.toml")),
+    ("pds-en.txt", include_str!("../../../policies/pds-en.txt")),
+    ("pds-ro.txt", include_str!("../../../policies/pds-ro.txt")),
 ];
 
 /// The home chosen by `--home`, else `QCERT_HOME`, else `./qcert-data`.

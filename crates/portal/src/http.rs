@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -186,6 +186,31 @@ async fn openapi() -> Response {
 
 /// The OpenAPI document (kept beside the code; a test checks every path in it is routed).
 pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Paths no route names: the PKI disclosure statements at the paths the
+/// policy writes into certificates (QcPDS), else 404.
+async fn fallback(State(state): State<AppState>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let Some(doc) = state.ca.policy().pds_documents.iter().find(|d| d.path == uri.path()) else {
+        return not_found().await.into_response();
+    };
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return method_not_allowed().await.into_response();
+    }
+    match tokio::fs::read(&doc.file).await {
+        Ok(body) => {
+            let headers = [
+                (header::CONTENT_TYPE, doc.content_type().to_owned()),
+                (header::CONTENT_LANGUAGE, doc.language.clone()),
+                (header::CACHE_CONTROL, "public, max-age=3600".to_owned()),
+            ];
+            (headers, body).into_response()
+        }
+        Err(e) => {
+            tracing::error!(path = %doc.path, file = %doc.file.display(), error = %e, "PKI disclosure statement unreadable");
+            not_found().await.into_response()
+        }
+    }
+}
 
 pub(crate) async fn not_found() -> Problem {
     Problem::typed(StatusCode::NOT_FOUND, "not-found", "Not found", None)
