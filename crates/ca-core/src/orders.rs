@@ -686,12 +686,41 @@ impl Orders {
         Ok(code.expose().to_owned())
     }
 
-    /// The issued certificate of an order (holder, by link), DER.
-    pub async fn certificate(&self, token: &str) -> Result<Vec<u8>, CaError> {
+    /// The serials of an order's line, oldest first: the order's
+    /// certificate, then each issued renewal of the one before.
+    pub async fn certificate_line(&self, row: &OrderRow) -> Result<Vec<String>, CaError> {
+        let registry = self.ca().registry();
+        let mut line = Vec::new();
+        let mut next = row.serial.clone();
+        while let Some(serial) = next.take() {
+            if line.contains(&serial) || line.len() > 1000 {
+                break;
+            }
+            next = registry.renewal_of(&serial).await?.filter(|r| r.state == "issued").and_then(|r| r.new_serial);
+            line.push(serial);
+        }
+        Ok(line)
+    }
+
+    /// A certificate of an order's line (holder, by link), DER: the newest
+    /// (the last renewal issued), or the one with `serial` if it is of this
+    /// line. Returns (serial, DER).
+    pub async fn certificate(&self, token: &str, serial: Option<&str>) -> Result<(String, Vec<u8>), CaError> {
         let row = self.by_link(token).await?;
-        let serial = row.serial.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
-        let rec = self.ca().registry().certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial))?;
-        rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))
+        let line = self.certificate_line(&row).await?;
+        let chosen = match serial {
+            None => line.last().cloned().ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?,
+            Some(s) => {
+                let s = crate::ca::normalize_serial(s)?;
+                if !line.contains(&s) {
+                    return Err(CaError::NotFound("no certificate with this serial belongs to this order".into()));
+                }
+                s
+            }
+        };
+        let rec = self.ca().registry().certificate(&chosen).await?.ok_or_else(|| CaError::UnknownSerial(chosen.clone()))?;
+        let der = rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
+        Ok((chosen, der))
     }
 
     /// (waiting for identity validation, of which overdue) for /metrics.

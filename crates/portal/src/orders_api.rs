@@ -172,10 +172,36 @@ async fn authorize(
     Ok(Json(HolderView::from(&state.orders.authorize(&token, &req.code).await?)))
 }
 
-/// `GET /api/v1/orders/{token}/certificate`: PEM.
-async fn certificate(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
-    let der = state.orders.certificate(&token).await?;
-    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], qcert_ca_core::pem("CERTIFICATE", &der)).into_response())
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateQuery {
+    /// One certificate of the order's line; default the newest.
+    serial: Option<String>,
+    /// Append the issuing CA's certificate.
+    #[serde(default)]
+    chain: bool,
+}
+
+/// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true]`: PEM of
+/// the newest certificate of the order (after renewals, the renewed one), or
+/// of a given one; with `chain=true` followed by the issuing CA.
+async fn certificate(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    query: Result<axum::extract::Query<CertificateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|_| qcert_ca_core::CaError::field("query", "serial=<hex> and/or chain=true|false"))?;
+    let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
+    let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
+    if q.chain {
+        pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+    }
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 /// Header carrying the payment provider's signature: `t=<unix>,v1=<hex>`.

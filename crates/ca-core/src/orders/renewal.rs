@@ -338,6 +338,12 @@ impl Orders {
         .await;
         let rec = registry.certificate(&new_serial).await?.ok_or_else(|| CaError::UnknownSerial(new_serial.clone()))?;
         let to = rec.cert.email.clone().unwrap_or_default();
+        // A link the holder holds: the order's capability link (the
+        // directory serves only certificates whose holder agreed).
+        let certificate_url = match &r.order_id {
+            Some(order) => format!("{}/certificate?serial={new_serial}", self.order_url(order)?),
+            None => format!("{}/certs/{new_serial}.pem", self.base),
+        };
         let notice = crate::notice::Notice {
             dedupe_key: format!("certificate-issued:{new_serial}"),
             kind: NoticeKind::CertificateIssued,
@@ -347,7 +353,7 @@ impl Orders {
                 ("given_name", rec.cert.given_name.clone().unwrap_or_default()),
                 ("serial", new_serial.clone()),
                 ("not_after", rfc3339(rec.cert.not_after)),
-                ("certificate_url", format!("{}/certs/{new_serial}.pem", self.base)),
+                ("certificate_url", certificate_url),
             ],
         };
         if let Err(e) = self.notices.send(notice).await {
