@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/openapi.json", get(openapi))
         .merge(crate::api::routes())
+        .merge(crate::audit_api::routes())
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))

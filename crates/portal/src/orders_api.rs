@@ -272,6 +272,11 @@ struct OfficerView {
     surname: String,
     country: String,
     national_id: String,
+    /// To reach the holder for the video call.
+    email: String,
+    phone: Option<String>,
+    /// `id-card` or `passport` (null: not given).
+    document_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paid_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,6 +300,9 @@ fn officer_view(now: i64, o: &OrderRow) -> OfficerView {
         surname: o.surname.clone(),
         country: o.country.clone(),
         national_id: o.semantics_id.clone(),
+        email: o.email.clone(),
+        phone: o.phone.clone(),
+        document_type: o.document_type.clone(),
         paid_at: o.paid_at.map(rfc3339),
         identity_due_at: o.identity_due_at.map(rfc3339),
         seconds_left: left,

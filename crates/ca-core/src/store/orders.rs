@@ -32,6 +32,10 @@ pub struct OrderRow {
     pub totp_enrolled_at: Option<i64>,
     pub totp_last_step: Option<i64>,
     pub serial: Option<String>,
+    /// E.164, normalised (migration 0015).
+    pub phone: Option<String>,
+    /// `id-card` or `passport` (migration 0015).
+    pub document_type: Option<String>,
 }
 
 /// A new order's fields.
@@ -50,11 +54,13 @@ pub struct NewOrder<'a> {
     pub document_key: &'a str,
     pub publish: bool,
     pub language: &'a str,
+    pub phone: Option<&'a str>,
+    pub document_type: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
-     csr, totp_sealed, totp_enrolled_at, totp_last_step, serial";
+     csr, totp_sealed, totp_enrolled_at, totp_last_step, serial, phone, document_type";
 
 impl Registry {
     /// Insert an order in state `awaiting-payment`. Returns false (and
@@ -62,8 +68,9 @@ impl Registry {
     pub async fn insert_order(&self, o: &NewOrder<'_>, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO orders (id, idempotency_key, request_hash, product, years, given_name, surname, email, \
-             country, semantics_id, document_key, publish, language, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14)",
+             country, semantics_id, document_key, publish, language, state, created_at, updated_at, phone, \
+             document_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14, $15, $16)",
         )
         .bind(o.id)
         .bind(o.idempotency_key)
@@ -79,6 +86,8 @@ impl Registry {
         .bind(i64::from(o.publish))
         .bind(o.language)
         .bind(now)
+        .bind(o.phone)
+        .bind(o.document_type)
         .execute(&self.pool)
         .await;
         match r {
@@ -366,5 +375,7 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
         totp_enrolled_at: r.try_get("totp_enrolled_at")?,
         totp_last_step: r.try_get("totp_last_step")?,
         serial: r.try_get("serial")?,
+        phone: r.try_get("phone")?,
+        document_type: r.try_get("document_type")?,
     })
 }
