@@ -47,9 +47,11 @@ async fn officer_view_and_audit_reading(db: &TestDb) {
     let order = |body: Value| send(http.post(format!("{base}/api/v1/orders")).json(&body));
 
     // The form checks the phone and the document type, naming the field only.
-    for (phone, doc_type, field) in
-        [(Some("0791234567"), None, "phone"), (Some("+40 71x"), None, "phone"), (None, Some("licence"), "document_type")]
-    {
+    for (phone, doc_type, field) in [
+        (Some("0791234567"), None, "phone"),
+        (Some("+40 71x"), None, "phone"),
+        (None, Some("licence"), "document_type"),
+    ] {
         let (s, v, text) = order(form(phone, doc_type, "RX123456")).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["type"], "urn:qcert:problem:invalid-field");
@@ -69,7 +71,8 @@ async fn officer_view_and_audit_reading(db: &TestDb) {
     clock.advance(time::Duration::minutes(5));
     let raw = serde_json::to_vec(&json!({"event_id": "e-1", "order_id": id, "status": "paid"})).unwrap();
     let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, clock.now());
-    let (s, _, _) = send(http.post(format!("{base}/api/v1/payments/webhook")).header("qcert-signature", sig).body(raw)).await;
+    let (s, _, _) =
+        send(http.post(format!("{base}/api/v1/payments/webhook")).header("qcert-signature", sig).body(raw)).await;
     assert_eq!(s, StatusCode::OK);
 
     // The officer's view: email, normalised phone, document type.

@@ -409,10 +409,10 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
     let new_serial = orders.banner(&old_serial).await.unwrap().new_serial.expect("renewed");
     dispatcher.run_once(clock.now()).await.unwrap();
     let mails = sink.received();
-    let issued_mail = mails
-        .iter()
-        .find(|m| m.subject.as_deref().unwrap_or("").contains(&new_serial))
-        .unwrap_or_else(|| panic!("a mail names {new_serial}: {:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>()));
+    let issued_mail =
+        mails.iter().find(|m| m.subject.as_deref().unwrap_or("").contains(&new_serial)).unwrap_or_else(|| {
+            panic!("a mail names {new_serial}: {:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>())
+        });
     let link = issued_mail.link().unwrap();
     assert!(link.starts_with(&format!("{order_url}/certificate")), "the order's capability link: {link}");
     let serial_of = |pem: &str| {
@@ -438,7 +438,12 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
     std::fs::write(&leaf, &pem).unwrap();
     let at = (clock.now() + Duration::hours(1)).unix_timestamp().to_string();
     let out = run_ok(
-        Command::new("openssl").args(["verify", "-attime", &at, "-CAfile"]).arg(&root).arg("-untrusted").arg(&leaf).arg(&leaf),
+        Command::new("openssl")
+            .args(["verify", "-attime", &at, "-CAfile"])
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(&leaf)
+            .arg(&leaf),
     );
     assert!(out.contains(": OK"), "{out}");
     // Another order's or a made-up serial: 404; a bad query: 422; the

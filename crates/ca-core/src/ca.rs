@@ -594,9 +594,8 @@ impl Ca {
                     "the newest CRL is dated in the future: the clock went back; republishing"
                 );
             }
-            let stale = current.is_none_or(|c| {
-                c.this_update > now || now - c.this_update >= refresh || c.next_update <= now
-            });
+            let stale =
+                current.is_none_or(|c| c.this_update > now || now - c.this_update >= refresh || c.next_update <= now);
             if stale {
                 self.publish_crl(scope).await?;
             }

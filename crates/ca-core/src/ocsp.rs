@@ -176,7 +176,10 @@ impl Responder {
         let cache = self.cache();
         let ahead = cache.values().filter(|c| c.this_update > now).map(|c| c.this_update - now).max();
         if let Some(seconds_ahead) = ahead {
-            tracing::warn!(seconds_ahead, "cached OCSP answers are dated in the future: the clock went back; re-signing");
+            tracing::warn!(
+                seconds_ahead,
+                "cached OCSP answers are dated in the future: the clock went back; re-signing"
+            );
         }
         // Dated in the future (the clock was stepped back): stale too.
         cache

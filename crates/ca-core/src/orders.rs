@@ -297,8 +297,14 @@ impl Orders {
             .into_iter()
             // Fields added later count only when given, so a form without
             // them keeps the fingerprint it had before.
-            .chain(phone.as_deref().map(|p| ("phone", p)).into_iter().chain(document_type.map(|d| ("document_type", d))).flat_map(|(k, v)| [k, v]))
-            {
+            .chain(
+                phone
+                    .as_deref()
+                    .map(|p| ("phone", p))
+                    .into_iter()
+                    .chain(document_type.map(|d| ("document_type", d)))
+                    .flat_map(|(k, v)| [k, v]),
+            ) {
                 h.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
                 h.update(part.as_bytes());
             }
@@ -756,7 +762,9 @@ impl Orders {
         let row = self.by_link(token).await?;
         let line = self.certificate_line(&row).await?;
         let chosen = match serial {
-            None => line.last().cloned().ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?,
+            None => {
+                line.last().cloned().ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?
+            }
             Some(s) => {
                 let s = crate::ca::normalize_serial(s)?;
                 if !line.contains(&s) {
@@ -765,7 +773,8 @@ impl Orders {
                 s
             }
         };
-        let rec = self.ca().registry().certificate(&chosen).await?.ok_or_else(|| CaError::UnknownSerial(chosen.clone()))?;
+        let rec =
+            self.ca().registry().certificate(&chosen).await?.ok_or_else(|| CaError::UnknownSerial(chosen.clone()))?;
         let der = rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
         Ok((chosen, der))
     }

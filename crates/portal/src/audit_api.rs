@@ -83,7 +83,11 @@ async fn entries(
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     if !matches!(op.role, Role::Admin | Role::RaOfficer) {
-        return Err(CaError::Forbidden(format!("reading the audit log needs the admin or ra-officer role; {} is {}", op.name, op.role)).into());
+        return Err(CaError::Forbidden(format!(
+            "reading the audit log needs the admin or ra-officer role; {} is {}",
+            op.name, op.role
+        ))
+        .into());
     }
     let Query(p) = params.map_err(|_| {
         CaError::field("query", "only subject, actor, action, since, until (RFC 3339), before and limit (numbers)")

@@ -499,9 +499,10 @@ pub fn apply_addresses(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> 
 }
 
 fn check_addresses(config: &Config) -> Result<SocketAddr, ConfigError> {
-    let listen = config.listen.parse().map_err(|e| {
-        cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen))
-    })?;
+    let listen = config
+        .listen
+        .parse()
+        .map_err(|e| cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen)))?;
     qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
     if let Some(p) = &config.portal_url {
         let ok = url::Url::parse(p)

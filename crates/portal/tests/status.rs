@@ -514,7 +514,10 @@ async fn status_dated_in_the_future_is_replaced(db: &TestDb) {
         cmd.args(["verify", "-crl_check_all", "-CRLfile"]).arg(crl).arg("-CRLfile").arg(arl);
         cmd.arg("-CAfile").arg(files.path("root.pem")).arg("-untrusted").arg(files.path("issuing.pem")).arg(&ee);
         let out = cmd.output().expect("openssl verify");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     };
     let fetch = |name: &'static str| {
         let (base, out) = (server.base.clone(), files.path(name));

@@ -75,7 +75,6 @@ impl Registry {
         rows.iter().map(audit_row).collect()
     }
 
-
     /// Append an entry. `chain(seq, prev_hash)` computes its hash. Bumping
     /// the head first takes the write lock (PostgreSQL row lock, SQLite's
     /// database lock), so concurrent appenders, also in other processes,
