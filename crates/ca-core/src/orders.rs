@@ -143,6 +143,44 @@ pub struct OrderForm {
     pub publish: bool,
     #[serde(default)]
     pub language: Option<String>,
+    /// Optional, for the RA officer's call: E.164 (`+40 712 345 678`;
+    /// spaces, dots, dashes and parentheses are dropped).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The identity document shown at validation: `id-card` or `passport`.
+    #[serde(default)]
+    pub document_type: Option<String>,
+}
+
+/// A phone number as E.164: `+`, a country code not starting with 0, 8 to
+/// 15 digits in all; separators (space, `.`, `-`, `(`, `)`) are dropped.
+pub fn parse_phone(s: &str) -> Result<String, CaError> {
+    let bad = || CaError::field("phone", "an international number: + then 8 to 15 digits (E.164), e.g. +40712345678");
+    let rest = s.trim().strip_prefix('+').ok_or_else(bad)?;
+    if s.len() > 32 {
+        return Err(bad());
+    }
+    let mut digits = String::with_capacity(15);
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' => {}
+            _ => return Err(bad()),
+        }
+    }
+    if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+        return Err(bad());
+    }
+    Ok(format!("+{digits}"))
+}
+
+/// The identity document types an order may name.
+pub fn parse_document_type(s: &str) -> Result<&'static str, CaError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "id-card" => Ok("id-card"),
+        "passport" => Ok("passport"),
+        _ => Err(CaError::field("document_type", "id-card or passport")),
+    }
 }
 
 /// A created (or, for a repeated Idempotency-Key, found) order.
@@ -304,6 +342,8 @@ impl Orders {
             Some("ro") => "ro",
             Some(_) => return Err(CaError::field("language", "en or ro")),
         };
+        let phone = form.phone.as_deref().filter(|p| !p.trim().is_empty()).map(parse_phone).transpose()?;
+        let document_type = form.document_type.as_deref().map(parse_document_type).transpose()?;
         let document_key = self.desk.lookup_key().lookup_key(&document)?;
         let fingerprint = {
             let mut h = Sha256::new();
@@ -318,7 +358,18 @@ impl Orders {
                 &document_key,
                 if form.publish { "1" } else { "0" },
                 language,
-            ] {
+            ]
+            .into_iter()
+            // Fields added later count only when given, so a form without
+            // them keeps the fingerprint it had before.
+            .chain(
+                phone
+                    .as_deref()
+                    .map(|p| ("phone", p))
+                    .into_iter()
+                    .chain(document_type.map(|d| ("document_type", d)))
+                    .flat_map(|(k, v)| [k, v]),
+            ) {
                 h.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
                 h.update(part.as_bytes());
             }
@@ -339,6 +390,8 @@ impl Orders {
             document_key: &document_key,
             publish: form.publish,
             language,
+            phone: phone.as_deref(),
+            document_type,
         };
         let registry = self.ca().registry();
         if !registry.insert_order(&new, self.now().unix_timestamp()).await? {
@@ -951,16 +1004,65 @@ impl Orders {
         Ok(code.expose().to_owned())
     }
 
-    /// The issued certificate of an order (holder, by link), DER.
-    pub async fn certificate(&self, token: &str) -> Result<Vec<u8>, CaError> {
+    /// The serials of an order's line, oldest first: the order's
+    /// certificate, then each issued renewal of the one before.
+    pub async fn certificate_line(&self, row: &OrderRow) -> Result<Vec<String>, CaError> {
+        let registry = self.ca().registry();
+        let mut line = Vec::new();
+        let mut next = row.serial.clone();
+        while let Some(serial) = next.take() {
+            if line.contains(&serial) || line.len() > 1000 {
+                break;
+            }
+            next = registry.renewal_of(&serial).await?.filter(|r| r.state == "issued").and_then(|r| r.new_serial);
+            line.push(serial);
+        }
+        Ok(line)
+    }
+
+    /// A certificate of an order's line (holder, by link), DER: the newest
+    /// (the last renewal issued), or the one with `serial` if it is of this
+    /// line. Returns (serial, DER).
+    pub async fn certificate(&self, token: &str, serial: Option<&str>) -> Result<(String, Vec<u8>), CaError> {
         let row = self.by_link(token).await?;
-        let serial = row.serial.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
-        let rec = self.ca().registry().certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial))?;
-        rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))
+        let line = self.certificate_line(&row).await?;
+        let chosen = match serial {
+            None => {
+                line.last().cloned().ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?
+            }
+            Some(s) => {
+                let s = crate::ca::normalize_serial(s)?;
+                if !line.contains(&s) {
+                    return Err(CaError::NotFound("no certificate with this serial belongs to this order".into()));
+                }
+                s
+            }
+        };
+        let rec =
+            self.ca().registry().certificate(&chosen).await?.ok_or_else(|| CaError::UnknownSerial(chosen.clone()))?;
+        let der = rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
+        Ok((chosen, der))
     }
 
     /// (waiting for identity validation, of which overdue) for /metrics.
     pub async fn backlog(&self) -> Result<(i64, i64), CaError> {
         Ok(self.ca().registry().identity_backlog(self.now().unix_timestamp()).await?)
+    }
+}
+
+#[cfg(test)]
+mod contact_tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_e164_and_document_types_closed() {
+        assert_eq!(parse_phone(" +40 (712) 345-678 ").unwrap(), "+40712345678");
+        for bad in ["0712345678", "+0712345678", "+4071", "+40712345678901234", "+40 712 ABC", "++40712345678", ""] {
+            let e = parse_phone(bad).unwrap_err().to_string();
+            assert!(e.contains("phone") && !e.contains("ABC"), "{bad:?}: {e}");
+        }
+        assert_eq!(parse_document_type("Passport").unwrap(), "passport");
+        assert_eq!(parse_document_type("id-card").unwrap(), "id-card");
+        assert!(parse_document_type("driving-licence").is_err());
     }
 }

@@ -200,7 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let mut created = None;
     if matches!(cli.command, Command::Init) && !home.join("qcert.toml").exists() {
-        created = Some(home::create_embedded(&home)?);
+        created = Some(home::create_embedded(&home, &env)?);
     }
     let settings = Settings::load(&home, &env)?;
     init_logging(cli.log_format.as_deref().unwrap_or(&settings.config.log_format))?;

@@ -338,17 +338,7 @@ impl Settings {
     }
 
     fn resolve(home: &Path, config: Config) -> Result<Settings, ConfigError> {
-        let listen = config.listen.parse().map_err(|e| {
-            cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen))
-        })?;
-        qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
-        if let Some(p) = &config.portal_url {
-            let ok = url::Url::parse(p)
-                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.query().is_none() && u.fragment().is_none());
-            if !ok {
-                return Err(cfg_err("portal_url", format!("{p:?} is not an absolute https:// URL without query")));
-            }
-        }
+        let listen = check_addresses(&config)?;
         if !matches!(config.log_format.as_str(), "human" | "json") {
             return Err(cfg_err("log_format", format!("{:?} is neither human nor json", config.log_format)));
         }
@@ -578,6 +568,41 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
     Ok(url.to_owned())
 }
 
+fn set_addresses(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
+    if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
+        c.public_base_url = v;
+    }
+    if let Some(v) = env("QCERT_PORTAL_URL") {
+        c.portal_url = Some(v);
+    }
+    if let Some(v) = env("QCERT_LISTEN") {
+        c.listen = v;
+    }
+}
+
+/// `QCERT_PUBLIC_BASE_URL`, `QCERT_PORTAL_URL` and `QCERT_LISTEN` applied to
+/// `c` and checked: what `qcert init` writes into a new `qcert.toml`.
+pub fn apply_addresses(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    set_addresses(c, env);
+    check_addresses(c).map(|_| ())
+}
+
+fn check_addresses(config: &Config) -> Result<SocketAddr, ConfigError> {
+    let listen = config
+        .listen
+        .parse()
+        .map_err(|e| cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen)))?;
+    qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
+    if let Some(p) = &config.portal_url {
+        let ok = url::Url::parse(p)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.query().is_none() && u.fragment().is_none());
+        if !ok {
+            return Err(cfg_err("portal_url", format!("{p:?} is not an absolute https:// URL without query")));
+        }
+    }
+    Ok(listen)
+}
+
 /// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
 /// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
 /// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
@@ -588,15 +613,7 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
 /// `QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT`.
 /// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
 fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
-        c.public_base_url = v;
-    }
-    if let Some(v) = env("QCERT_PORTAL_URL") {
-        c.portal_url = Some(v);
-    }
-    if let Some(v) = env("QCERT_LISTEN") {
-        c.listen = v;
-    }
+    set_addresses(c, env);
     if let Some(v) = env("QCERT_POLICIES") {
         c.policies = v.into();
     }

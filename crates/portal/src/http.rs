@@ -91,9 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get).fallback(ocsp_malformed))
         .route("/openapi.json", get(openapi))
         .merge(crate::api::routes())
+        .merge(crate::audit_api::routes())
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
@@ -261,6 +262,31 @@ async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::
         return body_too_large().into_response();
     }
     next.run(request).await
+}
+
+/// Paths no route names: the PKI disclosure statements at the paths the
+/// policy writes into certificates (QcPDS), else 404.
+async fn fallback(State(state): State<AppState>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let Some(doc) = state.ca.policy().pds_documents.iter().find(|d| d.path == uri.path()) else {
+        return not_found().await.into_response();
+    };
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return method_not_allowed().await.into_response();
+    }
+    match tokio::fs::read(&doc.file).await {
+        Ok(body) => {
+            let headers = [
+                (header::CONTENT_TYPE, doc.content_type().to_owned()),
+                (header::CONTENT_LANGUAGE, doc.language.clone()),
+                (header::CACHE_CONTROL, "public, max-age=3600".to_owned()),
+            ];
+            (headers, body).into_response()
+        }
+        Err(e) => {
+            tracing::error!(path = %doc.path, file = %doc.file.display(), error = %e, "PKI disclosure statement unreadable");
+            not_found().await.into_response()
+        }
+    }
 }
 
 pub(crate) async fn not_found() -> Problem {
@@ -568,13 +594,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "qcert_ocsp_cached_answers {}", state.ca.responder().cached_answers());
 
     let now = state.ca.clock().now().unix_timestamp();
-    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL.\n# TYPE qcert_crl_age_seconds gauge");
+    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL (0 while it is dated in the future).\n# TYPE qcert_crl_age_seconds gauge");
     let mut sizes = String::new();
     let mut entries = String::new();
     for (scope, name) in [(CrlScope::Issuing, "issuing"), (CrlScope::Root, "root")] {
         match state.ca.current_crl(scope).await {
             Ok(Some(c)) => {
-                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", now - c.this_update);
+                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", (now - c.this_update).max(0));
                 let _ = writeln!(sizes, "qcert_crl_size_bytes{{crl=\"{name}\"}} {}", c.der.len());
                 let _ = writeln!(entries, "qcert_crl_entries{{crl=\"{name}\"}} {}", c.entries);
             }

@@ -2,6 +2,7 @@
 //! HTTP types and problem documents live here and nowhere else.
 
 pub mod api;
+pub mod audit_api;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -16,7 +16,7 @@ use qcert_ca_core::store::orders::RefundDue;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Acting, ApiJson, RaOfficer};
-use crate::extract::{ApiBytes, ApiPath};
+use crate::extract::{ApiBytes, ApiPath, ApiQuery};
 use crate::http::{ApiError, AppState, Problem};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -174,10 +174,34 @@ async fn authorize(
     Ok(Json(HolderView::from(&state.orders.authorize(&token, &req.code).await?)))
 }
 
-/// `GET /api/v1/orders/{token}/certificate`: PEM.
-async fn certificate(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
-    let der = state.orders.certificate(&token).await?;
-    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], qcert_ca_core::pem("CERTIFICATE", &der)).into_response())
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateQuery {
+    /// One certificate of the order's line; default the newest.
+    serial: Option<String>,
+    /// Append the issuing CA's certificate.
+    #[serde(default)]
+    chain: bool,
+}
+
+/// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true]`: PEM of
+/// the newest certificate of the order (after renewals, the renewed one), or
+/// of a given one; with `chain=true` followed by the issuing CA.
+async fn certificate(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CertificateQuery>,
+) -> Result<Response, ApiError> {
+    let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
+    let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
+    if q.chain {
+        pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+    }
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 /// Header carrying the payment provider's signature: `t=<unix>,v1=<hex>`.
@@ -251,6 +275,11 @@ struct OfficerView {
     surname: String,
     country: String,
     national_id: String,
+    /// To reach the holder for the video call.
+    email: String,
+    phone: Option<String>,
+    /// `id-card` or `passport` (null: not given).
+    document_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paid_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,6 +376,9 @@ fn officer_view(state: &AppState, now: i64, o: &OrderRow) -> OfficerView {
         surname: o.surname.clone(),
         country: o.country.clone(),
         national_id: o.semantics_id.clone(),
+        email: o.email.clone(),
+        phone: o.phone.clone(),
+        document_type: o.document_type.clone(),
         paid_at: o.paid_at.map(rfc3339),
         identity_due_at: o.identity_due_at.map(rfc3339),
         seconds_left: left,

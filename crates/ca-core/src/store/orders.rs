@@ -37,6 +37,10 @@ pub struct OrderRow {
     /// Set by the wrong code that reached the limit; cleared only by an RA officer.
     pub totp_locked_at: Option<i64>,
     pub serial: Option<String>,
+    /// E.164, normalised (migration 0015).
+    pub phone: Option<String>,
+    /// `id-card` or `passport` (migration 0015).
+    pub document_type: Option<String>,
 }
 
 /// A new order's fields.
@@ -55,11 +59,13 @@ pub struct NewOrder<'a> {
     pub document_key: &'a str,
     pub publish: bool,
     pub language: &'a str,
+    pub phone: Option<&'a str>,
+    pub document_type: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
-     csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial";
+     csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial, phone, document_type";
 
 impl Registry {
     /// Insert an order in state `awaiting-payment`. Returns false (and
@@ -67,8 +73,9 @@ impl Registry {
     pub async fn insert_order(&self, o: &NewOrder<'_>, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO orders (id, idempotency_key, request_hash, product, years, given_name, surname, email, \
-             country, semantics_id, document_key, publish, language, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14)",
+             country, semantics_id, document_key, publish, language, state, created_at, updated_at, phone, \
+             document_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14, $15, $16)",
         )
         .bind(o.id)
         .bind(o.idempotency_key)
@@ -84,6 +91,8 @@ impl Registry {
         .bind(i64::from(o.publish))
         .bind(o.language)
         .bind(now)
+        .bind(o.phone)
+        .bind(o.document_type)
         .execute(&self.pool)
         .await;
         match r {
@@ -528,5 +537,7 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
         totp_failed_attempts: r.try_get("totp_failed_attempts")?,
         totp_locked_at: r.try_get("totp_locked_at")?,
         serial: r.try_get("serial")?,
+        phone: r.try_get("phone")?,
+        document_type: r.try_get("document_type")?,
     })
 }
