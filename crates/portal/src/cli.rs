@@ -151,7 +151,8 @@ pub struct IssueArgs {
     /// ISO 3166 two-letter country code.
     #[arg(long)]
     pub country: String,
-    /// National identifier, bare (1234567890123) or ETSI form (PNORO-1234567890123).
+    /// National identifier: bare (a Romanian CNP such as 1900101123457, checked) or the ETSI form
+    /// (PNORO-1900101123457, PASDE-C01X00T47, IDCHU-AB123); see the README.
     #[arg(long)]
     pub id_number: String,
     /// Number of the holder's ID document (identity card or passport); the

@@ -526,7 +526,7 @@ async fn approved_order(
 ) -> reqwest::Result<(String, String)> {
     let form = serde_json::json!({
         "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
-        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123456",
+        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123453",
         "id_document_number": "RX 123456", "language": "en"
     });
     let r = client.post(format!("{base}/api/v1/orders")).header("idempotency-key", key).json(&form).send().await?;
