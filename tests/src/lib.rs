@@ -220,7 +220,8 @@ pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = qcert_portal::http::router(qcert_portal::http::AppState::new(make(&base)));
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        // With the peer address, as `qcert serve` gives it (per-client limits).
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.expect("serve");
     });
     Server { base, task }
 }

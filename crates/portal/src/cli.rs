@@ -302,7 +302,7 @@ async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
     let desk = open_desk(settings).await?;
     let ca = desk.ca().clone();
     let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()))
+    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()).with_form_limits(settings.form_limits()))
 }
 
 /// Who the CLI acts as in the audit log.
@@ -594,7 +594,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let app = http::router(http::AppState::new(orders));
+    let app = http::router(http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     scheduler.abort();
     if let Some(n) = notifier {
