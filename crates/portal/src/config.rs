@@ -693,8 +693,14 @@ mod tests {
             (defaults_text().replace("listen =", "portal_url = \"ftp://x\"\nlisten ="), "portal_url"),
             (defaults_text().replace("token_label = \"qcert\"", "token_label = \"qcert\"\npin = \"1234\""), "hsm.pin"),
             (defaults_text().replace("form_per_email = 5", "form_per_email = 0"), "orders.form_per_email"),
-            (defaults_text().replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 0"), "orders.unpaid_expiry_hours"),
-            (defaults_text().replace("trusted_proxies = []", "trusted_proxies = [\"proxy\"]"), "orders.trusted_proxies"),
+            (
+                defaults_text().replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 0"),
+                "orders.unpaid_expiry_hours",
+            ),
+            (
+                defaults_text().replace("trusted_proxies = []", "trusted_proxies = [\"proxy\"]"),
+                "orders.trusted_proxies",
+            ),
         ];
         for (text, setting) in cases {
             let home = home_with(&text);
