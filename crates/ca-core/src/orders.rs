@@ -350,7 +350,9 @@ impl Orders {
                 return self.replay(first, &fingerprint).await;
             }
         }
-        self.rate(SCOPE_FORM_CLIENT, client.unwrap_or("unknown"), self.limits.per_client).await?;
+        if let Some(client) = client {
+            self.rate(SCOPE_FORM_CLIENT, client, self.limits.per_client).await?;
+        }
         self.rate(SCOPE_FORM_EMAIL, &holder.email.mailbox_key(), self.limits.per_email).await?;
         let id = hex::encode(crate::desk::random_bytes::<16>());
         let new = NewOrder {

@@ -714,6 +714,23 @@ mod tests {
     }
 
     #[test]
+    fn order_form_limits_come_from_the_orders_section() {
+        let text = defaults_text()
+            .replace("form_per_client = 20", "form_per_client = 7")
+            .replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 24")
+            .replace("trusted_proxies = []", "trusted_proxies = [\"10.0.0.1\", \"::1\"]");
+        let s = Settings::load(home_with(&text).path(), &|_| None).unwrap();
+        let l = s.form_limits();
+        assert_eq!((l.per_client.limit, l.per_client.window_secs), (7, 3600));
+        assert_eq!((l.per_email.limit, l.open_unpaid_per_email), (5, 3));
+        assert_eq!(l.unpaid_ttl, time::Duration::hours(24));
+        assert_eq!(s.trusted_proxies().len(), 2);
+        let d = Settings::load(home_with(&defaults_text()).path(), &|_| None).unwrap();
+        assert_eq!(d.form_limits(), qcert_ca_core::orders::FormLimits::default());
+        assert!(d.trusted_proxies().is_empty());
+    }
+
+    #[test]
     fn pin_comes_from_env_or_file_only() {
         use secrecy::ExposeSecret;
         let home = home_with(&defaults_text());
