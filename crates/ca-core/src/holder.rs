@@ -43,7 +43,7 @@ fn clean_name(field: &'static str, raw: &str, max: usize) -> Result<String, CaEr
             "may hold only letters, combining marks, spaces, hyphens, apostrophes and periods",
         ));
     }
-    if !s.chars().next().is_some_and(|c| c.general_category_group() == GeneralCategoryGroup::Letter) {
+    if s.chars().next().is_none_or(|c| c.general_category_group() != GeneralCategoryGroup::Letter) {
         return Err(CaError::field(field, "must begin with a letter"));
     }
     if s.contains("  ") {
