@@ -648,6 +648,7 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)] // test code: a panic is the failure report
     use super::*;
 
     fn home_with(toml_text: &str) -> tempfile::TempDir {
