@@ -56,7 +56,7 @@ async fn world(db: &TestDb) -> World {
 fn form(product: &str, email: &str, doc: &str) -> Value {
     json!({
         "product": product, "years": 1, "given_name": "Ioana", "surname": "Popescu", "email": email,
-        "country": "RO", "national_id": "2850101123456", "id_document_number": doc, "publish": false, "language": "ro"
+        "country": "RO", "national_id": "2850101123453", "id_document_number": doc, "publish": false, "language": "ro"
     })
 }
 
@@ -461,7 +461,7 @@ async fn bad_input_leaves_orders_unchanged(db: &TestDb) {
     let issued =
         w.ca.issue(
             "qcp-n-qscd",
-            &qcert_ca_core::Holder::parse("X", "Y", "x@example.ro", "RO", "1234567890123").unwrap(),
+            &qcert_ca_core::Holder::parse("X", "Y", "x@example.ro", "RO", "1900101123457").unwrap(),
             qcert_ca_core::ValidityYears::new(1).unwrap(),
             qcert_ca_core::KeySource::Csr(csr_pem(w.dir.path(), "certified")),
         )

@@ -43,7 +43,7 @@ struct Holding {
 
 async fn issue(desk: &qcert_ca_core::desk::RevocationDesk, dir: &Path, n: u32) -> Holding {
     let (key, csr) = key_and_csr(dir, &format!("h{n}"));
-    let holder = Holder::parse("Ana", "Pop", &format!("ana{n}@example.ro"), "RO", &format!("285010112345{n}")).unwrap();
+    let holder = Holder::parse("Ana", "Pop", &format!("ana{n}@example.ro"), "RO", &cnp(n)).unwrap();
     let doc = DocumentNumber::parse(&format!("RX12345{n}")).unwrap();
     let (issued, _) = desk
         .issue("qcp-n-qscd", &holder, ValidityYears::new(1).unwrap(), KeySource::Csr(std::fs::read(csr).unwrap()), &doc)
@@ -252,7 +252,7 @@ async fn cloud_renewal_by_authorization_code(db: &TestDb) {
     let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
     let form: OrderForm = serde_json::from_value(json!({
         "product": "CLOUD", "years": 1, "given_name": "Mihai", "surname": "Ionescu", "email": "mihai@example.ro",
-        "country": "RO", "national_id": "1850101123456", "id_document_number": "SX100200"
+        "country": "RO", "national_id": "1850101123451", "id_document_number": "SX100200"
     }))
     .unwrap();
     let created = orders.create(&form, None).await.unwrap();

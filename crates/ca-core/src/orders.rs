@@ -75,6 +75,42 @@ impl Default for CodeLimits {
     }
 }
 
+/// Rate-limit scope of order forms per client address.
+pub const SCOPE_FORM_CLIENT: &str = "order-form-client";
+/// Rate-limit scope of order forms per email mailbox.
+pub const SCOPE_FORM_EMAIL: &str = "order-form-email";
+
+/// Unpaid orders deleted per statement, and statements per notifier tick.
+const EXPIRY_BATCH: i64 = 500;
+const EXPIRY_BATCHES_PER_TICK: u32 = 20;
+
+/// Limits of the public order form (DOMAIN.md "Order"; issue 11): it mails
+/// whatever address it is given, so what one client or one address can
+/// make it do is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormLimits {
+    /// New orders one client address may place (IPv6: per /64).
+    pub per_client: Window,
+    /// New orders for one mailbox (lower case, `+tag` removed).
+    pub per_email: Window,
+    /// Unpaid orders one email address may have open at once.
+    pub open_unpaid_per_email: u32,
+    /// An order not paid within this long expires: its link and payment
+    /// stop working and the notifier deletes it.
+    pub unpaid_ttl: time::Duration,
+}
+
+impl Default for FormLimits {
+    fn default() -> Self {
+        FormLimits {
+            per_client: Window { limit: 20, window_secs: 3600 },
+            per_email: Window { limit: 5, window_secs: 86_400 },
+            open_unpaid_per_email: 3,
+            unpaid_ttl: time::Duration::hours(72),
+        }
+    }
+}
+
 /// The authenticator of a CLOUD order as an RA officer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatorState {
@@ -225,6 +261,7 @@ pub struct Orders {
     notices: Arc<dyn Notices>,
     base: String,
     limits: CodeLimits,
+    form_limits: FormLimits,
 }
 
 impl Orders {
@@ -250,7 +287,23 @@ impl Orders {
             notices,
             base: base.trim_end_matches('/').to_owned(),
             limits: CodeLimits::default(),
+            form_limits: FormLimits::default(),
         }
+    }
+
+    /// The same workflow with other order-form limits.
+    pub fn with_form_limits(mut self, limits: FormLimits) -> Orders {
+        self.form_limits = limits;
+        self
+    }
+
+    pub fn form_limits(&self) -> FormLimits {
+        self.form_limits
+    }
+
+    /// An order still unpaid after the configured time has expired.
+    fn expired(&self, row: &OrderRow, now: i64) -> bool {
+        row.state == "awaiting-payment" && row.created_at <= now - self.form_limits.unpaid_ttl.whole_seconds()
     }
 
     /// Other limits on authorization codes than [`CodeLimits::default`].
@@ -318,12 +371,35 @@ impl Orders {
         if !self.desk.lookup_key().verify_tag(LINK_DOMAIN, id, &given)? {
             return Err(not_found());
         }
-        self.ca().registry().order(id).await?.ok_or_else(not_found)
+        let row = self.ca().registry().order(id).await?.ok_or_else(not_found)?;
+        if self.expired(&row, self.now().unix_timestamp()) {
+            return Err(not_found());
+        }
+        Ok(row)
     }
 
     /// Take an order. With an Idempotency-Key, repeating the request returns
     /// the first order; the same key with a different form is refused.
+    ///
+    /// Without a client address (in-process callers) only the per-email
+    /// limits apply; the HTTP form uses [`Orders::create_from`].
     pub async fn create(&self, form: &OrderForm, idempotency_key: Option<&str>) -> Result<Created, CaError> {
+        self.create_from(None, form, idempotency_key).await
+    }
+
+    /// Take an order sent by `client` (its address, as the rate-limit key).
+    /// After validation: a repeated Idempotency-Key with the same form
+    /// returns the first order, counting nothing; otherwise the order counts
+    /// against the client's and the mailbox's windows, and is refused if
+    /// the address would have more open unpaid orders than allowed (the
+    /// order is inserted, then counted, then removed if over: concurrent
+    /// forms never exceed the cap).
+    pub async fn create_from(
+        &self,
+        client: Option<&str>,
+        form: &OrderForm,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, CaError> {
         if let Some(k) = idempotency_key {
             if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(CaError::field("Idempotency-Key", "1 to 128 printable ASCII characters"));
@@ -375,6 +451,16 @@ impl Orders {
             }
             hex::encode(h.finalize())
         };
+        let registry = self.ca().registry();
+        if let Some(key) = idempotency_key {
+            if let Some(first) = registry.order_by_idempotency_key(key).await? {
+                return self.replay(first, &fingerprint).await;
+            }
+        }
+        if let Some(client) = client {
+            self.rate_limit(SCOPE_FORM_CLIENT, client, self.form_limits.per_client).await?;
+        }
+        self.rate_limit(SCOPE_FORM_EMAIL, &holder.email.mailbox_key(), self.form_limits.per_email).await?;
         let id = hex::encode(crate::desk::random_bytes::<16>());
         let new = NewOrder {
             id: &id,
@@ -393,21 +479,25 @@ impl Orders {
             phone: phone.as_deref(),
             document_type,
         };
-        let registry = self.ca().registry();
-        if !registry.insert_order(&new, self.now().unix_timestamp()).await? {
-            // The key was used before: same form -> the same order.
+        let now = self.now().unix_timestamp();
+        if !registry.insert_order(&new, now).await? {
+            // The key was taken meanwhile: same form -> the same order.
             let key = idempotency_key.unwrap_or_default();
             let first = registry
                 .order_by_idempotency_key(key)
                 .await?
                 .ok_or_else(|| CaError::Internal("idempotency key taken but no order".into()))?;
-            if first.request_hash != fingerprint {
-                return Err(CaError::Conflict(
-                    "this Idempotency-Key was used for a different order; use a new key for a new order".into(),
-                ));
-            }
-            let link = self.link_token(&first.id)?;
-            return Ok(Created { order: first, link, replayed: true });
+            return self.replay(first, &fingerprint).await;
+        }
+        let since = now - self.form_limits.unpaid_ttl.whole_seconds();
+        let open = registry.open_unpaid_orders(holder.email.as_str(), since).await?;
+        if open > i64::from(self.form_limits.open_unpaid_per_email) {
+            registry.delete_unpaid_order(&id).await?;
+            return Err(CaError::Conflict(format!(
+                "this email address already has {} unpaid orders open: pay one of them (the links were mailed) \
+                 or wait until they expire",
+                self.form_limits.open_unpaid_per_email
+            )));
         }
         let row = registry.order(&id).await?.ok_or_else(|| CaError::Internal("order vanished".into()))?;
         self.audit(
@@ -428,6 +518,54 @@ impl Orders {
         .await;
         let link = self.link_token(&id)?;
         Ok(Created { order: row, link, replayed: false })
+    }
+
+    /// A repeated Idempotency-Key: the first order if the form is the same.
+    async fn replay(&self, first: OrderRow, fingerprint: &str) -> Result<Created, CaError> {
+        if first.request_hash != fingerprint {
+            return Err(CaError::Conflict(
+                "this Idempotency-Key was used for a different order; use a new key for a new order".into(),
+            ));
+        }
+        if self.expired(&first, self.now().unix_timestamp()) {
+            return Err(CaError::Conflict(
+                "the order of this Idempotency-Key expired unpaid; use a new key for a new order".into(),
+            ));
+        }
+        let link = self.link_token(&first.id)?;
+        Ok(Created { order: first, link, replayed: true })
+    }
+
+    /// Delete orders left unpaid past [`FormLimits::unpaid_ttl`], in
+    /// batches (at most 10,000 a call; the notifier calls this every tick),
+    /// and the order form's rate-limit events older than their windows.
+    /// One audit entry gives the count. Returns how many orders went.
+    pub async fn expire_unpaid(&self, now: OffsetDateTime) -> Result<u64, CaError> {
+        let registry = self.ca().registry();
+        let now = now.unix_timestamp();
+        let before = now - self.form_limits.unpaid_ttl.whole_seconds();
+        let mut deleted = 0;
+        for _ in 0..EXPIRY_BATCHES_PER_TICK {
+            let n = registry.delete_expired_unpaid_orders(before, EXPIRY_BATCH).await?;
+            deleted += n;
+            if n < EXPIRY_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+        registry.purge_rate_events(SCOPE_FORM_CLIENT, now - self.form_limits.per_client.window_secs).await?;
+        registry.purge_rate_events(SCOPE_FORM_EMAIL, now - self.form_limits.per_email.window_secs).await?;
+        if deleted > 0 {
+            let hours = self.form_limits.unpaid_ttl.whole_hours();
+            let e = Event {
+                actor: "notifier",
+                action: "order.expire",
+                subject: "orders",
+                outcome: Outcome::Success,
+                detail: format!("deleted={deleted} unpaid after {hours} h"),
+            };
+            audit::record(registry, now, &e).await;
+        }
+        Ok(deleted)
     }
 
     /// The payment provider's webhook: `signature` is its signature header.
@@ -459,7 +597,11 @@ impl Orders {
                 ))
             }
         };
-        let row = registry.order(&order_id).await?.ok_or_else(|| CaError::NotFound("no such order".into()))?;
+        let row = registry
+            .order(&order_id)
+            .await?
+            .filter(|r| !self.expired(r, now.unix_timestamp()))
+            .ok_or_else(|| CaError::NotFound("no such order (unpaid orders expire and are deleted)".into()))?;
         let due = (now + IDENTITY_PROMISE).unix_timestamp();
         let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
         let recorded =
@@ -672,7 +814,7 @@ impl Orders {
         if row.totp_sealed.is_none() {
             return Err(CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()));
         }
-        self.code_rate_limit("order-code", &row.id, self.limits.per_order).await?;
+        self.rate_limit("order-code", &row.id, self.limits.per_order).await?;
         self.check_code(&row, code, "holder").await?;
         if row.state == "approved" {
             self.try_issue(&row.id, Some(KeySource::Hsm)).await?;
@@ -680,8 +822,9 @@ impl Orders {
         self.reload(&row.id).await
     }
 
-    /// Count one authorization code against `value` in `scope` (429 over the limit).
-    pub(crate) async fn code_rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
+    /// Count one event (an order form, an authorization code) against
+    /// `value` in `scope` (429 over the limit).
+    pub(crate) async fn rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
         match self.ca().registry().rate_hit(scope, value, window, self.now().unix_timestamp()).await? {
             RateDecision::Allowed => Ok(()),
             RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),

@@ -1,5 +1,6 @@
 //! The notifier's tick (DOMAIN.md "Renewal"): renewal reminders 45 and 15
-//! days before notAfter, and issuance of paid renewals 3 days before.
+//! days before notAfter, and issuance of paid renewals 3 days before;
+//! unpaid orders past their expiry are deleted.
 //!
 //! Exactly once, also with several notifier processes and across crashes:
 //! a reminder's outbox row (unique dedupe key `reminder-45:<serial>` /
@@ -42,6 +43,8 @@ pub struct TickReport {
     pub renewals: RenewalReport,
     /// Order issuances a crash had interrupted, completed.
     pub orders_recovered: u32,
+    /// Orders left unpaid past `orders.unpaid_expiry_hours`, deleted.
+    pub orders_expired: u64,
 }
 
 /// Errors of a tick.
@@ -73,6 +76,7 @@ impl Notifier {
         self.reminders(now, &[0, STAGE_45_DONE], SECOND_REMINDER, &mut report).await?;
         self.reminders(now, &[0], FIRST_REMINDER, &mut report).await?;
         report.orders_recovered = self.orders.recover_stalled(now).await?;
+        report.orders_expired = self.orders.expire_unpaid(now).await?;
         loop {
             let r = self.orders.issue_due_renewals(now, PAGE).await?;
             let done = r.issued + r.cancelled + r.failed;

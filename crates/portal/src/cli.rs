@@ -151,7 +151,8 @@ pub struct IssueArgs {
     /// ISO 3166 two-letter country code.
     #[arg(long)]
     pub country: String,
-    /// National identifier, bare (1234567890123) or ETSI form (PNORO-1234567890123).
+    /// National identifier: bare (a Romanian CNP such as 1900101123457, checked) or the ETSI form
+    /// (PNORO-1900101123457, PASDE-C01X00T47, IDCHU-AB123); see the README.
     #[arg(long)]
     pub id_number: String,
     /// Number of the holder's ID document (identity card or passport); the
@@ -304,7 +305,9 @@ async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
     let desk = open_desk(settings).await?;
     let ca = desk.ca().clone();
     let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()).with_code_limits(settings.code_limits()))
+    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url())
+        .with_code_limits(settings.code_limits())
+        .with_form_limits(settings.form_limits()))
 }
 
 /// Who the CLI acts as in the audit log.
@@ -596,7 +599,7 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let app = http::router(http::AppState::new(orders));
+    let app = http::router(http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()));
     let h = &settings.config.http;
     let limits = crate::server::Limits {
         header_timeout: Duration::from_secs(h.header_timeout_secs),

@@ -108,11 +108,26 @@ pub struct OrdersSection {
     pub codes_per_order: u32,
     pub codes_per_certificate: u32,
     pub code_window_secs: u32,
+    /// Order forms one client address may send (IPv6: per /64) per
+    /// `form_per_client_window_secs`.
+    pub form_per_client: u32,
+    pub form_per_client_window_secs: i64,
+    /// Order forms for one mailbox per `form_per_email_window_secs`.
+    pub form_per_email: u32,
+    pub form_per_email_window_secs: i64,
+    /// Unpaid orders one email address may have open at once.
+    pub open_unpaid_per_email: u32,
+    /// Hours after which an unpaid order expires (the notifier deletes it).
+    pub unpaid_expiry_hours: u32,
+    /// Reverse proxies (IP addresses) whose X-Forwarded-For names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for OrdersSection {
     fn default() -> Self {
         let d = qcert_ca_core::orders::CodeLimits::default();
+        let l = qcert_ca_core::orders::FormLimits::default();
         OrdersSection {
             vault_key_file: "secrets/vault-key".into(),
             payment_webhook_key_file: "secrets/payment-webhook-key".into(),
@@ -120,6 +135,13 @@ impl Default for OrdersSection {
             codes_per_order: d.per_order.limit,
             codes_per_certificate: d.per_certificate.limit,
             code_window_secs: u32::try_from(d.per_order.window_secs).unwrap_or(900),
+            form_per_client: l.per_client.limit,
+            form_per_client_window_secs: l.per_client.window_secs,
+            form_per_email: l.per_email.limit,
+            form_per_email_window_secs: l.per_email.window_secs,
+            open_unpaid_per_email: l.open_unpaid_per_email,
+            unpaid_expiry_hours: u32::try_from(l.unpaid_ttl.whole_hours()).unwrap_or(72),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -358,6 +380,7 @@ impl Settings {
             }
         }
         check_http(&config.http)?;
+        check_orders(&config.orders)?;
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
@@ -366,6 +389,23 @@ impl Settings {
     /// Base of the links in holders' mails.
     pub fn portal_url(&self) -> &str {
         self.config.portal_url.as_deref().unwrap_or(&self.config.public_base_url)
+    }
+
+    /// The order form's limits (`[orders]`).
+    pub fn form_limits(&self) -> qcert_ca_core::orders::FormLimits {
+        use qcert_ca_core::store::limits::Window;
+        let o = &self.config.orders;
+        qcert_ca_core::orders::FormLimits {
+            per_client: Window { limit: o.form_per_client, window_secs: o.form_per_client_window_secs },
+            per_email: Window { limit: o.form_per_email, window_secs: o.form_per_email_window_secs },
+            open_unpaid_per_email: o.open_unpaid_per_email,
+            unpaid_ttl: time::Duration::hours(i64::from(o.unpaid_expiry_hours)),
+        }
+    }
+
+    /// `orders.trusted_proxies`, parsed (checked when the settings load).
+    pub fn trusted_proxies(&self) -> Vec<std::net::IpAddr> {
+        self.config.orders.trusted_proxies.iter().filter_map(|p| p.trim().parse().ok()).collect()
     }
 
     /// The document key file, resolved against the home.
@@ -552,6 +592,27 @@ fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSect
     }
 }
 
+fn check_orders(o: &OrdersSection) -> Result<(), ConfigError> {
+    for (setting, n) in [
+        ("orders.form_per_client", i64::from(o.form_per_client)),
+        ("orders.form_per_client_window_secs", o.form_per_client_window_secs),
+        ("orders.form_per_email", i64::from(o.form_per_email)),
+        ("orders.form_per_email_window_secs", o.form_per_email_window_secs),
+        ("orders.open_unpaid_per_email", i64::from(o.open_unpaid_per_email)),
+    ] {
+        if n <= 0 {
+            return Err(cfg_err(setting, "must be a positive number"));
+        }
+    }
+    if !(1..=24 * 365).contains(&o.unpaid_expiry_hours) {
+        return Err(cfg_err("orders.unpaid_expiry_hours", "must be 1 to 8760 hours"));
+    }
+    if o.trusted_proxies.iter().any(|p| p.trim().parse::<std::net::IpAddr>().is_err()) {
+        return Err(cfg_err("orders.trusted_proxies", "each entry must be an IP address such as 127.0.0.1 or ::1"));
+    }
+    Ok(())
+}
+
 fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
     qcert_ca_core::Backend::from_url(url).map_err(|e| cfg_err("database.url", e.to_string()))?;
     if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -718,6 +779,7 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)] // test code: a panic is the failure report
     use super::*;
 
     fn home_with(toml_text: &str) -> tempfile::TempDir {
@@ -762,6 +824,15 @@ mod tests {
             (defaults_text().replace("http://127.0.0.1:8080", "not a url"), "public_base_url"),
             (defaults_text().replace("listen =", "portal_url = \"ftp://x\"\nlisten ="), "portal_url"),
             (defaults_text().replace("token_label = \"qcert\"", "token_label = \"qcert\"\npin = \"1234\""), "hsm.pin"),
+            (defaults_text().replace("form_per_email = 5", "form_per_email = 0"), "orders.form_per_email"),
+            (
+                defaults_text().replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 0"),
+                "orders.unpaid_expiry_hours",
+            ),
+            (
+                defaults_text().replace("trusted_proxies = []", "trusted_proxies = [\"proxy\"]"),
+                "orders.trusted_proxies",
+            ),
         ];
         for (text, setting) in cases {
             let home = home_with(&text);
@@ -788,6 +859,23 @@ mod tests {
         assert_eq!((l.per_order.window_secs, l.per_certificate.window_secs), (900, 900));
         let home = home_with(&text.replace("code_window_secs = 900", "code_window_secs = 0"));
         assert_eq!(Settings::load(home.path(), &|_| None).unwrap_err().setting, "orders.code_window_secs");
+    }
+
+    #[test]
+    fn order_form_limits_come_from_the_orders_section() {
+        let text = defaults_text()
+            .replace("form_per_client = 20", "form_per_client = 7")
+            .replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 24")
+            .replace("trusted_proxies = []", "trusted_proxies = [\"10.0.0.1\", \"::1\"]");
+        let s = Settings::load(home_with(&text).path(), &|_| None).unwrap();
+        let l = s.form_limits();
+        assert_eq!((l.per_client.limit, l.per_client.window_secs), (7, 3600));
+        assert_eq!((l.per_email.limit, l.open_unpaid_per_email), (5, 3));
+        assert_eq!(l.unpaid_ttl, time::Duration::hours(24));
+        assert_eq!(s.trusted_proxies().len(), 2);
+        let d = Settings::load(home_with(&defaults_text()).path(), &|_| None).unwrap();
+        assert_eq!(d.form_limits(), qcert_ca_core::orders::FormLimits::default());
+        assert!(d.trusted_proxies().is_empty());
     }
 
     #[test]

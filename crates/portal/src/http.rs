@@ -28,6 +28,8 @@ pub struct AppState {
     pub orders: Orders,
     pub operators: Operators,
     metrics: Arc<Metrics>,
+    /// Peers whose X-Forwarded-For names the client (`orders.trusted_proxies`).
+    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl AppState {
@@ -35,7 +37,24 @@ impl AppState {
         let desk = orders.desk().clone();
         let ca = desk.ca().clone();
         let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
-        AppState { ca, desk, orders, operators, metrics: Arc::new(Metrics::default()) }
+        AppState {
+            ca,
+            desk,
+            orders,
+            operators,
+            metrics: Arc::new(Metrics::default()),
+            trusted_proxies: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Trust X-Forwarded-For from these peers (reverse proxies) only.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> AppState {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.trusted_proxies
     }
 }
 

@@ -2,7 +2,10 @@
 //! payment provider's webhook, the RA officer's identity queue, and the
 //! one-time secret delivery.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -103,8 +106,66 @@ struct CreatedView {
     order: HolderView,
 }
 
-/// `POST /api/v1/orders` with an optional `Idempotency-Key` header.
-async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form): ApiJson<OrderForm>) -> Response {
+/// The TCP peer of a request, when the server was started with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The client's address as a rate-limit key: the peer, or, from a trusted
+/// proxy, the right-most X-Forwarded-For entry that is not itself a
+/// trusted proxy. IPv6 addresses count per /64 (one subscriber's prefix);
+/// IPv4-mapped IPv6 as IPv4. Without a peer (a server started without
+/// connect info) every client shares one key, which still bounds the form.
+pub(crate) fn client_key(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> String {
+    let Some(mut ip) = peer.map(|p| p.ip()) else { return "unknown".into() };
+    if trusted.contains(&ip) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(h) if trusted.contains(&h) => continue,
+                Ok(h) => {
+                    ip = h;
+                    break;
+                }
+                // A hop we cannot read: the proxy's own view ends here.
+                Err(_) => break,
+            }
+        }
+    }
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+    }
+}
+
+/// `POST /api/v1/orders` with an optional `Idempotency-Key` header,
+/// rate-limited per client address and per email (429 with Retry-After).
+async fn create(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    ApiJson(form): ApiJson<OrderForm>,
+) -> Response {
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) => Some(k.to_owned()),
@@ -112,7 +173,8 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
             return ApiError(qcert_ca_core::CaError::field("Idempotency-Key", "printable ASCII")).into_response()
         }
     };
-    match state.orders.create(&form, key.as_deref()).await {
+    let client = client_key(peer, &headers, state.trusted_proxies());
+    match state.orders.create_from(Some(&client), &form, key.as_deref()).await {
         Ok(created) => {
             let order_url = match state.orders.order_url(&created.order.id) {
                 Ok(u) => u,
@@ -505,4 +567,32 @@ async fn reset_authenticator(
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.reset_authenticator(&op, &id, &document).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_keys_trust_forwarded_for_only_from_proxies() {
+        let peer = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let proxy: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let xff = headers(&["198.51.100.7, 203.0.113.9", "10.0.0.2"]);
+        assert_eq!(client_key(peer("192.0.2.1:5000"), &xff, &proxy), "192.0.2.1", "not a proxy: the peer");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &xff, &proxy), "203.0.113.9", "right-most untrusted hop");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &headers(&[]), &proxy), "10.0.0.1");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &headers(&["junk"]), &proxy), "10.0.0.1");
+        assert_eq!(client_key(peer("[2001:db8:1:2:3:4:5:6]:443"), &xff, &[]), "2001:db8:1:2::/64");
+        assert_eq!(client_key(peer("[::ffff:192.0.2.5]:443"), &xff, &[]), "192.0.2.5");
+        assert_eq!(client_key(None, &xff, &proxy), "unknown");
+    }
 }

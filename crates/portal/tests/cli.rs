@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)] // test code: a panic is the failure report
 //! The `qcert` binary end to end: the embedded home, the key ceremony, issuance,
 //! refusals, and the HTTP server on port 0.
 
@@ -73,12 +73,30 @@ fn init_issue_and_refusals_on_the_embedded_home() {
         ("--email", "nobody", "email"),
         ("--surname", " ", "surname"),
         ("--country", "Romania", "country"),
+        // Multi-byte and odd input in every holder field: a clear refusal
+        // naming the field, never a panic, never the value echoed.
+        ("--id-number", "a\u{20ac}b-123", "id-number"),
+        ("--id-number", "PNORO-1900101123450", "check digit"),
+        ("--id-number", "PNOXX-12345678", "id-number"),
+        ("--id-number", "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}", "id-number"),
+        ("--country", "XX", "country"),
+        ("--country", "R\u{20ac}", "country"),
+        ("--given-name", "Ana\u{202e}lirpA", "given name"),
+        ("--given-name", "An\u{200b}a", "given name"),
+        ("--surname", "Pop\u{1f600}", "surname"),
+        ("--surname", "Po\u{7}p", "surname"),
+        ("--email", "ana\u{20ac}@example.ro", "email"),
+        ("--id-document", "RX\u{20ac}123456", "ID document number"),
     ] {
         let mut args = issue_args(&csr, &rejected);
         let at = args.iter().position(|a| a == flag).expect("flag present");
         args[at + 1] = value.into();
         let (out, text) = output(qcert(&home).args(args));
-        assert!(!out.status.success() && text.contains(expect), "{flag} {value}: {text}");
+        assert_eq!(out.status.code(), Some(1), "{flag} {value:?}: a refusal, not a crash: {text}");
+        assert!(text.contains(expect) && !text.contains("panicked"), "{flag} {value:?}: {text}");
+        if value.chars().count() > 3 {
+            assert!(!text.contains(value), "{flag}: the value is not echoed: {text}");
+        }
     }
     let mut args = issue_args(&csr, &rejected);
     args.extend(["--profile".into(), "qcp-unknown".into()]);
@@ -526,7 +544,7 @@ async fn approved_order(
 ) -> reqwest::Result<(String, String)> {
     let form = serde_json::json!({
         "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
-        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123456",
+        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123453",
         "id_document_number": "RX 123456", "language": "en"
     });
     let r = client.post(format!("{base}/api/v1/orders")).header("idempotency-key", key).json(&form).send().await?;

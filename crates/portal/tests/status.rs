@@ -52,7 +52,7 @@ impl Files {
 }
 
 fn holder() -> Holder {
-    Holder::parse("Elena", "Marin", "elena.marin@example.ro", "RO", "2850101123456").expect("holder")
+    Holder::parse("Elena", "Marin", "elena.marin@example.ro", "RO", "2850101123453").expect("holder")
 }
 
 async fn issue(ca: &Ca) -> qcert_ca_core::Issued {

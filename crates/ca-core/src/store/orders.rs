@@ -456,6 +456,46 @@ impl Registry {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
+    /// Unpaid orders for `email` (compared in lower case) created after `since`.
+    pub async fn open_unpaid_orders(&self, email: &str, since: i64) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM orders WHERE lower(email) = lower($1) AND state = 'awaiting-payment' \
+             AND created_at > $2",
+        )
+        .bind(email)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Delete order `id` if it is still unpaid (an order refused after its
+    /// insertion, e.g. over the cap of open unpaid orders). True if deleted.
+    pub async fn delete_unpaid_order(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM orders WHERE id = $1 AND state = 'awaiting-payment'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Delete at most `limit` orders still unpaid that were created before
+    /// `created_before`, oldest first (index `orders_unpaid`); an order
+    /// with a recorded payment event is kept. Returns how many.
+    pub async fn delete_expired_unpaid_orders(&self, created_before: i64, limit: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM orders WHERE id IN (SELECT o.id FROM orders o WHERE o.state = 'awaiting-payment' \
+             AND o.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM payment_events e WHERE e.order_id = o.id) \
+             ORDER BY o.created_at LIMIT $2)",
+        )
+        .bind(created_before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Orders waiting for an RA officer, oldest promise first.
     pub async fn identity_queue(&self, limit: i64) -> Result<Vec<OrderRow>, StoreError> {
         let rows = sqlx::query(&format!(

@@ -51,7 +51,7 @@ pub fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
         "--country",
         "RO",
         "--id-number",
-        "PNORO-1234567890123",
+        "PNORO-1900101123457",
         "--id-document",
         "RX 123456",
         "--years",
