@@ -205,8 +205,18 @@ pub struct Server {
 /// `webhook` (32 bytes), mail into the registry's outbox, links under `base`.
 pub fn new_orders(desk: &RevocationDesk, webhook: [u8; 32], base: &str) -> Orders {
     let ca = desk.ca();
-    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Orders::new(desk.clone(), Vault::random(), WebhookKey::from_bytes(webhook), notices, base)
+    let vault = test_vault();
+    let notices =
+        Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+    Orders::new(desk.clone(), vault, WebhookKey::from_bytes(webhook), notices, base)
+}
+
+/// The vault of this test process (random, made once): orders, outbox
+/// notices and dispatchers built by these helpers share it, as one
+/// `orders.vault_key_file` is shared in production.
+pub fn test_vault() -> Arc<Vault> {
+    static VAULT: OnceLock<Arc<Vault>> = OnceLock::new();
+    VAULT.get_or_init(|| Arc::new(Vault::random())).clone()
 }
 
 /// Serve the API of `desk` (orders with throwaway keys).
@@ -383,4 +393,14 @@ pub fn totp(secret: &[u8], at: time::OffsetDateTime) -> String {
     let off = (h[19] & 0x0f) as usize;
     let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
     format!("{:06}", bin % 1_000_000)
+}
+
+/// Run one SQL statement on `db` behind the registry's back (tests that
+/// tamper with stored rows, as an attacker with database access would).
+pub async fn execute_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect to the test database");
+    sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.expect("close");
 }

@@ -141,12 +141,12 @@ impl Orders {
     /// `base` is the public address holders reach (links in emails).
     pub fn new(
         desk: RevocationDesk,
-        vault: Vault,
+        vault: impl Into<Arc<Vault>>,
         webhook: WebhookKey,
         notices: Arc<dyn Notices>,
         base: &str,
     ) -> Orders {
-        let vault = Arc::new(vault);
+        let vault = vault.into();
         let ca = desk.ca();
         let deliveries =
             Deliveries::new(ca.registry().clone(), vault.clone(), ca.clock().clone()).with_cost(desk.argon2_params());
@@ -170,6 +170,11 @@ impl Orders {
 
     pub fn deliveries(&self) -> &Deliveries {
         &self.deliveries
+    }
+
+    /// The vault order secrets (and the notifier's mail bodies) are sealed with.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     fn now(&self) -> OffsetDateTime {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use qcert_ca_core::holder::Email;
 use qcert_ca_core::notice::{Notice, NoticeFuture, NoticeKind, Notices};
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::{CaError, Clock, Registry};
 
 use crate::outbox::{Enqueued, NewMail, Outbox};
@@ -20,12 +21,14 @@ use crate::MailError;
 #[derive(Debug, Clone)]
 pub struct OutboxNotices {
     registry: Registry,
+    vault: Arc<Vault>,
     clock: Arc<dyn Clock>,
 }
 
 impl OutboxNotices {
-    pub fn new(registry: Registry, clock: Arc<dyn Clock>) -> OutboxNotices {
-        OutboxNotices { registry, clock }
+    /// Bodies are sealed with `vault` (the dispatcher needs the same one).
+    pub fn new(registry: Registry, vault: Arc<Vault>, clock: Arc<dyn Clock>) -> OutboxNotices {
+        OutboxNotices { registry, vault, clock }
     }
 
     /// The template a notice kind is written with.
@@ -58,7 +61,7 @@ impl OutboxNotices {
     pub async fn enqueue(&self, notice: Notice) -> Result<Enqueued, CaError> {
         let mail = OutboxNotices::mail(notice)?;
         let (key, kind) = (mail.dedupe_key.clone(), mail.kind.clone());
-        let queued = Outbox::enqueue(&self.registry, mail, self.clock.now()).await.map_err(ca_error)?;
+        let queued = Outbox::enqueue(&self.registry, &self.vault, mail, self.clock.now()).await.map_err(ca_error)?;
         tracing::debug!(id = queued.id, dedupe_key = %key, %kind, already_existed = queued.already_existed, "notice queued");
         Ok(queued)
     }

@@ -27,6 +27,13 @@ use crate::MailError;
 /// Certificates handled per query page.
 pub const PAGE: i64 = 2000;
 
+/// Sent mail rows deleted per statement by the purge.
+pub const PURGE_BATCH: i64 = 1000;
+
+/// How long sent mail (metadata only: recipient, kind, subject, times) is
+/// kept by default (`notifier.keep_sent_mail_days`).
+pub const DEFAULT_SENT_MAIL_RETENTION: time::Duration = time::Duration::days(30);
+
 /// Reminder stages (see migration 0008).
 const STAGE_45_DONE: i64 = 1;
 const STAGE_15_DONE: i64 = 2;
@@ -42,6 +49,8 @@ pub struct TickReport {
     pub renewals: RenewalReport,
     /// Order issuances a crash had interrupted, completed.
     pub orders_recovered: u32,
+    /// Sent mail rows deleted after the retention period.
+    pub mails_purged: u64,
 }
 
 /// Errors of a tick.
@@ -59,11 +68,33 @@ pub enum TickError {
 #[derive(Debug, Clone)]
 pub struct Notifier {
     orders: Orders,
+    keep_sent_mail: time::Duration,
 }
 
 impl Notifier {
     pub fn new(orders: Orders) -> Notifier {
-        Notifier { orders }
+        Notifier { orders, keep_sent_mail: DEFAULT_SENT_MAIL_RETENTION }
+    }
+
+    /// Sent mail is deleted once it was sent `keep` ago (at least 0).
+    pub fn with_sent_mail_retention(mut self, keep: time::Duration) -> Notifier {
+        self.keep_sent_mail = keep.max(time::Duration::ZERO);
+        self
+    }
+
+    /// Delete the rows of mail sent at or before `now - retention`, a batch
+    /// at a time.
+    pub async fn purge_sent_mail(&self, now: OffsetDateTime) -> Result<u64, TickError> {
+        let registry = self.orders.ca().registry();
+        let before = (now - self.keep_sent_mail).unix_timestamp();
+        let mut purged = 0;
+        loop {
+            let n = registry.outbox_purge_sent(before, PURGE_BATCH).await.map_err(CaError::from)?;
+            purged += n;
+            if n < u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX) {
+                return Ok(purged);
+            }
+        }
     }
 
     /// One pass at `now`.
@@ -73,6 +104,7 @@ impl Notifier {
         self.reminders(now, &[0, STAGE_45_DONE], SECOND_REMINDER, &mut report).await?;
         self.reminders(now, &[0], FIRST_REMINDER, &mut report).await?;
         report.orders_recovered = self.orders.recover_stalled(now).await?;
+        report.mails_purged = self.purge_sent_mail(now).await?;
         loop {
             let r = self.orders.issue_due_renewals(now, PAGE).await?;
             let done = r.issued + r.cancelled + r.failed;
@@ -140,13 +172,14 @@ impl Notifier {
         .collect();
         let rendered = render(Template::RenewalReminder, language, &vars)?;
         let which = if second { "15" } else { "45" };
+        let dedupe_key = format!("reminder-{which}:{serial}");
         let mail = NewOutboxMail {
-            dedupe_key: format!("reminder-{which}:{serial}"),
             kind: format!("renewal-reminder-{which}"),
             language: language.as_str().to_owned(),
             recipient: to,
+            body_sealed: crate::outbox::seal_body(self.orders.vault(), &dedupe_key, &rendered.body)?,
+            dedupe_key,
             subject: rendered.subject,
-            body_text: rendered.body,
         };
         Ok(ReminderDecision { serial, stage, mail: Some(mail) })
     }

@@ -48,11 +48,14 @@ pub struct NotifierSection {
     pub schedule: String,
     /// Run it inside `qcert serve` (else run `qcert notify` on its own node).
     pub in_serve: bool,
+    /// Days a sent mail's row (recipient, kind, subject, times; the body is
+    /// erased when sent) is kept before the tick deletes it.
+    pub keep_sent_mail_days: u32,
 }
 
 impl Default for NotifierSection {
     fn default() -> Self {
-        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true }
+        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true, keep_sent_mail_days: 30 }
     }
 }
 
@@ -309,6 +312,11 @@ impl Settings {
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
     }
 
+    /// How long sent mail rows are kept (`notifier.keep_sent_mail_days`).
+    pub fn sent_mail_retention(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.config.notifier.keep_sent_mail_days))
+    }
+
     /// Base of the links in holders' mails.
     pub fn portal_url(&self) -> &str {
         self.config.portal_url.as_deref().unwrap_or(&self.config.public_base_url)
@@ -543,6 +551,11 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
             "false" | "0" => false,
             _ => return Err(cfg_err("QCERT_NOTIFIER_IN_SERVE", format!("{v:?} is neither true nor false"))),
         };
+    }
+    if let Some(v) = env("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS") {
+        c.notifier.keep_sent_mail_days = v
+            .parse()
+            .map_err(|_| cfg_err("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS", format!("{v:?} is not a number of days")))?;
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();
