@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use qcert_ca_core::orders::{Orders, RenewalReport, FIRST_REMINDER, SECOND_REMINDER};
+use qcert_ca_core::orders::{Orders, RenewalReport, FIRST_REMINDER, RENEWAL_LEAD, SECOND_REMINDER};
 use qcert_ca_core::store::outbox::NewOutboxMail;
 use qcert_ca_core::store::renewals::{ReminderCandidate, ReminderDecision};
 use qcert_ca_core::{CaError, Clock};
 use time::OffsetDateTime;
 
-use crate::template::{render, Language, Template};
+use crate::template::{long_date, render, Language, Template};
 use crate::MailError;
 
 /// Certificates handled per query page.
@@ -160,17 +160,21 @@ impl Notifier {
             return Ok(ReminderDecision { serial, stage, mail: None });
         };
         let language = Language::parse(&c.language).unwrap_or(Language::En);
-        let not_after = qcert_ca_core::clock::rfc3339(c.not_after);
+        let date = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t).map(|t| long_date(t, language)).unwrap_or_else(|_| t.to_string())
+        };
         let vars: BTreeMap<String, String> = [
             ("given_name", c.given_name.clone().unwrap_or_default()),
             ("serial", serial.clone()),
-            ("not_after", not_after),
+            ("not_after", date(c.not_after)),
+            ("deadline", date(c.not_after - RENEWAL_LEAD.whole_seconds())),
             ("renewal_url", self.orders.renewal_url(&serial)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let rendered = render(Template::RenewalReminder, language, &vars)?;
+        let template = if second { Template::LastRenewalReminder } else { Template::RenewalReminder };
+        let rendered = render(template, language, &vars)?;
         let which = if second { "15" } else { "45" };
         let dedupe_key = format!("reminder-{which}:{serial}");
         let mail = NewOutboxMail {

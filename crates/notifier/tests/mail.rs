@@ -53,6 +53,7 @@ fn reminder(serial: &str, to: &str, language: Language) -> NewMail {
             ("given_name", "Ștefan-Mițică Țăranu"),
             ("serial", serial),
             ("not_after", "2026-09-30"),
+            ("deadline", "2026-09-27"),
             ("renewal_url", "https://pki.qcert-demo.eu/renew"),
         ]),
     }

@@ -299,7 +299,9 @@ async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
     let ca = desk.ca().clone();
     let notices =
         Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
-    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()))
+    Orders::new(desk, vault, webhook, notices, settings.portal_url())
+        .with_payment(settings.payment_settings())
+        .context("setting orders.payment")
 }
 
 /// The vault (`orders.vault_key_file`): order secrets and mail bodies at rest.

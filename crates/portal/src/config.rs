@@ -68,6 +68,9 @@ pub struct OrdersSection {
     pub vault_key_file: PathBuf,
     /// 32-byte HMAC key (64 hex digits) shared with the payment provider.
     pub payment_webhook_key_file: PathBuf,
+    /// Prices and the payment provider's checkout URL (in order mails and
+    /// on the order page).
+    pub payment: PaymentSection,
 }
 
 impl Default for OrdersSection {
@@ -75,6 +78,33 @@ impl Default for OrdersSection {
         OrdersSection {
             vault_key_file: "secrets/vault-key".into(),
             payment_webhook_key_file: "secrets/payment-webhook-key".into(),
+            payment: PaymentSection::default(),
+        }
+    }
+}
+
+/// `[orders.payment]` (ca-core's `PaymentSettings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentSection {
+    /// The checkout URL, with `{order_id}`, `{amount}` (`89.00`),
+    /// `{amount_cents}` and `{currency}` filled in per order.
+    pub url: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Prices in cents for 1, 2 and 3 years.
+    pub token_cents: [u64; 3],
+    pub cloud_cents: [u64; 3],
+}
+
+impl Default for PaymentSection {
+    fn default() -> Self {
+        let d = qcert_ca_core::orders::PaymentSettings::default();
+        PaymentSection {
+            url: d.url_template,
+            currency: d.currency,
+            token_cents: d.token_cents,
+            cloud_cents: d.cloud_cents,
         }
     }
 }
@@ -310,6 +340,17 @@ impl Settings {
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
+    }
+
+    /// Prices and checkout URL for orders.
+    pub fn payment_settings(&self) -> qcert_ca_core::orders::PaymentSettings {
+        let p = &self.config.orders.payment;
+        qcert_ca_core::orders::PaymentSettings {
+            url_template: p.url.clone(),
+            currency: p.currency.clone(),
+            token_cents: p.token_cents,
+            cloud_cents: p.cloud_cents,
+        }
     }
 
     /// How long sent mail rows are kept (`notifier.keep_sent_mail_days`).
@@ -556,6 +597,9 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         c.notifier.keep_sent_mail_days = v
             .parse()
             .map_err(|_| cfg_err("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS", format!("{v:?} is not a number of days")))?;
+    }
+    if let Some(v) = env("QCERT_ORDERS_PAYMENT_URL") {
+        c.orders.payment.url = v;
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();

@@ -12,7 +12,7 @@ use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::delivery::GenerationCode;
 use qcert_ca_core::desk::DocumentNumber;
 use qcert_ca_core::operators::Role;
-use qcert_ca_core::orders::{OrderForm, Payment};
+use qcert_ca_core::orders::{OrderForm, Payment, PaymentSettings};
 use qcert_ca_core::store::orders::OrderRow;
 use serde::{Deserialize, Serialize};
 
@@ -61,11 +61,16 @@ struct HolderView {
     authenticator_enrolled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     serial: Option<String>,
+    /// The price, e.g. `89.00 EUR`.
+    price: String,
+    /// Where to pay, while the order awaits payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_url: Option<String>,
     next_step: &'static str,
 }
 
-impl From<&OrderRow> for HolderView {
-    fn from(o: &OrderRow) -> Self {
+impl HolderView {
+    fn of(payment: &PaymentSettings, o: &OrderRow) -> Self {
         let cloud = o.product == "cloud";
         let next_step = match o.state.as_str() {
             "awaiting-payment" => "pay the order",
@@ -89,8 +94,14 @@ impl From<&OrderRow> for HolderView {
             csr_received: o.csr.is_some(),
             authenticator_enrolled: o.totp_enrolled_at.is_some(),
             serial: o.serial.clone(),
+            price: payment.price_text(&o.product, o.years, "en"),
+            payment_url: (o.state == "awaiting-payment").then(|| payment.url(o)),
             next_step,
         }
+    }
+
+    fn from(state: &AppState, o: &OrderRow) -> Self {
+        HolderView::of(state.orders.payment(), o)
     }
 }
 
@@ -117,7 +128,7 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
                 Err(e) => return ApiError(e).into_response(),
             };
             let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
-            let body = CreatedView { order_url: order_url.clone(), order: HolderView::from(&created.order) };
+            let body = CreatedView { order_url: order_url.clone(), order: HolderView::from(&state, &created.order) };
             let mut resp = no_store((status, Json(body)));
             if let Ok(v) = header::HeaderValue::from_str(&order_url) {
                 resp.headers_mut().insert(header::LOCATION, v);
@@ -129,7 +140,7 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
 }
 
 async fn view(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.by_link(&token).await?)))
+    Ok(Json(HolderView::from(&state, &state.orders.by_link(&token).await?)))
 }
 
 /// `PUT /api/v1/orders/{token}/csr`: the PKCS#10 request, PEM or DER.
@@ -138,11 +149,11 @@ async fn upload_csr(
     Path(token): Path<String>,
     body: Bytes,
 ) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.upload_csr(&token, body.to_vec()).await?)))
+    Ok(Json(HolderView::from(&state, &state.orders.upload_csr(&token, body.to_vec()).await?)))
 }
 
 async fn resume(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.resume(&token).await?)))
+    Ok(Json(HolderView::from(&state, &state.orders.resume(&token).await?)))
 }
 
 #[derive(Serialize)]
@@ -169,7 +180,7 @@ async fn authorize(
     Path(token): Path<String>,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.authorize(&token, &req.code).await?)))
+    Ok(Json(HolderView::from(&state, &state.orders.authorize(&token, &req.code).await?)))
 }
 
 /// `GET /api/v1/orders/{token}/certificate`: PEM.
