@@ -8,4 +8,5 @@ pub mod config;
 pub mod home;
 pub mod http;
 pub mod orders_api;
+pub(crate) mod pages;
 pub mod renewal_api;
