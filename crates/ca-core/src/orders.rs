@@ -824,3 +824,35 @@ impl Orders {
         Ok(self.ca().registry().identity_backlog(self.now().unix_timestamp()).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn payment_urls_and_prices() {
+        let p = PaymentSettings {
+            url_template: "https://pay.example.eu/c?o={order_id}&a={amount}&c={amount_cents}&cur={currency}".into(),
+            currency: "EUR".into(),
+            token_cents: [8900, 15900, 21905],
+            cloud_cents: [4900, 8900, 12900],
+        };
+        p.validate().unwrap();
+        assert_eq!(p.amount("token", 3), "219.05");
+        assert_eq!(p.amount("cloud", 1), "49.00");
+        assert_eq!(p.price_text("token", 2, "ro"), "159,00 EUR");
+        assert_eq!(p.price_text("token", 2, "en"), "159.00 EUR");
+        assert_eq!(p.cents("cloud", 9), 12900, "years are clamped, never an index panic");
+        assert_eq!(p.cents("cloud", -1), 4900);
+        for bad in [
+            PaymentSettings { url_template: "ftp://pay.example.eu/{order_id}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/{order_url}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/ {order_id}".into(), ..p.clone() },
+            PaymentSettings { currency: "euro".into(), ..p.clone() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        PaymentSettings::default().validate().unwrap();
+    }
+}
