@@ -205,8 +205,18 @@ pub struct Server {
 /// `webhook` (32 bytes), mail into the registry's outbox, links under `base`.
 pub fn new_orders(desk: &RevocationDesk, webhook: [u8; 32], base: &str) -> Orders {
     let ca = desk.ca();
-    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Orders::new(desk.clone(), Vault::random(), WebhookKey::from_bytes(webhook), notices, base)
+    let vault = test_vault();
+    let notices =
+        Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+    Orders::new(desk.clone(), vault, WebhookKey::from_bytes(webhook), notices, base)
+}
+
+/// The vault of this test process (random, made once): orders, outbox
+/// notices and dispatchers built by these helpers share it, as one
+/// `orders.vault_key_file` is shared in production.
+pub fn test_vault() -> Arc<Vault> {
+    static VAULT: OnceLock<Arc<Vault>> = OnceLock::new();
+    VAULT.get_or_init(|| Arc::new(Vault::random())).clone()
 }
 
 /// Serve the API of `desk` (orders with throwaway keys).
@@ -400,4 +410,14 @@ pub fn cnp(n: u32) -> String {
     let sum: u32 =
         first12.bytes().zip("279146358279".bytes()).map(|(d, w)| u32::from(d - b'0') * u32::from(w - b'0')).sum();
     format!("{first12}{}", if sum % 11 == 10 { 1 } else { sum % 11 })
+}
+
+/// Run one SQL statement on `db` behind the registry's back (tests that
+/// tamper with stored rows, as an attacker with database access would).
+pub async fn execute_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect to the test database");
+    sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.expect("close");
 }

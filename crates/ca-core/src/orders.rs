@@ -163,6 +163,90 @@ impl Product {
     }
 }
 
+/// What an order costs and where the holder pays it (`[orders.payment]`):
+/// the price per product and validity, and the payment provider's checkout
+/// URL with placeholders `{order_id}`, `{amount}` (e.g. `89.00`),
+/// `{amount_cents}` and `{currency}`. The capability link is never put in
+/// the provider's URL: the provider's webhook names the order by its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSettings {
+    pub url_template: String,
+    /// ISO 4217, e.g. `EUR`.
+    pub currency: String,
+    /// Price in cents of a TOKEN order of 1, 2 and 3 years.
+    pub token_cents: [u64; 3],
+    /// Price in cents of a CLOUD order of 1, 2 and 3 years.
+    pub cloud_cents: [u64; 3],
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            url_template:
+                "https://pay.example.invalid/checkout?reference={order_id}&amount={amount}&currency={currency}".into(),
+            currency: "EUR".into(),
+            token_cents: [8900, 15900, 21900],
+            cloud_cents: [4900, 8900, 12900],
+        }
+    }
+}
+
+impl PaymentSettings {
+    /// The placeholders a checkout URL may use.
+    pub const PLACEHOLDERS: [&'static str; 4] = ["{order_id}", "{amount}", "{amount_cents}", "{currency}"];
+
+    /// An http(s) URL using only known placeholders, and a 3-letter currency.
+    pub fn validate(&self) -> Result<(), CaError> {
+        let u = &self.url_template;
+        if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(|c| c.is_whitespace()) {
+            return Err(CaError::field("orders.payment.url", "an http(s) URL without spaces"));
+        }
+        let mut rest = u.clone();
+        for p in PaymentSettings::PLACEHOLDERS {
+            rest = rest.replace(p, "");
+        }
+        if rest.contains(['{', '}']) {
+            return Err(CaError::field(
+                "orders.payment.url",
+                "placeholders {order_id}, {amount}, {amount_cents}, {currency} only",
+            ));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CaError::field("orders.payment.currency", "an ISO 4217 code such as EUR"));
+        }
+        Ok(())
+    }
+
+    /// The price in cents of `product` for `years` (1 to 3).
+    pub fn cents(&self, product: &str, years: i64) -> u64 {
+        let table = if product == Product::Cloud.as_str() { &self.cloud_cents } else { &self.token_cents };
+        let i = usize::try_from(years.clamp(1, 3) - 1).unwrap_or(0);
+        table.get(i).copied().unwrap_or_default()
+    }
+
+    /// `89.00`
+    pub fn amount(&self, product: &str, years: i64) -> String {
+        let c = self.cents(product, years);
+        format!("{}.{:02}", c / 100, c % 100)
+    }
+
+    /// The price as people write it: `89.00 EUR` (en), `89,00 EUR` (ro).
+    pub fn price_text(&self, product: &str, years: i64, language: &str) -> String {
+        let amount = self.amount(product, years);
+        let amount = if language == "ro" { amount.replace('.', ",") } else { amount };
+        format!("{amount} {}", self.currency)
+    }
+
+    /// The checkout URL of an order.
+    pub fn url(&self, order: &OrderRow) -> String {
+        self.url_template
+            .replace("{order_id}", &order.id)
+            .replace("{amount_cents}", &self.cents(&order.product, order.years).to_string())
+            .replace("{amount}", &self.amount(&order.product, order.years))
+            .replace("{currency}", &self.currency)
+    }
+}
+
 /// The order form as sent (raw strings stop here).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,18 +346,19 @@ pub struct Orders {
     base: String,
     limits: CodeLimits,
     form_limits: FormLimits,
+    payment: Arc<PaymentSettings>,
 }
 
 impl Orders {
     /// `base` is the public address holders reach (links in emails).
     pub fn new(
         desk: RevocationDesk,
-        vault: Vault,
+        vault: impl Into<Arc<Vault>>,
         webhook: WebhookKey,
         notices: Arc<dyn Notices>,
         base: &str,
     ) -> Orders {
-        let vault = Arc::new(vault);
+        let vault = vault.into();
         let ca = desk.ca();
         // Revocations (any channel) are mailed through the same notices.
         ca.set_notices(notices.clone());
@@ -288,6 +373,7 @@ impl Orders {
             base: base.trim_end_matches('/').to_owned(),
             limits: CodeLimits::default(),
             form_limits: FormLimits::default(),
+            payment: Arc::new(PaymentSettings::default()),
         }
     }
 
@@ -316,6 +402,22 @@ impl Orders {
         self.limits
     }
 
+    /// Prices and the payment provider's checkout URL (else the defaults).
+    pub fn with_payment(mut self, payment: PaymentSettings) -> Result<Orders, CaError> {
+        payment.validate()?;
+        self.payment = Arc::new(payment);
+        Ok(self)
+    }
+
+    pub fn payment(&self) -> &PaymentSettings {
+        &self.payment
+    }
+
+    /// The base of the links in holders' mails.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn ca(&self) -> &Ca {
         self.desk.ca()
     }
@@ -326,6 +428,11 @@ impl Orders {
 
     pub fn deliveries(&self) -> &Deliveries {
         &self.deliveries
+    }
+
+    /// The vault order secrets (and the notifier's mail bodies) are sealed with.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -513,7 +620,12 @@ impl Orders {
             &row,
             NoticeKind::OrderReceived,
             format!("order-received:{id}"),
-            vec![("order_id", id.clone()), ("order_url", url)],
+            vec![
+                ("order_id", id.clone()),
+                ("order_url", url),
+                ("price", self.payment.price_text(&row.product, row.years, &row.language)),
+                ("payment_url", self.payment.url(&row)),
+            ],
         )
         .await;
         let link = self.link_token(&id)?;
@@ -606,7 +718,20 @@ impl Orders {
         let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
         let recorded =
             registry.record_payment(&event.event_id, &row.id, &payment_ref, now.unix_timestamp(), due).await?;
-        Ok(self.payment_outcome(recorded, "order", &row.id, format!("event={}", event.event_id)).await)
+        let outcome = self.payment_outcome(recorded, "order", &row.id, format!("event={}", event.event_id)).await;
+        if matches!(outcome, Payment::Applied) {
+            if let Some(paid) = registry.order(&row.id).await?.filter(|o| o.paid_at.is_some()) {
+                let url = self.order_url(&paid.id)?;
+                self.notify(
+                    &paid,
+                    NoticeKind::PaymentReceived,
+                    format!("payment-received:{}", paid.id),
+                    vec![("order_id", paid.id.clone()), ("order_url", url)],
+                )
+                .await;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Audit what a payment event did: `{what}.paid` once, a second payment
@@ -670,13 +795,9 @@ impl Orders {
         }
         self.audit(&actor, "order.approve", &row.id, Outcome::Success, String::new()).await;
         let url = self.order_url(&row.id)?;
-        self.notify(
-            &row,
-            NoticeKind::IdentityApproved,
-            format!("identity-approved:{}", row.id),
-            vec![("order_id", row.id.clone()), ("order_url", url.clone())],
-        )
-        .await;
+        // One mail with the one next step: CLOUD enrols the authenticator;
+        // TOKEN uploads the CSR, unless it is in already (then the
+        // certificate is issued now and the issued mail follows).
         if row.product == Product::Cloud.as_str() {
             self.notify(
                 &row,
@@ -687,6 +808,14 @@ impl Orders {
             .await;
         } else if row.csr.is_some() {
             self.try_issue(&row.id, None).await?;
+        } else {
+            self.notify(
+                &row,
+                NoticeKind::IdentityApproved,
+                format!("identity-approved:{}", row.id),
+                vec![("order_id", row.id.clone()), ("csr_url", format!("{url}/csr"))],
+            )
+            .await;
         }
         self.reload(&row.id).await
     }
@@ -1056,13 +1185,12 @@ impl Orders {
 
     async fn mail_delivery(&self, row: &OrderRow, delivery_id: &str, token: &str) {
         let url = format!("{}/api/v1/secrets/{token}", self.base);
-        self.notify(
-            row,
-            NoticeKind::SecretDelivery,
-            format!("secret-delivery:{delivery_id}"),
-            vec![("delivery_url", url)],
-        )
-        .await;
+        let kind = if row.product == Product::Cloud.as_str() {
+            NoticeKind::CloudSecretDelivery
+        } else {
+            NoticeKind::SecretDelivery
+        };
+        self.notify(row, kind, format!("secret-delivery:{delivery_id}"), vec![("delivery_url", url)]).await;
     }
 
     /// The generation code, once: for the kit envelope (`qcert kit print`)
@@ -1207,5 +1335,37 @@ mod contact_tests {
         assert_eq!(parse_document_type("Passport").unwrap(), "passport");
         assert_eq!(parse_document_type("id-card").unwrap(), "id-card");
         assert!(parse_document_type("driving-licence").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn payment_urls_and_prices() {
+        let p = PaymentSettings {
+            url_template: "https://pay.example.eu/c?o={order_id}&a={amount}&c={amount_cents}&cur={currency}".into(),
+            currency: "EUR".into(),
+            token_cents: [8900, 15900, 21905],
+            cloud_cents: [4900, 8900, 12900],
+        };
+        p.validate().unwrap();
+        assert_eq!(p.amount("token", 3), "219.05");
+        assert_eq!(p.amount("cloud", 1), "49.00");
+        assert_eq!(p.price_text("token", 2, "ro"), "159,00 EUR");
+        assert_eq!(p.price_text("token", 2, "en"), "159.00 EUR");
+        assert_eq!(p.cents("cloud", 9), 12900, "years are clamped, never an index panic");
+        assert_eq!(p.cents("cloud", -1), 4900);
+        for bad in [
+            PaymentSettings { url_template: "ftp://pay.example.eu/{order_id}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/{order_url}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/ {order_id}".into(), ..p.clone() },
+            PaymentSettings { currency: "euro".into(), ..p.clone() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        PaymentSettings::default().validate().unwrap();
     }
 }

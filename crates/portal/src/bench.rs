@@ -426,10 +426,12 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
     println!("qcert bench notifier: registry {name}, SoftHSM2 P-384");
     let make_orders = |ca: Ca| async move {
         let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), DeskSettings::default()).await?;
-        let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
+        let vault = Arc::new(qcert_ca_core::vault::Vault::random());
+        let notices =
+            Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
         anyhow::Ok(qcert_ca_core::orders::Orders::new(
             desk,
-            qcert_ca_core::vault::Vault::random(),
+            vault,
             qcert_ca_core::payment::WebhookKey::random(),
             notices,
             "http://pki.qcert-demo.eu",

@@ -83,11 +83,14 @@ pub struct NotifierSection {
     pub schedule: String,
     /// Run it inside `qcert serve` (else run `qcert notify` on its own node).
     pub in_serve: bool,
+    /// Days a sent mail's row (recipient, kind, subject, times; the body is
+    /// erased when sent) is kept before the tick deletes it.
+    pub keep_sent_mail_days: u32,
 }
 
 impl Default for NotifierSection {
     fn default() -> Self {
-        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true }
+        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true, keep_sent_mail_days: 30 }
     }
 }
 
@@ -122,6 +125,9 @@ pub struct OrdersSection {
     /// Reverse proxies (IP addresses) whose X-Forwarded-For names the
     /// client; from any other peer the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Prices and the payment provider's checkout URL (in order mails and
+    /// on the order page).
+    pub payment: PaymentSection,
 }
 
 impl Default for OrdersSection {
@@ -142,6 +148,33 @@ impl Default for OrdersSection {
             open_unpaid_per_email: l.open_unpaid_per_email,
             unpaid_expiry_hours: u32::try_from(l.unpaid_ttl.whole_hours()).unwrap_or(72),
             trusted_proxies: Vec::new(),
+            payment: PaymentSection::default(),
+        }
+    }
+}
+
+/// `[orders.payment]` (ca-core's `PaymentSettings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentSection {
+    /// The checkout URL, with `{order_id}`, `{amount}` (`89.00`),
+    /// `{amount_cents}` and `{currency}` filled in per order.
+    pub url: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Prices in cents for 1, 2 and 3 years.
+    pub token_cents: [u64; 3],
+    pub cloud_cents: [u64; 3],
+}
+
+impl Default for PaymentSection {
+    fn default() -> Self {
+        let d = qcert_ca_core::orders::PaymentSettings::default();
+        PaymentSection {
+            url: d.url_template,
+            currency: d.currency,
+            token_cents: d.token_cents,
+            cloud_cents: d.cloud_cents,
         }
     }
 }
@@ -384,6 +417,22 @@ impl Settings {
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
+    }
+
+    /// Prices and checkout URL for orders.
+    pub fn payment_settings(&self) -> qcert_ca_core::orders::PaymentSettings {
+        let p = &self.config.orders.payment;
+        qcert_ca_core::orders::PaymentSettings {
+            url_template: p.url.clone(),
+            currency: p.currency.clone(),
+            token_cents: p.token_cents,
+            cloud_cents: p.cloud_cents,
+        }
+    }
+
+    /// How long sent mail rows are kept (`notifier.keep_sent_mail_days`).
+    pub fn sent_mail_retention(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.config.notifier.keep_sent_mail_days))
     }
 
     /// Base of the links in holders' mails.
@@ -712,6 +761,14 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
             "false" | "0" => false,
             _ => return Err(cfg_err("QCERT_NOTIFIER_IN_SERVE", format!("{v:?} is neither true nor false"))),
         };
+    }
+    if let Some(v) = env("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS") {
+        c.notifier.keep_sent_mail_days = v
+            .parse()
+            .map_err(|_| cfg_err("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS", format!("{v:?} is not a number of days")))?;
+    }
+    if let Some(v) = env("QCERT_ORDERS_PAYMENT_URL") {
+        c.orders.payment.url = v;
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();

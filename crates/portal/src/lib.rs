@@ -10,5 +10,6 @@ pub mod extract;
 pub mod home;
 pub mod http;
 pub mod orders_api;
+pub(crate) mod pages;
 pub mod renewal_api;
 pub mod server;

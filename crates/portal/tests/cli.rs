@@ -519,6 +519,7 @@ fn kit_print_shows_the_generation_code_once() {
         .collect();
     for subject in [
         format!("We have received your order {id}"),
+        format!("Payment received for order {id}"),
         format!("Your identity has been confirmed (order {id})"),
         format!("Your qualified certificate {serial} has been issued"),
         "Your certificate secrets are ready".to_owned(),
@@ -526,7 +527,7 @@ fn kit_print_shows_the_generation_code_once() {
         let found = mails.iter().filter(|m| m.contains(&format!("Subject: {subject}"))).count();
         assert_eq!(found, 1, "one mail {subject:?} in {mails:#?}");
     }
-    assert_eq!(mails.len(), 4, "{mails:#?}");
+    assert_eq!(mails.len(), 5, "{mails:#?}");
     for m in &mails {
         assert!(m.contains("To: ioana.popescu@example.ro"), "{m}");
         assert!(!m.contains(&code), "the code is printed for the envelope, never mailed");

@@ -167,6 +167,16 @@ impl Orders {
         self.insert_renewal(&rec, Some(&order.id), Product::Cloud, years, None).await
     }
 
+    /// The order behind a certificate, for the language and product of the
+    /// holder's renewal page (None for a certificate issued by the CLI).
+    pub async fn order_behind(&self, serial: &str) -> Result<Option<crate::store::orders::OrderRow>, CaError> {
+        let serial = normalize_serial(serial)?;
+        match self.order_of(&serial).await? {
+            Some(id) => Ok(self.ca().registry().order(&id).await?),
+            None => Ok(None),
+        }
+    }
+
     /// The order behind a certificate (directly, or through earlier renewals).
     async fn order_of(&self, serial: &str) -> Result<Option<String>, CaError> {
         let registry = self.ca().registry();
