@@ -205,8 +205,18 @@ pub struct Server {
 /// `webhook` (32 bytes), mail into the registry's outbox, links under `base`.
 pub fn new_orders(desk: &RevocationDesk, webhook: [u8; 32], base: &str) -> Orders {
     let ca = desk.ca();
-    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Orders::new(desk.clone(), Vault::random(), WebhookKey::from_bytes(webhook), notices, base)
+    let vault = test_vault();
+    let notices =
+        Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+    Orders::new(desk.clone(), vault, WebhookKey::from_bytes(webhook), notices, base)
+}
+
+/// The vault of this test process (random, made once): orders, outbox
+/// notices and dispatchers built by these helpers share it, as one
+/// `orders.vault_key_file` is shared in production.
+pub fn test_vault() -> Arc<Vault> {
+    static VAULT: OnceLock<Arc<Vault>> = OnceLock::new();
+    VAULT.get_or_init(|| Arc::new(Vault::random())).clone()
 }
 
 /// Serve the API of `desk` (orders with throwaway keys).
@@ -219,8 +229,15 @@ pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = qcert_portal::http::router(qcert_portal::http::AppState::new(make(&base)));
+    // The server loop of `qcert serve` (ConnectInfo on every request, its limits).
+    let limits = qcert_portal::server::Limits {
+        header_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(10),
+        max_connections: 1024,
+        max_per_client: 0,
+    };
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        qcert_portal::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
     });
     Server { base, task }
 }
@@ -383,4 +400,24 @@ pub fn totp(secret: &[u8], at: time::OffsetDateTime) -> String {
     let off = (h[19] & 0x0f) as usize;
     let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
     format!("{:06}", bin % 1_000_000)
+}
+
+/// A valid Romanian CNP (personal numeric code) for test holder number `n`
+/// (0..1000): born 1 January 1985, the check digit computed here with the
+/// weights 279146358279, apart from qcert's own check.
+pub fn cnp(n: u32) -> String {
+    let first12 = format!("185010140{:03}", n % 1000);
+    let sum: u32 =
+        first12.bytes().zip("279146358279".bytes()).map(|(d, w)| u32::from(d - b'0') * u32::from(w - b'0')).sum();
+    format!("{first12}{}", if sum % 11 == 10 { 1 } else { sum % 11 })
+}
+
+/// Run one SQL statement on `db` behind the registry's back (tests that
+/// tamper with stored rows, as an attacker with database access would).
+pub async fn execute_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect to the test database");
+    sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.expect("close");
 }

@@ -32,9 +32,10 @@ pub fn smtp_transport(port: u16) -> Transport {
 }
 
 /// A dispatcher delivering `registry`'s outbox to 127.0.0.1:`port` (the
-/// default delivery policy).
+/// default delivery policy), opening bodies with [`crate::test_vault`].
 pub fn smtp_dispatcher(registry: &Registry, port: u16) -> Dispatcher {
-    Dispatcher::new(registry.clone(), smtp_transport(port), DeliveryPolicy::default()).expect("dispatcher")
+    Dispatcher::new(registry.clone(), crate::test_vault(), smtp_transport(port), DeliveryPolicy::default())
+        .expect("dispatcher")
 }
 
 /// aiosmtpd on 127.0.0.1:`port`, writing what it receives under `dir/received`.

@@ -43,7 +43,7 @@ async fn world(db: &TestDb, settings: DeskSettings) -> World {
 }
 
 fn holder(n: u32) -> Holder {
-    Holder::parse("Elena", "Marin", &format!("elena{n}@example.ro"), "RO", &format!("285010112345{n}")).expect("holder")
+    Holder::parse("Elena", "Marin", &format!("elena{n}@example.ro"), "RO", &cnp(n)).expect("holder")
 }
 
 /// A P-384 key and its CSR made by openssl; returns (key path, CSR DER).

@@ -13,7 +13,7 @@ use qcert_tests::*;
 use x509_cert::Certificate;
 
 fn holder() -> Holder {
-    Holder::parse("Ioana", "Ionescu-Popa", "ioana.ionescu@example.ro", "RO", "1234567890123").expect("valid holder")
+    Holder::parse("Ioana", "Ionescu-Popa", "ioana.ionescu@example.ro", "RO", "1900101123457").expect("valid holder")
 }
 
 fn years(n: u32) -> ValidityYears {
@@ -91,7 +91,7 @@ async fn p384_csr_from_openssl_gives_a_clean_qualified_certificate(db: &TestDb) 
     // The subject is the validated holder's, never the CSR's.
     let subject = cert.tbs_certificate.subject.to_string();
     assert!(subject.contains("CN=Ioana Ionescu-Popa"), "{subject}");
-    assert!(subject.contains("PNORO-1234567890123"), "{subject}");
+    assert!(subject.contains("PNORO-1900101123457"), "{subject}");
     assert!(!subject.contains("Mallory"), "{subject}");
     let req = x509_cert::request::CertReq::from_der(&csr).expect("csr");
     assert_eq!(cert.tbs_certificate.subject_public_key_info, req.info.public_key);
@@ -99,7 +99,7 @@ async fn p384_csr_from_openssl_gives_a_clean_qualified_certificate(db: &TestDb) 
     let rec = ca.registry().certificate(&issued.serial).await.expect("query").expect("stored");
     assert_eq!(rec.status, CertStatus::Issued);
     assert_eq!(rec.der.as_deref(), Some(issued.der.as_slice()));
-    assert_eq!(rec.cert.semantics_id.as_deref(), Some("PNORO-1234567890123"));
+    assert_eq!(rec.cert.semantics_id.as_deref(), Some("PNORO-1900101123457"));
     judge(&ca.hierarchy(), &issued.der);
     checks_pkilint_misses(&ca.hierarchy(), &issued.der);
 }

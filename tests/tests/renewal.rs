@@ -43,7 +43,7 @@ struct Holding {
 
 async fn issue(desk: &qcert_ca_core::desk::RevocationDesk, dir: &Path, n: u32) -> Holding {
     let (key, csr) = key_and_csr(dir, &format!("h{n}"));
-    let holder = Holder::parse("Ana", "Pop", &format!("ana{n}@example.ro"), "RO", &format!("285010112345{n}")).unwrap();
+    let holder = Holder::parse("Ana", "Pop", &format!("ana{n}@example.ro"), "RO", &cnp(n)).unwrap();
     let doc = DocumentNumber::parse(&format!("RX12345{n}")).unwrap();
     let (issued, _) = desk
         .issue("qcp-n-qscd", &holder, ValidityYears::new(1).unwrap(), KeySource::Csr(std::fs::read(csr).unwrap()), &doc)
@@ -252,7 +252,7 @@ async fn cloud_renewal_by_authorization_code(db: &TestDb) {
     let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
     let form: OrderForm = serde_json::from_value(json!({
         "product": "CLOUD", "years": 1, "given_name": "Mihai", "surname": "Ionescu", "email": "mihai@example.ro",
-        "country": "RO", "national_id": "1850101123456", "id_document_number": "SX100200"
+        "country": "RO", "national_id": "1850101123451", "id_document_number": "SX100200"
     }))
     .unwrap();
     let created = orders.create(&form, None).await.unwrap();
@@ -295,3 +295,169 @@ async fn cloud_renewal_by_authorization_code(db: &TestDb) {
     ca.registry().close().await;
 }
 on_both_stores!(cloud_renewal_by_authorization_code);
+
+/// The banner's fields agree at each step of a certificate's last 46 days:
+/// `window_open` only from -45 d to the deadline (-3 d) inclusive, then
+/// `not-renewable`; the deadline is notAfter - 3 days throughout.
+async fn banner_fields_agree(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let server = serve_desk(desk.clone()).await;
+    let a = issue(&desk, dir.path(), 1).await;
+    let na = a.issued.not_after;
+    let url = format!("{}/api/v1/certificates/{}/renewal", server.base, a.issued.serial);
+    let http = reqwest::Client::new();
+    let deadline = qcert_ca_core::clock::rfc3339((na - Duration::days(3)).unix_timestamp());
+    for (when, open, state) in [
+        (na - Duration::days(46), false, "none"),
+        (na - Duration::days(45), true, "none"),
+        (na - Duration::days(4), true, "none"),
+        (na - Duration::days(3), true, "none"),
+        (na - Duration::days(3) + Duration::seconds(1), false, "not-renewable"),
+        (na - Duration::days(2), false, "not-renewable"),
+        (na + Duration::seconds(1), false, "not-renewable"),
+    ] {
+        clock.set(when);
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["window_open"].as_bool(), v["renewal_state"].as_str(), v["deadline"].as_str()),
+            (Some(open), Some(state), Some(deadline.as_str())),
+            "at notAfter {:+} s: {v}",
+            (when - na).whole_seconds()
+        );
+    }
+    server.task.abort();
+}
+on_both_stores!(banner_fields_agree);
+
+/// Issue 12, point 1: a holder who did not agree to publication gets the
+/// renewed certificate from a link they hold. TOKEN order -> certificate ->
+/// renewal signed with its key over HTTP -> paid -> issued at -3 d -> the
+/// mail's link (the order's capability link) gives the new certificate;
+/// the order's `/certificate` gives the newest, `?serial=` a given one of
+/// the line, `&chain=true` adds the issuing CA.
+async fn renewed_certificate_from_the_order_link(db: &TestDb) {
+    use qcert_ca_core::operators::{Operator, Role};
+    use qcert_ca_core::orders::OrderForm;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clock = std::sync::Arc::new(qcert_ca_core::FixedClock::new(OffsetDateTime::now_utc() - Duration::days(200)));
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let server = serve_orders_with(|base| new_orders(&desk, WEBHOOK, base)).await;
+    let orders = new_orders(&desk, WEBHOOK, &server.base);
+    let sink = SmtpSink::start(d).await;
+    let dispatcher = smtp_dispatcher(ca.registry(), sink.port);
+    let http = reqwest::Client::new();
+    let pay = |body: Value| {
+        let raw = serde_json::to_vec(&body).unwrap();
+        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, clock.now());
+        let (http, url) = (http.clone(), format!("{}/api/v1/payments/webhook", server.base));
+        async move {
+            let r = http.post(url).header("qcert-signature", sig).body(raw).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    };
+
+    // The order, without publication: TOKEN, CSR, paid, approved, issued.
+    let form: OrderForm = serde_json::from_value(json!({
+        "product": "TOKEN", "years": 1, "given_name": "Ana", "surname": "Pop", "email": "ana.pop@example.ro",
+        "country": "RO", "national_id": "2850101123451", "id_document_number": "RX100200", "publish": false
+    }))
+    .unwrap();
+    let created = orders.create(&form, None).await.unwrap();
+    let order_url = orders.order_url(&created.order.id).unwrap();
+    let (key, csr) = key_and_csr(d, "first");
+    orders.upload_csr(&created.link, std::fs::read(&csr).unwrap()).await.unwrap();
+    pay(json!({"event_id": "o-1", "order_id": created.order.id, "status": "paid"})).await;
+    let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
+    let row = orders.approve(&officer, &created.order.id, &DocumentNumber::parse("RX100200").unwrap()).await.unwrap();
+    let old_serial = row.serial.expect("issued on approval");
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let (s, old_pem) = get(format!("{order_url}/certificate")).await;
+    assert_eq!(s, StatusCode::OK, "{old_pem}");
+    let old_cert = d.join("old.pem");
+    std::fs::write(&old_cert, &old_pem).unwrap();
+    let not_after = ca.registry().certificate(&old_serial).await.unwrap().unwrap().cert.not_after;
+
+    // Renewal ordered with the current key (signing time = wall clock), paid.
+    clock.set(OffsetDateTime::now_utc());
+    let (_, new_csr) = key_and_csr(d, "next");
+    let content =
+        json!({"serial": old_serial, "years": 1, "csr": std::fs::read_to_string(&new_csr).unwrap()}).to_string();
+    let r = http
+        .post(format!("{}/api/v1/certificates/{old_serial}/renewals", server.base))
+        .header("content-type", "application/pkcs7-mime")
+        .body(cms_sign(d, &content, &old_cert, &key, "sha256"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let renewal: Value = r.json().await.unwrap();
+    pay(json!({"event_id": "r-1", "renewal_id": renewal["renewal_id"], "status": "paid"})).await;
+
+    // -3 d: issued and mailed with the order's link.
+    clock.set(OffsetDateTime::from_unix_timestamp(not_after).unwrap() - Duration::days(3));
+    assert_eq!(Notifier::new(orders.clone()).tick(clock.now()).await.unwrap().renewals.issued, 1);
+    let new_serial = orders.banner(&old_serial).await.unwrap().new_serial.expect("renewed");
+    dispatcher.run_once(clock.now()).await.unwrap();
+    let mails = sink.received();
+    let issued_mail =
+        mails.iter().find(|m| m.subject.as_deref().unwrap_or("").contains(&new_serial)).unwrap_or_else(|| {
+            panic!("a mail names {new_serial}: {:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>())
+        });
+    let link = issued_mail.link().unwrap();
+    assert!(link.starts_with(&format!("{order_url}/certificate")), "the order's capability link: {link}");
+    let serial_of = |pem: &str| {
+        // The first certificate of the PEM text.
+        let first = pem.split_inclusive("-----END CERTIFICATE-----\n").next().unwrap();
+        let c = <x509_cert::Certificate as der::DecodePem>::from_pem(first.as_bytes()).unwrap();
+        hex::encode(c.tbs_certificate.serial_number.as_bytes())
+    };
+    let (s, pem) = get(link).await;
+    assert_eq!(s, StatusCode::OK, "{pem}");
+    assert_eq!(serial_of(&pem), new_serial, "the mailed link gives the new certificate");
+    let (s, pem) = get(format!("{order_url}/certificate")).await;
+    assert_eq!((s, serial_of(&pem)), (StatusCode::OK, new_serial.clone()), "the order's newest certificate");
+    let (s, pem) = get(format!("{order_url}/certificate?serial={old_serial}")).await;
+    assert_eq!((s, serial_of(&pem)), (StatusCode::OK, old_serial.clone()), "a given one of the line");
+    let (s, pem) = get(format!("{order_url}/certificate?chain=true")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{pem}");
+    assert!(pem.ends_with(&qcert_ca_core::pem("CERTIFICATE", &ca.hierarchy().issuing)), "then the issuing CA");
+    // The chain verifies with openssl against the root (at the test clock's time).
+    let root = write_pem(d, "root.pem", "CERTIFICATE", &ca.hierarchy().root);
+    let leaf = d.join("renewed.pem");
+    std::fs::write(&leaf, &pem).unwrap();
+    let at = (clock.now() + Duration::hours(1)).unix_timestamp().to_string();
+    let out = run_ok(
+        Command::new("openssl")
+            .args(["verify", "-attime", &at, "-CAfile"])
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(&leaf)
+            .arg(&leaf),
+    );
+    assert!(out.contains(": OK"), "{out}");
+    // Another order's or a made-up serial: 404; a bad query: 422; the
+    // directory still serves nothing (no consent).
+    let (s, _) = get(format!("{order_url}/certificate?serial=0a")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(format!("{order_url}/certificate?chain=maybe")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = get(format!("{}/certs/{new_serial}.pem", server.base)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    server.task.abort();
+}
+on_both_stores!(renewed_certificate_from_the_order_link);

@@ -9,7 +9,7 @@ use time::Duration;
 use x509_cert::crl::CertificateList;
 
 fn holder() -> Holder {
-    Holder::parse("Mihai", "Dobre", "mihai.dobre@example.ro", "RO", "1900101123456").expect("holder")
+    Holder::parse("Mihai", "Dobre", "mihai.dobre@example.ro", "RO", "1900101123457").expect("holder")
 }
 
 async fn issue(ca: &qcert_ca_core::Ca) -> qcert_ca_core::Issued {

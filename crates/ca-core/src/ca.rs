@@ -633,13 +633,25 @@ impl Ca {
         Ok(self.inner.registry.latest_crl(&self.authority(scope).serial).await?)
     }
 
-    /// Publish the CRLs that are missing or older than the refresh interval.
+    /// Publish the CRLs that are missing, older than the refresh interval,
+    /// or dated in the future (thisUpdate after now: the clock was stepped
+    /// back since it was signed, and relying parties would call it "not yet
+    /// valid"; the jump is logged).
     pub async fn refresh_crls(&self) -> Result<(), CaError> {
         let now = self.inner.clock.now().unix_timestamp();
         let refresh = self.inner.policy.crl.refresh().whole_seconds();
         for scope in [CrlScope::Issuing, CrlScope::Root] {
+            let current = self.current_crl(scope).await?;
+            if let Some(c) = current.as_ref().filter(|c| c.this_update > now) {
+                tracing::warn!(
+                    ?scope,
+                    crl_number = c.crl_number,
+                    seconds_ahead = c.this_update - now,
+                    "the newest CRL is dated in the future: the clock went back; republishing"
+                );
+            }
             let stale =
-                self.current_crl(scope).await?.is_none_or(|c| now - c.this_update >= refresh || c.next_update <= now);
+                current.is_none_or(|c| c.this_update > now || now - c.this_update >= refresh || c.next_update <= now);
             if stale {
                 self.publish_crl(scope).await?;
             }

@@ -34,18 +34,26 @@ impl std::fmt::Display for KeyDescription {
     }
 }
 
-/// Accept PEM or DER.
+/// Accept PEM or DER. A refusal says in plain words what the input is not
+/// (never quoting it).
 pub fn decode(input: &[u8]) -> Result<CertReq, CaError> {
-    let refuse = |e: der::Error| CaError::CsrRefused(format!("not a PKCS#10 request: {e}"));
+    const NEITHER: &str = "the CSR is neither DER nor PEM: send the PKCS#10 request as DER bytes or as a PEM block \
+                           starting with -----BEGIN CERTIFICATE REQUEST-----";
     let trimmed = input.iter().skip_while(|b| b.is_ascii_whitespace()).copied().collect::<Vec<u8>>();
     if trimmed.starts_with(b"-----BEGIN") {
-        let (label, der) = der::pem::decode_vec(&trimmed).map_err(|e| refuse(e.into()))?;
+        let Ok((label, der)) = der::pem::decode_vec(&trimmed) else {
+            return Err(CaError::CsrRefused("the CSR's PEM block is damaged (not valid PEM/base64)".into()));
+        };
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
-            return Err(CaError::CsrRefused(format!("PEM block is {label:?}, expected CERTIFICATE REQUEST")));
+            return Err(CaError::CsrRefused("the PEM block is not a CERTIFICATE REQUEST".into()));
         }
-        CertReq::from_der(&der).map_err(refuse)
+        CertReq::from_der(&der)
+            .map_err(|e| CaError::CsrRefused(format!("the PEM block holds no valid PKCS#10 request ({e})")))
+    } else if input.first() != Some(&0x30) {
+        Err(CaError::CsrRefused(NEITHER.into()))
     } else {
-        CertReq::from_der(input).map_err(refuse)
+        CertReq::from_der(input)
+            .map_err(|e| CaError::CsrRefused(format!("the DER is not a valid PKCS#10 request ({e})")))
     }
 }
 

@@ -443,6 +443,13 @@ impl Deliveries {
         Ok(DeliveryStatus::of(&self.row(token).await?))
     }
 
+    /// The status and the order id of a link (the page it opens is in the
+    /// order's language).
+    pub async fn status_and_order(&self, token: &str) -> Result<(DeliveryStatus, String), CaError> {
+        let row = self.row(token).await?;
+        Ok((DeliveryStatus::of(&row), row.order_id))
+    }
+
     /// The secrets, once, for the link's token and the envelope's code.
     pub async fn reveal(&self, token: &str, code: &GenerationCode) -> Result<KitSecrets, CaError> {
         let row = self.row(token).await?;

@@ -15,23 +15,31 @@ use crate::error::CaError;
 /// The messages the lifecycle sends; each maps to one template (en, ro).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
-    /// vars: given_name, order_id, order_url
+    /// Next: pay. vars: given_name, order_id, order_url, price, payment_url
     OrderReceived,
-    /// vars: given_name, order_id, order_url
+    /// Paid; next: the identity check within 24 h. vars: given_name, order_id, order_url
+    PaymentReceived,
+    /// TOKEN, identity validated; next: upload the CSR. vars: given_name, order_id, csr_url
     IdentityApproved,
     /// vars: given_name, reason, resume_url
     IdentityRejected,
     /// CLOUD: enrol the authenticator. vars: given_name, order_id, enrol_url
     AuthenticatorInvitation,
-    /// vars: given_name, delivery_url
+    /// TOKEN kit: revocation password, PIN, PUK; the code is on the kit
+    /// envelope. vars: given_name, delivery_url
     SecretDelivery,
-    /// vars: given_name, serial, not_after, certificate_url
+    /// CLOUD: the revocation password; the code comes from an RA officer.
+    /// vars: given_name, delivery_url
+    CloudSecretDelivery,
+    /// vars: given_name, serial, not_after (RFC 3339), certificate_url
     CertificateIssued,
-    /// vars: given_name, serial, not_after, renewal_url
+    /// vars: given_name, serial, not_after, deadline (RFC 3339), renewal_url
     RenewalReminder,
     /// The certificate was revoked (any channel). vars: given_name, serial,
     /// revoked_at, reason, channel (all in words, see [`revocation_words`]).
     CertificateRevoked,
+    /// 15 days before notAfter, the last one. vars: as `RenewalReminder`
+    LastRenewalReminder,
 }
 
 impl NoticeKind {
@@ -39,13 +47,16 @@ impl NoticeKind {
     pub fn template(self) -> &'static str {
         match self {
             NoticeKind::OrderReceived => "order-received",
+            NoticeKind::PaymentReceived => "payment-received",
             NoticeKind::IdentityApproved => "identity-approved",
             NoticeKind::IdentityRejected => "identity-rejected",
             NoticeKind::AuthenticatorInvitation => "authenticator-invitation",
             NoticeKind::SecretDelivery => "secret-delivery",
+            NoticeKind::CloudSecretDelivery => "secret-delivery-cloud",
             NoticeKind::CertificateIssued => "certificate-issued",
             NoticeKind::RenewalReminder => "renewal-reminder",
             NoticeKind::CertificateRevoked => "certificate-revoked",
+            NoticeKind::LastRenewalReminder => "renewal-reminder-last",
         }
     }
 }
@@ -60,6 +71,8 @@ pub struct Notice {
     pub to: String,
     /// `en` or `ro`.
     pub language: String,
+    /// Dates (`not_after`, `deadline`) in RFC 3339: the notifier writes
+    /// them as people do, in the mail's language.
     pub vars: Vec<(&'static str, String)>,
 }
 

@@ -174,7 +174,20 @@ impl Responder {
         let now = clock.now().unix_timestamp();
         let early = self.schedule.refresh().whole_seconds() * 3 / 4;
         let cache = self.cache();
-        cache.iter().filter(|(_, c)| now >= c.this_update + early).take(limit).map(|(k, _)| k.clone()).collect()
+        let ahead = cache.values().filter(|c| c.this_update > now).map(|c| c.this_update - now).max();
+        if let Some(seconds_ahead) = ahead {
+            tracing::warn!(
+                seconds_ahead,
+                "cached OCSP answers are dated in the future: the clock went back; re-signing"
+            );
+        }
+        // Dated in the future (the clock was stepped back): stale too.
+        cache
+            .iter()
+            .filter(|(_, c)| now >= c.this_update + early || c.this_update > now)
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Drop pre-signed answers of certificates another process revoked.
@@ -231,7 +244,12 @@ impl Responder {
         if let Some(key) = &cache_key {
             let refresh = self.schedule.refresh().whole_seconds();
             if let Some(c) = self.cache().get(key) {
-                if now < c.this_update + refresh && now < c.next_update && now >= c.this_update {
+                if c.this_update > now {
+                    tracing::warn!(
+                        seconds_ahead = c.this_update - now,
+                        "a cached OCSP answer is dated in the future: the clock went back; signing a new one"
+                    );
+                } else if now < c.this_update + refresh && now < c.next_update {
                     return Ok(Answer {
                         der: c.der.clone(),
                         outcome: Outcome::Signed {

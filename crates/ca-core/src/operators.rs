@@ -158,19 +158,23 @@ impl Operators {
         }
     }
 
-    /// Revoke an operator's token at once.
+    /// Revoke an operator's token at once. The last active admin is never
+    /// revoked (by herself or through the CLI): nobody could manage
+    /// accounts any more.
     pub async fn revoke(&self, actor: &str, name: &str) -> Result<(), CaError> {
         let now = self.now();
         let revoked = self.registry.revoke_operator(name, now).await?;
+        let last_admin = !revoked && self.registry.is_active_admin(name).await?;
         let outcome = if revoked { Outcome::Success } else { Outcome::Refused };
-        audit::record(
-            &self.registry,
-            now,
-            &Event { actor, action: "operator.revoke", subject: name, outcome, detail: String::new() },
-        )
-        .await;
+        let detail = if last_admin { "the last active admin".to_owned() } else { String::new() };
+        audit::record(&self.registry, now, &Event { actor, action: "operator.revoke", subject: name, outcome, detail })
+            .await;
         if revoked {
             Ok(())
+        } else if last_admin {
+            Err(CaError::Conflict(format!(
+                "{name:?} is the last active admin; add another admin before revoking this one"
+            )))
         } else {
             Err(CaError::NotFound(format!("no active operator named {name:?}")))
         }

@@ -75,6 +75,42 @@ impl Default for CodeLimits {
     }
 }
 
+/// Rate-limit scope of order forms per client address.
+pub const SCOPE_FORM_CLIENT: &str = "order-form-client";
+/// Rate-limit scope of order forms per email mailbox.
+pub const SCOPE_FORM_EMAIL: &str = "order-form-email";
+
+/// Unpaid orders deleted per statement, and statements per notifier tick.
+const EXPIRY_BATCH: i64 = 500;
+const EXPIRY_BATCHES_PER_TICK: u32 = 20;
+
+/// Limits of the public order form (DOMAIN.md "Order"; issue 11): it mails
+/// whatever address it is given, so what one client or one address can
+/// make it do is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormLimits {
+    /// New orders one client address may place (IPv6: per /64).
+    pub per_client: Window,
+    /// New orders for one mailbox (lower case, `+tag` removed).
+    pub per_email: Window,
+    /// Unpaid orders one email address may have open at once.
+    pub open_unpaid_per_email: u32,
+    /// An order not paid within this long expires: its link and payment
+    /// stop working and the notifier deletes it.
+    pub unpaid_ttl: time::Duration,
+}
+
+impl Default for FormLimits {
+    fn default() -> Self {
+        FormLimits {
+            per_client: Window { limit: 20, window_secs: 3600 },
+            per_email: Window { limit: 5, window_secs: 86_400 },
+            open_unpaid_per_email: 3,
+            unpaid_ttl: time::Duration::hours(72),
+        }
+    }
+}
+
 /// The authenticator of a CLOUD order as an RA officer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatorState {
@@ -127,6 +163,90 @@ impl Product {
     }
 }
 
+/// What an order costs and where the holder pays it (`[orders.payment]`):
+/// the price per product and validity, and the payment provider's checkout
+/// URL with placeholders `{order_id}`, `{amount}` (e.g. `89.00`),
+/// `{amount_cents}` and `{currency}`. The capability link is never put in
+/// the provider's URL: the provider's webhook names the order by its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSettings {
+    pub url_template: String,
+    /// ISO 4217, e.g. `EUR`.
+    pub currency: String,
+    /// Price in cents of a TOKEN order of 1, 2 and 3 years.
+    pub token_cents: [u64; 3],
+    /// Price in cents of a CLOUD order of 1, 2 and 3 years.
+    pub cloud_cents: [u64; 3],
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            url_template:
+                "https://pay.example.invalid/checkout?reference={order_id}&amount={amount}&currency={currency}".into(),
+            currency: "EUR".into(),
+            token_cents: [8900, 15900, 21900],
+            cloud_cents: [4900, 8900, 12900],
+        }
+    }
+}
+
+impl PaymentSettings {
+    /// The placeholders a checkout URL may use.
+    pub const PLACEHOLDERS: [&'static str; 4] = ["{order_id}", "{amount}", "{amount_cents}", "{currency}"];
+
+    /// An http(s) URL using only known placeholders, and a 3-letter currency.
+    pub fn validate(&self) -> Result<(), CaError> {
+        let u = &self.url_template;
+        if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(|c| c.is_whitespace()) {
+            return Err(CaError::field("orders.payment.url", "an http(s) URL without spaces"));
+        }
+        let mut rest = u.clone();
+        for p in PaymentSettings::PLACEHOLDERS {
+            rest = rest.replace(p, "");
+        }
+        if rest.contains(['{', '}']) {
+            return Err(CaError::field(
+                "orders.payment.url",
+                "placeholders {order_id}, {amount}, {amount_cents}, {currency} only",
+            ));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CaError::field("orders.payment.currency", "an ISO 4217 code such as EUR"));
+        }
+        Ok(())
+    }
+
+    /// The price in cents of `product` for `years` (1 to 3).
+    pub fn cents(&self, product: &str, years: i64) -> u64 {
+        let table = if product == Product::Cloud.as_str() { &self.cloud_cents } else { &self.token_cents };
+        let i = usize::try_from(years.clamp(1, 3) - 1).unwrap_or(0);
+        table.get(i).copied().unwrap_or_default()
+    }
+
+    /// `89.00`
+    pub fn amount(&self, product: &str, years: i64) -> String {
+        let c = self.cents(product, years);
+        format!("{}.{:02}", c / 100, c % 100)
+    }
+
+    /// The price as people write it: `89.00 EUR` (en), `89,00 EUR` (ro).
+    pub fn price_text(&self, product: &str, years: i64, language: &str) -> String {
+        let amount = self.amount(product, years);
+        let amount = if language == "ro" { amount.replace('.', ",") } else { amount };
+        format!("{amount} {}", self.currency)
+    }
+
+    /// The checkout URL of an order.
+    pub fn url(&self, order: &OrderRow) -> String {
+        self.url_template
+            .replace("{order_id}", &order.id)
+            .replace("{amount_cents}", &self.cents(&order.product, order.years).to_string())
+            .replace("{amount}", &self.amount(&order.product, order.years))
+            .replace("{currency}", &self.currency)
+    }
+}
+
 /// The order form as sent (raw strings stop here).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +263,44 @@ pub struct OrderForm {
     pub publish: bool,
     #[serde(default)]
     pub language: Option<String>,
+    /// Optional, for the RA officer's call: E.164 (`+40 712 345 678`;
+    /// spaces, dots, dashes and parentheses are dropped).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The identity document shown at validation: `id-card` or `passport`.
+    #[serde(default)]
+    pub document_type: Option<String>,
+}
+
+/// A phone number as E.164: `+`, a country code not starting with 0, 8 to
+/// 15 digits in all; separators (space, `.`, `-`, `(`, `)`) are dropped.
+pub fn parse_phone(s: &str) -> Result<String, CaError> {
+    let bad = || CaError::field("phone", "an international number: + then 8 to 15 digits (E.164), e.g. +40712345678");
+    let rest = s.trim().strip_prefix('+').ok_or_else(bad)?;
+    if s.len() > 32 {
+        return Err(bad());
+    }
+    let mut digits = String::with_capacity(15);
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' => {}
+            _ => return Err(bad()),
+        }
+    }
+    if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+        return Err(bad());
+    }
+    Ok(format!("+{digits}"))
+}
+
+/// The identity document types an order may name.
+pub fn parse_document_type(s: &str) -> Result<&'static str, CaError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "id-card" => Ok("id-card"),
+        "passport" => Ok("passport"),
+        _ => Err(CaError::field("document_type", "id-card or passport")),
+    }
 }
 
 /// A created (or, for a repeated Idempotency-Key, found) order.
@@ -187,18 +345,20 @@ pub struct Orders {
     notices: Arc<dyn Notices>,
     base: String,
     limits: CodeLimits,
+    form_limits: FormLimits,
+    payment: Arc<PaymentSettings>,
 }
 
 impl Orders {
     /// `base` is the public address holders reach (links in emails).
     pub fn new(
         desk: RevocationDesk,
-        vault: Vault,
+        vault: impl Into<Arc<Vault>>,
         webhook: WebhookKey,
         notices: Arc<dyn Notices>,
         base: &str,
     ) -> Orders {
-        let vault = Arc::new(vault);
+        let vault = vault.into();
         let ca = desk.ca();
         // Revocations (any channel) are mailed through the same notices.
         ca.set_notices(notices.clone());
@@ -212,7 +372,24 @@ impl Orders {
             notices,
             base: base.trim_end_matches('/').to_owned(),
             limits: CodeLimits::default(),
+            form_limits: FormLimits::default(),
+            payment: Arc::new(PaymentSettings::default()),
         }
+    }
+
+    /// The same workflow with other order-form limits.
+    pub fn with_form_limits(mut self, limits: FormLimits) -> Orders {
+        self.form_limits = limits;
+        self
+    }
+
+    pub fn form_limits(&self) -> FormLimits {
+        self.form_limits
+    }
+
+    /// An order still unpaid after the configured time has expired.
+    fn expired(&self, row: &OrderRow, now: i64) -> bool {
+        row.state == "awaiting-payment" && row.created_at <= now - self.form_limits.unpaid_ttl.whole_seconds()
     }
 
     /// Other limits on authorization codes than [`CodeLimits::default`].
@@ -225,6 +402,22 @@ impl Orders {
         self.limits
     }
 
+    /// Prices and the payment provider's checkout URL (else the defaults).
+    pub fn with_payment(mut self, payment: PaymentSettings) -> Result<Orders, CaError> {
+        payment.validate()?;
+        self.payment = Arc::new(payment);
+        Ok(self)
+    }
+
+    pub fn payment(&self) -> &PaymentSettings {
+        &self.payment
+    }
+
+    /// The base of the links in holders' mails.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn ca(&self) -> &Ca {
         self.desk.ca()
     }
@@ -235,6 +428,11 @@ impl Orders {
 
     pub fn deliveries(&self) -> &Deliveries {
         &self.deliveries
+    }
+
+    /// The vault order secrets (and the notifier's mail bodies) are sealed with.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -280,12 +478,35 @@ impl Orders {
         if !self.desk.lookup_key().verify_tag(LINK_DOMAIN, id, &given)? {
             return Err(not_found());
         }
-        self.ca().registry().order(id).await?.ok_or_else(not_found)
+        let row = self.ca().registry().order(id).await?.ok_or_else(not_found)?;
+        if self.expired(&row, self.now().unix_timestamp()) {
+            return Err(not_found());
+        }
+        Ok(row)
     }
 
     /// Take an order. With an Idempotency-Key, repeating the request returns
     /// the first order; the same key with a different form is refused.
+    ///
+    /// Without a client address (in-process callers) only the per-email
+    /// limits apply; the HTTP form uses [`Orders::create_from`].
     pub async fn create(&self, form: &OrderForm, idempotency_key: Option<&str>) -> Result<Created, CaError> {
+        self.create_from(None, form, idempotency_key).await
+    }
+
+    /// Take an order sent by `client` (its address, as the rate-limit key).
+    /// After validation: a repeated Idempotency-Key with the same form
+    /// returns the first order, counting nothing; otherwise the order counts
+    /// against the client's and the mailbox's windows, and is refused if
+    /// the address would have more open unpaid orders than allowed (the
+    /// order is inserted, then counted, then removed if over: concurrent
+    /// forms never exceed the cap).
+    pub async fn create_from(
+        &self,
+        client: Option<&str>,
+        form: &OrderForm,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, CaError> {
         if let Some(k) = idempotency_key {
             if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(CaError::field("Idempotency-Key", "1 to 128 printable ASCII characters"));
@@ -304,6 +525,8 @@ impl Orders {
             Some("ro") => "ro",
             Some(_) => return Err(CaError::field("language", "en or ro")),
         };
+        let phone = form.phone.as_deref().filter(|p| !p.trim().is_empty()).map(parse_phone).transpose()?;
+        let document_type = form.document_type.as_deref().map(parse_document_type).transpose()?;
         let document_key = self.desk.lookup_key().lookup_key(&document)?;
         let fingerprint = {
             let mut h = Sha256::new();
@@ -318,12 +541,33 @@ impl Orders {
                 &document_key,
                 if form.publish { "1" } else { "0" },
                 language,
-            ] {
+            ]
+            .into_iter()
+            // Fields added later count only when given, so a form without
+            // them keeps the fingerprint it had before.
+            .chain(
+                phone
+                    .as_deref()
+                    .map(|p| ("phone", p))
+                    .into_iter()
+                    .chain(document_type.map(|d| ("document_type", d)))
+                    .flat_map(|(k, v)| [k, v]),
+            ) {
                 h.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
                 h.update(part.as_bytes());
             }
             hex::encode(h.finalize())
         };
+        let registry = self.ca().registry();
+        if let Some(key) = idempotency_key {
+            if let Some(first) = registry.order_by_idempotency_key(key).await? {
+                return self.replay(first, &fingerprint).await;
+            }
+        }
+        if let Some(client) = client {
+            self.rate_limit(SCOPE_FORM_CLIENT, client, self.form_limits.per_client).await?;
+        }
+        self.rate_limit(SCOPE_FORM_EMAIL, &holder.email.mailbox_key(), self.form_limits.per_email).await?;
         let id = hex::encode(crate::desk::random_bytes::<16>());
         let new = NewOrder {
             id: &id,
@@ -339,22 +583,28 @@ impl Orders {
             document_key: &document_key,
             publish: form.publish,
             language,
+            phone: phone.as_deref(),
+            document_type,
         };
-        let registry = self.ca().registry();
-        if !registry.insert_order(&new, self.now().unix_timestamp()).await? {
-            // The key was used before: same form -> the same order.
+        let now = self.now().unix_timestamp();
+        if !registry.insert_order(&new, now).await? {
+            // The key was taken meanwhile: same form -> the same order.
             let key = idempotency_key.unwrap_or_default();
             let first = registry
                 .order_by_idempotency_key(key)
                 .await?
                 .ok_or_else(|| CaError::Internal("idempotency key taken but no order".into()))?;
-            if first.request_hash != fingerprint {
-                return Err(CaError::Conflict(
-                    "this Idempotency-Key was used for a different order; use a new key for a new order".into(),
-                ));
-            }
-            let link = self.link_token(&first.id)?;
-            return Ok(Created { order: first, link, replayed: true });
+            return self.replay(first, &fingerprint).await;
+        }
+        let since = now - self.form_limits.unpaid_ttl.whole_seconds();
+        let open = registry.open_unpaid_orders(holder.email.as_str(), since).await?;
+        if open > i64::from(self.form_limits.open_unpaid_per_email) {
+            registry.delete_unpaid_order(&id).await?;
+            return Err(CaError::Conflict(format!(
+                "this email address already has {} unpaid orders open: pay one of them (the links were mailed) \
+                 or wait until they expire",
+                self.form_limits.open_unpaid_per_email
+            )));
         }
         let row = registry.order(&id).await?.ok_or_else(|| CaError::Internal("order vanished".into()))?;
         self.audit(
@@ -370,11 +620,64 @@ impl Orders {
             &row,
             NoticeKind::OrderReceived,
             format!("order-received:{id}"),
-            vec![("order_id", id.clone()), ("order_url", url)],
+            vec![
+                ("order_id", id.clone()),
+                ("order_url", url),
+                ("price", self.payment.price_text(&row.product, row.years, &row.language)),
+                ("payment_url", self.payment.url(&row)),
+            ],
         )
         .await;
         let link = self.link_token(&id)?;
         Ok(Created { order: row, link, replayed: false })
+    }
+
+    /// A repeated Idempotency-Key: the first order if the form is the same.
+    async fn replay(&self, first: OrderRow, fingerprint: &str) -> Result<Created, CaError> {
+        if first.request_hash != fingerprint {
+            return Err(CaError::Conflict(
+                "this Idempotency-Key was used for a different order; use a new key for a new order".into(),
+            ));
+        }
+        if self.expired(&first, self.now().unix_timestamp()) {
+            return Err(CaError::Conflict(
+                "the order of this Idempotency-Key expired unpaid; use a new key for a new order".into(),
+            ));
+        }
+        let link = self.link_token(&first.id)?;
+        Ok(Created { order: first, link, replayed: true })
+    }
+
+    /// Delete orders left unpaid past [`FormLimits::unpaid_ttl`], in
+    /// batches (at most 10,000 a call; the notifier calls this every tick),
+    /// and the order form's rate-limit events older than their windows.
+    /// One audit entry gives the count. Returns how many orders went.
+    pub async fn expire_unpaid(&self, now: OffsetDateTime) -> Result<u64, CaError> {
+        let registry = self.ca().registry();
+        let now = now.unix_timestamp();
+        let before = now - self.form_limits.unpaid_ttl.whole_seconds();
+        let mut deleted = 0;
+        for _ in 0..EXPIRY_BATCHES_PER_TICK {
+            let n = registry.delete_expired_unpaid_orders(before, EXPIRY_BATCH).await?;
+            deleted += n;
+            if n < EXPIRY_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+        registry.purge_rate_events(SCOPE_FORM_CLIENT, now - self.form_limits.per_client.window_secs).await?;
+        registry.purge_rate_events(SCOPE_FORM_EMAIL, now - self.form_limits.per_email.window_secs).await?;
+        if deleted > 0 {
+            let hours = self.form_limits.unpaid_ttl.whole_hours();
+            let e = Event {
+                actor: "notifier",
+                action: "order.expire",
+                subject: "orders",
+                outcome: Outcome::Success,
+                detail: format!("deleted={deleted} unpaid after {hours} h"),
+            };
+            audit::record(registry, now, &e).await;
+        }
+        Ok(deleted)
     }
 
     /// The payment provider's webhook: `signature` is its signature header.
@@ -406,12 +709,29 @@ impl Orders {
                 ))
             }
         };
-        let row = registry.order(&order_id).await?.ok_or_else(|| CaError::NotFound("no such order".into()))?;
+        let row = registry
+            .order(&order_id)
+            .await?
+            .filter(|r| !self.expired(r, now.unix_timestamp()))
+            .ok_or_else(|| CaError::NotFound("no such order (unpaid orders expire and are deleted)".into()))?;
         let due = (now + IDENTITY_PROMISE).unix_timestamp();
         let payment_ref = event.payment_ref.unwrap_or_else(|| event.event_id.clone());
         let recorded =
             registry.record_payment(&event.event_id, &row.id, &payment_ref, now.unix_timestamp(), due).await?;
-        Ok(self.payment_outcome(recorded, "order", &row.id, format!("event={}", event.event_id)).await)
+        let outcome = self.payment_outcome(recorded, "order", &row.id, format!("event={}", event.event_id)).await;
+        if matches!(outcome, Payment::Applied) {
+            if let Some(paid) = registry.order(&row.id).await?.filter(|o| o.paid_at.is_some()) {
+                let url = self.order_url(&paid.id)?;
+                self.notify(
+                    &paid,
+                    NoticeKind::PaymentReceived,
+                    format!("payment-received:{}", paid.id),
+                    vec![("order_id", paid.id.clone()), ("order_url", url)],
+                )
+                .await;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Audit what a payment event did: `{what}.paid` once, a second payment
@@ -475,13 +795,9 @@ impl Orders {
         }
         self.audit(&actor, "order.approve", &row.id, Outcome::Success, String::new()).await;
         let url = self.order_url(&row.id)?;
-        self.notify(
-            &row,
-            NoticeKind::IdentityApproved,
-            format!("identity-approved:{}", row.id),
-            vec![("order_id", row.id.clone()), ("order_url", url.clone())],
-        )
-        .await;
+        // One mail with the one next step: CLOUD enrols the authenticator;
+        // TOKEN uploads the CSR, unless it is in already (then the
+        // certificate is issued now and the issued mail follows).
         if row.product == Product::Cloud.as_str() {
             self.notify(
                 &row,
@@ -492,6 +808,14 @@ impl Orders {
             .await;
         } else if row.csr.is_some() {
             self.try_issue(&row.id, None).await?;
+        } else {
+            self.notify(
+                &row,
+                NoticeKind::IdentityApproved,
+                format!("identity-approved:{}", row.id),
+                vec![("order_id", row.id.clone()), ("csr_url", format!("{url}/csr"))],
+            )
+            .await;
         }
         self.reload(&row.id).await
     }
@@ -619,7 +943,7 @@ impl Orders {
         if row.totp_sealed.is_none() {
             return Err(CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()));
         }
-        self.code_rate_limit("order-code", &row.id, self.limits.per_order).await?;
+        self.rate_limit("order-code", &row.id, self.limits.per_order).await?;
         self.check_code(&row, code, "holder").await?;
         if row.state == "approved" {
             self.try_issue(&row.id, Some(KeySource::Hsm)).await?;
@@ -627,8 +951,9 @@ impl Orders {
         self.reload(&row.id).await
     }
 
-    /// Count one authorization code against `value` in `scope` (429 over the limit).
-    pub(crate) async fn code_rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
+    /// Count one event (an order form, an authorization code) against
+    /// `value` in `scope` (429 over the limit).
+    pub(crate) async fn rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
         match self.ca().registry().rate_hit(scope, value, window, self.now().unix_timestamp()).await? {
             RateDecision::Allowed => Ok(()),
             RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
@@ -860,13 +1185,12 @@ impl Orders {
 
     async fn mail_delivery(&self, row: &OrderRow, delivery_id: &str, token: &str) {
         let url = format!("{}/api/v1/secrets/{token}", self.base);
-        self.notify(
-            row,
-            NoticeKind::SecretDelivery,
-            format!("secret-delivery:{delivery_id}"),
-            vec![("delivery_url", url)],
-        )
-        .await;
+        let kind = if row.product == Product::Cloud.as_str() {
+            NoticeKind::CloudSecretDelivery
+        } else {
+            NoticeKind::SecretDelivery
+        };
+        self.notify(row, kind, format!("secret-delivery:{delivery_id}"), vec![("delivery_url", url)]).await;
     }
 
     /// The generation code, once: for the kit envelope (`qcert kit print`)
@@ -951,16 +1275,97 @@ impl Orders {
         Ok(code.expose().to_owned())
     }
 
-    /// The issued certificate of an order (holder, by link), DER.
-    pub async fn certificate(&self, token: &str) -> Result<Vec<u8>, CaError> {
+    /// The serials of an order's line, oldest first: the order's
+    /// certificate, then each issued renewal of the one before.
+    pub async fn certificate_line(&self, row: &OrderRow) -> Result<Vec<String>, CaError> {
+        let registry = self.ca().registry();
+        let mut line = Vec::new();
+        let mut next = row.serial.clone();
+        while let Some(serial) = next.take() {
+            if line.contains(&serial) || line.len() > 1000 {
+                break;
+            }
+            next = registry.renewal_of(&serial).await?.filter(|r| r.state == "issued").and_then(|r| r.new_serial);
+            line.push(serial);
+        }
+        Ok(line)
+    }
+
+    /// A certificate of an order's line (holder, by link), DER: the newest
+    /// (the last renewal issued), or the one with `serial` if it is of this
+    /// line. Returns (serial, DER).
+    pub async fn certificate(&self, token: &str, serial: Option<&str>) -> Result<(String, Vec<u8>), CaError> {
         let row = self.by_link(token).await?;
-        let serial = row.serial.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
-        let rec = self.ca().registry().certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial))?;
-        rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))
+        let line = self.certificate_line(&row).await?;
+        let chosen = match serial {
+            None => {
+                line.last().cloned().ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?
+            }
+            Some(s) => {
+                let s = crate::ca::normalize_serial(s)?;
+                if !line.contains(&s) {
+                    return Err(CaError::NotFound("no certificate with this serial belongs to this order".into()));
+                }
+                s
+            }
+        };
+        let rec =
+            self.ca().registry().certificate(&chosen).await?.ok_or_else(|| CaError::UnknownSerial(chosen.clone()))?;
+        let der = rec.der.ok_or_else(|| CaError::Conflict("the certificate is not issued yet".into()))?;
+        Ok((chosen, der))
     }
 
     /// (waiting for identity validation, of which overdue) for /metrics.
     pub async fn backlog(&self) -> Result<(i64, i64), CaError> {
         Ok(self.ca().registry().identity_backlog(self.now().unix_timestamp()).await?)
+    }
+}
+
+#[cfg(test)]
+mod contact_tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_e164_and_document_types_closed() {
+        assert_eq!(parse_phone(" +40 (712) 345-678 ").unwrap(), "+40712345678");
+        for bad in ["0712345678", "+0712345678", "+4071", "+40712345678901234", "+40 712 ABC", "++40712345678", ""] {
+            let e = parse_phone(bad).unwrap_err().to_string();
+            assert!(e.contains("phone") && !e.contains("ABC"), "{bad:?}: {e}");
+        }
+        assert_eq!(parse_document_type("Passport").unwrap(), "passport");
+        assert_eq!(parse_document_type("id-card").unwrap(), "id-card");
+        assert!(parse_document_type("driving-licence").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn payment_urls_and_prices() {
+        let p = PaymentSettings {
+            url_template: "https://pay.example.eu/c?o={order_id}&a={amount}&c={amount_cents}&cur={currency}".into(),
+            currency: "EUR".into(),
+            token_cents: [8900, 15900, 21905],
+            cloud_cents: [4900, 8900, 12900],
+        };
+        p.validate().unwrap();
+        assert_eq!(p.amount("token", 3), "219.05");
+        assert_eq!(p.amount("cloud", 1), "49.00");
+        assert_eq!(p.price_text("token", 2, "ro"), "159,00 EUR");
+        assert_eq!(p.price_text("token", 2, "en"), "159.00 EUR");
+        assert_eq!(p.cents("cloud", 9), 12900, "years are clamped, never an index panic");
+        assert_eq!(p.cents("cloud", -1), 4900);
+        for bad in [
+            PaymentSettings { url_template: "ftp://pay.example.eu/{order_id}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/{order_url}".into(), ..p.clone() },
+            PaymentSettings { url_template: "https://pay.example.eu/ {order_id}".into(), ..p.clone() },
+            PaymentSettings { currency: "euro".into(), ..p.clone() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        PaymentSettings::default().validate().unwrap();
     }
 }

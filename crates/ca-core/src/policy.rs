@@ -98,7 +98,37 @@ struct ProfileFile {
 struct PdsEntry {
     path: String,
     language: String,
+    /// The statement, relative to `policies/`; default `pds-<language>.txt`.
+    #[serde(default)]
+    file: Option<PathBuf>,
 }
+
+/// A PKI disclosure statement served at `path` (under `public_base_url`),
+/// the URL certificates carry in QcPDS: the operator's file in `policies/`,
+/// read on each request so it can be updated in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdsDocument {
+    /// Path under the base, e.g. `/pds/en`.
+    pub path: String,
+    /// ISO 639-1 language.
+    pub language: String,
+    pub file: PathBuf,
+}
+
+impl PdsDocument {
+    /// The media type, from the file's extension: `.html`/`.htm`, `.pdf`,
+    /// else UTF-8 text.
+    pub fn content_type(&self) -> &'static str {
+        match self.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("pdf") => "application/pdf",
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// Paths the HTTP API serves itself; a PDS path may not start with one.
+const RESERVED_PATHS: [&str; 7] = ["/api/", "/certs/", "/crl/", "/ocsp", "/health", "/metrics", "/openapi.json"];
 
 /// A hierarchy entry with its algorithm parsed.
 #[derive(Debug, Clone)]
@@ -138,6 +168,8 @@ pub struct Policy {
     pub urls: PublicUrls,
     pub crl: Schedule,
     pub ocsp_responses: Schedule,
+    /// Every profile's PKI disclosure statements, one per path.
+    pub pds_documents: Vec<PdsDocument>,
 }
 
 /// URLs written into certificates, all derived from `public_base_url`.
@@ -229,6 +261,7 @@ impl Policy {
             })
         };
         let mut profiles = BTreeMap::new();
+        let mut pds_documents: Vec<PdsDocument> = Vec::new();
         for (id, file) in &ca.profiles {
             let path = dir.join(file);
             let p: ProfileFile = read_toml(&path)?;
@@ -263,8 +296,36 @@ impl Policy {
                             d.language
                         )));
                     }
-                    if !d.path.starts_with('/') {
-                        return Err(perr(format!("pds path {:?} must start with /", d.path)));
+                    let plain = d.path.len() > 1
+                        && d.path.starts_with('/')
+                        && d.path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+                        && !d.path.split('/').any(|seg| seg == "." || seg == "..");
+                    if !plain || RESERVED_PATHS.iter().any(|r| d.path.starts_with(r)) {
+                        return Err(perr(format!(
+                            "pds path {:?} must start with /, hold only a-z, 0-9, '/', '-', '_', '.', and not be one the API serves",
+                            d.path
+                        )));
+                    }
+                    let file = d.file.clone().unwrap_or_else(|| PathBuf::from(format!("pds-{}.txt", d.language)));
+                    if file.is_absolute() || file.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                        return Err(perr(format!("pds file {} must be a name inside policies/", file.display())));
+                    }
+                    let doc = PdsDocument { path: d.path.clone(), language: d.language.clone(), file: dir.join(file) };
+                    match pds_documents.iter().find(|o| o.path == doc.path) {
+                        Some(o) if *o != doc => {
+                            return Err(perr(format!("pds path {:?} is given two different statements", d.path)));
+                        }
+                        Some(_) => {}
+                        None => {
+                            if !doc.file.is_file() {
+                                tracing::warn!(
+                                    path = %doc.path,
+                                    file = %doc.file.display(),
+                                    "certificates point at this PKI disclosure statement, but its file is missing: it answers 404"
+                                );
+                            }
+                            pds_documents.push(doc);
+                        }
                     }
                     Ok((urls.https(&d.path), d.language.clone()))
                 })
@@ -305,6 +366,7 @@ impl Policy {
             ca_policy_oid,
             profiles,
             urls,
+            pds_documents,
         })
     }
 
@@ -343,6 +405,10 @@ mod tests {
         assert_eq!(p.urls.ocsp, "http://pki.example.eu/qcert/ocsp");
         let prof = p.profile("qcp-n-qscd").unwrap();
         assert_eq!(prof.pds[0].0, "https://pki.example.eu/qcert/pds/en");
+        assert_eq!(prof.pds[1].0, "https://pki.example.eu/qcert/pds/ro");
+        let langs: Vec<_> = p.pds_documents.iter().map(|d| (d.path.as_str(), d.language.as_str())).collect();
+        assert_eq!(langs, [("/pds/en", "en"), ("/pds/ro", "ro")]);
+        assert!(p.pds_documents.iter().all(|d| d.file.is_file()), "the shipped statements exist");
         assert_eq!(prof.policy_oids.first().unwrap().to_string(), "0.4.0.194112.1.2");
         assert_eq!(*prof.policy_oids.last().unwrap(), p.ca_policy_oid);
         assert!(matches!(p.profile("nope"), Err(CaError::UnknownProfile(_))));

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)]
 //! Secret deliveries on SQLite and PostgreSQL: shown once then erased,
 //! blocked after three wrong codes, superseded by a new delivery, one winner
 //! among concurrent reveals, nothing in clear in the database, and sealed

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qcert_ca_core::store::outbox::ClaimedMail;
+use qcert_ca_core::store::outbox::{sealed_body_ad, ClaimedMail};
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::{Clock, Registry};
 use rand::RngCore;
 use serde::Deserialize;
@@ -106,14 +107,32 @@ impl DeliveryReport {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     registry: Registry,
+    vault: Arc<Vault>,
     transport: Transport,
     policy: DeliveryPolicy,
 }
 
 impl Dispatcher {
-    pub fn new(registry: Registry, transport: Transport, policy: DeliveryPolicy) -> Result<Dispatcher, MailError> {
+    /// `vault` opens the sealed bodies (the one [`crate::Outbox::enqueue`] used).
+    pub fn new(
+        registry: Registry,
+        vault: Arc<Vault>,
+        transport: Transport,
+        policy: DeliveryPolicy,
+    ) -> Result<Dispatcher, MailError> {
         policy.validate()?;
-        Ok(Dispatcher { registry, transport, policy })
+        Ok(Dispatcher { registry, vault, transport, policy })
+    }
+
+    /// The body of a claimed row: opened from its seal (or, for a row from
+    /// before bodies were sealed, as stored).
+    fn body(&self, mail: &ClaimedMail) -> Result<String, String> {
+        let Some(sealed) = &mail.body_sealed else { return Ok(mail.body_text.clone()) };
+        let raw = self
+            .vault
+            .open(sealed, &sealed_body_ad(&mail.dedupe_key))
+            .map_err(|_| "the sealed body does not open (another vault key, or altered)".to_owned())?;
+        String::from_utf8(raw.to_vec()).map_err(|_| "the sealed body is not UTF-8".to_owned())
     }
 
     pub fn policy(&self) -> &DeliveryPolicy {
@@ -163,7 +182,17 @@ impl Dispatcher {
                     self.log(&report);
                     return Ok(report);
                 }
-                match tokio::time::timeout(send_timeout, self.transport.send(&mail)).await {
+                let body = match self.body(&mail) {
+                    Ok(b) => b,
+                    Err(why) => {
+                        if self.registry.outbox_park(mail.id, &owner, now_s, &why).await? {
+                            report.failed = report.failed.saturating_add(1);
+                        }
+                        tracing::error!(id = mail.id, kind = %mail.kind, error = %why, "mail body unreadable; parked");
+                        continue;
+                    }
+                };
+                match tokio::time::timeout(send_timeout, self.transport.send(&mail, &body)).await {
                     Ok(Ok(())) => {
                         self.registry.outbox_mark_sent(mail.id, now_s).await?;
                         report.sent = report.sent.saturating_add(1);

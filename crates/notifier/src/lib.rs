@@ -28,5 +28,5 @@ pub use notices::OutboxNotices;
 pub use outbox::{Enqueued, NewMail, Outbox};
 pub use qcert_ca_core::store::outbox::OutboxRecord;
 pub use scheduler::{Notifier, TickReport};
-pub use template::{render, vars, Language, Rendered, Template};
+pub use template::{long_date, render, vars, Language, Rendered, Template};
 pub use transport::{message_id, MailConfig, SmtpConfig, SmtpSecurity, Transport, TransportConfig};

@@ -10,22 +10,25 @@ use std::sync::Arc;
 
 use qcert_ca_core::holder::Email;
 use qcert_ca_core::notice::{Notice, NoticeFuture, NoticeKind, Notices};
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::{CaError, Clock, Registry};
 
 use crate::outbox::{Enqueued, NewMail, Outbox};
-use crate::template::{Language, Template};
+use crate::template::{long_date_rfc3339, Language, Template};
 use crate::MailError;
 
 /// Notices go into the registry's outbox, due at the clock's now.
 #[derive(Debug, Clone)]
 pub struct OutboxNotices {
     registry: Registry,
+    vault: Arc<Vault>,
     clock: Arc<dyn Clock>,
 }
 
 impl OutboxNotices {
-    pub fn new(registry: Registry, clock: Arc<dyn Clock>) -> OutboxNotices {
-        OutboxNotices { registry, clock }
+    /// Bodies are sealed with `vault` (the dispatcher needs the same one).
+    pub fn new(registry: Registry, vault: Arc<Vault>, clock: Arc<dyn Clock>) -> OutboxNotices {
+        OutboxNotices { registry, vault, clock }
     }
 
     /// The template a notice kind is written with.
@@ -44,6 +47,13 @@ impl OutboxNotices {
         let language = Language::parse(&notice.language).unwrap_or(Language::En);
         let mut vars = BTreeMap::new();
         for (name, value) in notice.vars {
+            let value = if Template::DATE_VARIABLES.contains(&name) {
+                long_date_rfc3339(&value, language).ok_or_else(|| {
+                    CaError::InvalidInput(format!("notice {}: {name} is not an RFC 3339 time", template.name()))
+                })?
+            } else {
+                value
+            };
             if vars.insert(name.to_owned(), value).is_some() {
                 return Err(CaError::InvalidInput(format!(
                     "notice {}: variable {name:?} given more than once",
@@ -58,7 +68,7 @@ impl OutboxNotices {
     pub async fn enqueue(&self, notice: Notice) -> Result<Enqueued, CaError> {
         let mail = OutboxNotices::mail(notice)?;
         let (key, kind) = (mail.dedupe_key.clone(), mail.kind.clone());
-        let queued = Outbox::enqueue(&self.registry, mail, self.clock.now()).await.map_err(ca_error)?;
+        let queued = Outbox::enqueue(&self.registry, &self.vault, mail, self.clock.now()).await.map_err(ca_error)?;
         tracing::debug!(id = queued.id, dedupe_key = %key, %kind, already_existed = queued.already_existed, "notice queued");
         Ok(queued)
     }
@@ -87,26 +97,33 @@ mod tests {
     use super::*;
     use crate::template::render;
 
-    const KINDS: [NoticeKind; 8] = [
+    const KINDS: [NoticeKind; 11] = [
         NoticeKind::OrderReceived,
+        NoticeKind::PaymentReceived,
         NoticeKind::IdentityApproved,
         NoticeKind::IdentityRejected,
         NoticeKind::AuthenticatorInvitation,
         NoticeKind::SecretDelivery,
+        NoticeKind::CloudSecretDelivery,
         NoticeKind::CertificateIssued,
         NoticeKind::RenewalReminder,
         NoticeKind::CertificateRevoked,
+        NoticeKind::LastRenewalReminder,
     ];
 
     /// The variables `NoticeKind`'s doc comments (ca-core's notice.rs) name.
     fn documented(kind: NoticeKind) -> &'static [&'static str] {
         match kind {
-            NoticeKind::OrderReceived | NoticeKind::IdentityApproved => &["given_name", "order_id", "order_url"],
+            NoticeKind::OrderReceived => &["given_name", "order_id", "order_url", "price", "payment_url"],
+            NoticeKind::PaymentReceived => &["given_name", "order_id", "order_url"],
+            NoticeKind::IdentityApproved => &["given_name", "order_id", "csr_url"],
             NoticeKind::IdentityRejected => &["given_name", "reason", "resume_url"],
             NoticeKind::AuthenticatorInvitation => &["given_name", "order_id", "enrol_url"],
-            NoticeKind::SecretDelivery => &["given_name", "delivery_url"],
+            NoticeKind::SecretDelivery | NoticeKind::CloudSecretDelivery => &["given_name", "delivery_url"],
             NoticeKind::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
-            NoticeKind::RenewalReminder => &["given_name", "serial", "not_after", "renewal_url"],
+            NoticeKind::RenewalReminder | NoticeKind::LastRenewalReminder => {
+                &["given_name", "serial", "not_after", "deadline", "renewal_url"]
+            }
             NoticeKind::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
         }
     }
@@ -117,7 +134,17 @@ mod tests {
             kind,
             to: "ana.pop@example.ro".into(),
             language: language.into(),
-            vars: vars.iter().map(|v| (*v, format!("<{v}>"))).collect(),
+            vars: vars
+                .iter()
+                .map(|v| {
+                    let value = if Template::DATE_VARIABLES.contains(v) {
+                        "2028-12-02T10:00:00Z".into()
+                    } else {
+                        format!("<{v}>")
+                    };
+                    (*v, value)
+                })
+                .collect(),
         }
     }
 
@@ -139,7 +166,12 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{} {language}: {e}", kind.template()));
                 let all = format!("{}\n{}", r.subject, r.body);
                 for v in documented(kind) {
-                    assert!(all.contains(&format!("<{v}>")), "{} {language} does not use {{{v}}}", kind.template());
+                    let shown = if Template::DATE_VARIABLES.contains(v) {
+                        (if language == "ro" { "2 decembrie 2028" } else { "2 December 2028" }).to_owned()
+                    } else {
+                        format!("<{v}>")
+                    };
+                    assert!(all.contains(&shown), "{} {language} does not use {{{v}}}", kind.template());
                 }
                 // One variable fewer, or one more, does not render.
                 let (_, fewer) = documented(kind).split_last().unwrap();
@@ -176,6 +208,18 @@ mod tests {
         n.vars.push(("delivery_url", "https://pki.example.eu/d/secret-capability".into()));
         let e = OutboxNotices::mail(n).unwrap_err();
         assert!(matches!(e, CaError::InvalidInput(_)) && !e.to_string().contains("secret-capability"), "{e}");
+    }
+
+    #[test]
+    fn dates_must_be_rfc3339() {
+        let kind = NoticeKind::CertificateIssued;
+        let mut n = notice(kind, "en", documented(kind));
+        for v in &mut n.vars {
+            if v.0 == "not_after" {
+                v.1 = "next year".into();
+            }
+        }
+        assert!(matches!(OutboxNotices::mail(n), Err(CaError::InvalidInput(_))));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Putting mail in the durable outbox. A mail is rendered and stored in
 //! one row; the [`crate::Dispatcher`] delivers it later. Enqueuing is
-//! idempotent per `dedupe_key`.
+//! idempotent per `dedupe_key`. The body is stored sealed by the vault
+//! (it may carry capability links) under the row's identity, opened only
+//! by the dispatcher to send it, and erased once sent.
 
 use std::collections::BTreeMap;
 
 use lettre::Address;
 use qcert_ca_core::holder::Email;
-use qcert_ca_core::store::outbox::{NewOutboxMail, OutboxRecord};
+use qcert_ca_core::store::outbox::{sealed_body_ad, NewOutboxMail, OutboxRecord};
+use qcert_ca_core::vault::Vault;
 use qcert_ca_core::Registry;
 use time::OffsetDateTime;
 
@@ -46,9 +49,15 @@ pub struct Enqueued {
 pub struct Outbox;
 
 impl Outbox {
-    /// Render `mail` and store it, due at `now`. Template and address errors
-    /// are reported here, before anything is stored.
-    pub async fn enqueue(registry: &Registry, mail: NewMail, now: OffsetDateTime) -> Result<Enqueued, MailError> {
+    /// Render `mail`, seal its body with `vault` and store it, due at `now`.
+    /// Template and address errors are reported here, before anything is
+    /// stored.
+    pub async fn enqueue(
+        registry: &Registry,
+        vault: &Vault,
+        mail: NewMail,
+        now: OffsetDateTime,
+    ) -> Result<Enqueued, MailError> {
         check_key("dedupe_key", &mail.dedupe_key)?;
         check_key("kind", &mail.kind)?;
         mail.to
@@ -56,13 +65,14 @@ impl Outbox {
             .parse::<Address>()
             .map_err(|e| MailError::Address(format!("recipient cannot be used for mail: {e}")))?;
         let rendered = render(mail.template, mail.language, &mail.vars)?;
+        let body_sealed = seal_body(vault, &mail.dedupe_key, &rendered.body)?;
         let row = NewOutboxMail {
             dedupe_key: mail.dedupe_key,
             kind: mail.kind,
             language: mail.language.as_str().to_owned(),
             recipient: mail.to.as_str().to_owned(),
+            body_sealed,
             subject: rendered.subject,
-            body_text: rendered.body,
         };
         let (id, already_existed) = registry.outbox_insert(&row, now.unix_timestamp()).await?;
         Ok(Enqueued { id, already_existed })
@@ -88,6 +98,13 @@ impl Outbox {
     pub async fn requeue_failed(registry: &Registry, now: OffsetDateTime) -> Result<u64, MailError> {
         Ok(registry.outbox_requeue_failed(now.unix_timestamp()).await?)
     }
+}
+
+/// The body as stored: sealed under the row's identity.
+pub(crate) fn seal_body(vault: &Vault, dedupe_key: &str, body: &str) -> Result<Vec<u8>, MailError> {
+    vault
+        .seal(body.as_bytes(), &sealed_body_ad(dedupe_key))
+        .map_err(|_| MailError::Invalid("the mail body cannot be sealed".into()))
 }
 
 fn check_key(what: &str, key: &str) -> Result<(), MailError> {

@@ -1,5 +1,6 @@
 //! The notifier's tick (DOMAIN.md "Renewal"): renewal reminders 45 and 15
-//! days before notAfter, and issuance of paid renewals 3 days before.
+//! days before notAfter, and issuance of paid renewals 3 days before;
+//! unpaid orders past their expiry are deleted.
 //!
 //! Exactly once, also with several notifier processes and across crashes:
 //! a reminder's outbox row (unique dedupe key `reminder-45:<serial>` /
@@ -15,17 +16,24 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use qcert_ca_core::orders::{Orders, RenewalReport, FIRST_REMINDER, SECOND_REMINDER};
+use qcert_ca_core::orders::{Orders, RenewalReport, FIRST_REMINDER, RENEWAL_LEAD, SECOND_REMINDER};
 use qcert_ca_core::store::outbox::NewOutboxMail;
 use qcert_ca_core::store::renewals::{ReminderCandidate, ReminderDecision};
 use qcert_ca_core::{CaError, Clock};
 use time::OffsetDateTime;
 
-use crate::template::{render, Language, Template};
+use crate::template::{long_date, render, Language, Template};
 use crate::MailError;
 
 /// Certificates handled per query page.
 pub const PAGE: i64 = 2000;
+
+/// Sent mail rows deleted per statement by the purge.
+pub const PURGE_BATCH: i64 = 1000;
+
+/// How long sent mail (metadata only: recipient, kind, subject, times) is
+/// kept by default (`notifier.keep_sent_mail_days`).
+pub const DEFAULT_SENT_MAIL_RETENTION: time::Duration = time::Duration::days(30);
 
 /// Reminder stages (see migration 0008).
 const STAGE_45_DONE: i64 = 1;
@@ -42,6 +50,10 @@ pub struct TickReport {
     pub renewals: RenewalReport,
     /// Order issuances a crash had interrupted, completed.
     pub orders_recovered: u32,
+    /// Orders left unpaid past `orders.unpaid_expiry_hours`, deleted.
+    pub orders_expired: u64,
+    /// Sent mail rows deleted after the retention period.
+    pub mails_purged: u64,
 }
 
 /// Errors of a tick.
@@ -59,11 +71,33 @@ pub enum TickError {
 #[derive(Debug, Clone)]
 pub struct Notifier {
     orders: Orders,
+    keep_sent_mail: time::Duration,
 }
 
 impl Notifier {
     pub fn new(orders: Orders) -> Notifier {
-        Notifier { orders }
+        Notifier { orders, keep_sent_mail: DEFAULT_SENT_MAIL_RETENTION }
+    }
+
+    /// Sent mail is deleted once it was sent `keep` ago (at least 0).
+    pub fn with_sent_mail_retention(mut self, keep: time::Duration) -> Notifier {
+        self.keep_sent_mail = keep.max(time::Duration::ZERO);
+        self
+    }
+
+    /// Delete the rows of mail sent at or before `now - retention`, a batch
+    /// at a time.
+    pub async fn purge_sent_mail(&self, now: OffsetDateTime) -> Result<u64, TickError> {
+        let registry = self.orders.ca().registry();
+        let before = (now - self.keep_sent_mail).unix_timestamp();
+        let mut purged = 0;
+        loop {
+            let n = registry.outbox_purge_sent(before, PURGE_BATCH).await.map_err(CaError::from)?;
+            purged += n;
+            if n < u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX) {
+                return Ok(purged);
+            }
+        }
     }
 
     /// One pass at `now`.
@@ -73,6 +107,8 @@ impl Notifier {
         self.reminders(now, &[0, STAGE_45_DONE], SECOND_REMINDER, &mut report).await?;
         self.reminders(now, &[0], FIRST_REMINDER, &mut report).await?;
         report.orders_recovered = self.orders.recover_stalled(now).await?;
+        report.orders_expired = self.orders.expire_unpaid(now).await?;
+        report.mails_purged = self.purge_sent_mail(now).await?;
         loop {
             let r = self.orders.issue_due_renewals(now, PAGE).await?;
             let done = r.issued + r.cancelled + r.failed;
@@ -128,25 +164,30 @@ impl Notifier {
             return Ok(ReminderDecision { serial, stage, mail: None });
         };
         let language = Language::parse(&c.language).unwrap_or(Language::En);
-        let not_after = qcert_ca_core::clock::rfc3339(c.not_after);
+        let date = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t).map(|t| long_date(t, language)).unwrap_or_else(|_| t.to_string())
+        };
         let vars: BTreeMap<String, String> = [
             ("given_name", c.given_name.clone().unwrap_or_default()),
             ("serial", serial.clone()),
-            ("not_after", not_after),
+            ("not_after", date(c.not_after)),
+            ("deadline", date(c.not_after - RENEWAL_LEAD.whole_seconds())),
             ("renewal_url", self.orders.renewal_url(&serial)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let rendered = render(Template::RenewalReminder, language, &vars)?;
+        let template = if second { Template::LastRenewalReminder } else { Template::RenewalReminder };
+        let rendered = render(template, language, &vars)?;
         let which = if second { "15" } else { "45" };
+        let dedupe_key = format!("reminder-{which}:{serial}");
         let mail = NewOutboxMail {
-            dedupe_key: format!("reminder-{which}:{serial}"),
             kind: format!("renewal-reminder-{which}"),
             language: language.as_str().to_owned(),
             recipient: to,
+            body_sealed: crate::outbox::seal_body(self.orders.vault(), &dedupe_key, &rendered.body)?,
+            dedupe_key,
             subject: rendered.subject,
-            body_text: rendered.body,
         };
         Ok(ReminderDecision { serial, stage, mail: Some(mail) })
     }

@@ -40,19 +40,26 @@ impl Language {
 /// The mails qcert sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Template {
-    /// 45 (and 15) days before expiry: how to renew.
+    /// 45 days before expiry: renew by the deadline.
     RenewalReminder,
-    /// An order was placed; next step: the video identification.
+    /// 15 days before expiry (no renewal ordered): the last reminder.
+    LastRenewalReminder,
+    /// An order was placed; next step: pay it (price and payment link).
     OrderReceived,
-    /// The identity check succeeded.
+    /// The payment arrived; next: the identity check within 24 hours.
+    PaymentReceived,
+    /// TOKEN: the identity check succeeded; next: upload the CSR.
     IdentityApproved,
     /// The identity check failed or was interrupted; link to resume it.
     IdentityRejected,
     /// CLOUD: link to enrol the authenticator the holder signs with.
     AuthenticatorInvitation,
-    /// Link to fetch the revocation password (TOKEN kits: also PIN and PUK)
-    /// with the generation code from the kit envelope or the RA officer.
+    /// TOKEN: link to fetch the revocation password, PIN and PUK with the
+    /// generation code from the kit envelope.
     SecretDelivery,
+    /// CLOUD: link to fetch the revocation password with the generation
+    /// code an RA officer gives.
+    CloudSecretDelivery,
     /// The certificate was issued; link to download it.
     CertificateIssued,
     /// The certificate was revoked: when, why, by which channel.
@@ -60,26 +67,36 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 8] = [
+    pub const ALL: [Template; 11] = [
         Template::RenewalReminder,
+        Template::LastRenewalReminder,
         Template::OrderReceived,
+        Template::PaymentReceived,
         Template::IdentityApproved,
         Template::IdentityRejected,
         Template::AuthenticatorInvitation,
         Template::SecretDelivery,
+        Template::CloudSecretDelivery,
         Template::CertificateIssued,
         Template::CertificateRevoked,
     ];
+
+    /// Variables that are dates: given in RFC 3339, written as people
+    /// write them in the mail's language ([`long_date`]).
+    pub const DATE_VARIABLES: [&'static str; 2] = ["not_after", "deadline"];
 
     /// The file name (without `.txt`), also stored as the outbox row's kind.
     pub fn name(self) -> &'static str {
         match self {
             Template::RenewalReminder => "renewal-reminder",
+            Template::LastRenewalReminder => "renewal-reminder-last",
             Template::OrderReceived => "order-received",
+            Template::PaymentReceived => "payment-received",
             Template::IdentityApproved => "identity-approved",
             Template::IdentityRejected => "identity-rejected",
             Template::AuthenticatorInvitation => "authenticator-invitation",
             Template::SecretDelivery => "secret-delivery",
+            Template::CloudSecretDelivery => "secret-delivery-cloud",
             Template::CertificateIssued => "certificate-issued",
             Template::CertificateRevoked => "certificate-revoked",
         }
@@ -93,12 +110,15 @@ impl Template {
     /// must be given to [`render`].
     pub fn variables(self) -> &'static [&'static str] {
         match self {
-            Template::RenewalReminder => &["given_name", "serial", "not_after", "renewal_url"],
-            Template::OrderReceived => &["given_name", "order_id", "order_url"],
-            Template::IdentityApproved => &["given_name", "order_id", "order_url"],
+            Template::RenewalReminder | Template::LastRenewalReminder => {
+                &["given_name", "serial", "not_after", "deadline", "renewal_url"]
+            }
+            Template::OrderReceived => &["given_name", "order_id", "order_url", "price", "payment_url"],
+            Template::PaymentReceived => &["given_name", "order_id", "order_url"],
+            Template::IdentityApproved => &["given_name", "order_id", "csr_url"],
             Template::IdentityRejected => &["given_name", "reason", "resume_url"],
             Template::AuthenticatorInvitation => &["given_name", "order_id", "enrol_url"],
-            Template::SecretDelivery => &["given_name", "delivery_url"],
+            Template::SecretDelivery | Template::CloudSecretDelivery => &["given_name", "delivery_url"],
             Template::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
             Template::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
         }
@@ -115,11 +135,14 @@ impl Template {
         }
         match self {
             Template::RenewalReminder => pick!("renewal-reminder"),
+            Template::LastRenewalReminder => pick!("renewal-reminder-last"),
             Template::OrderReceived => pick!("order-received"),
+            Template::PaymentReceived => pick!("payment-received"),
             Template::IdentityApproved => pick!("identity-approved"),
             Template::IdentityRejected => pick!("identity-rejected"),
             Template::AuthenticatorInvitation => pick!("authenticator-invitation"),
             Template::SecretDelivery => pick!("secret-delivery"),
+            Template::CloudSecretDelivery => pick!("secret-delivery-cloud"),
             Template::CertificateIssued => pick!("certificate-issued"),
             Template::CertificateRevoked => pick!("certificate-revoked"),
         }
@@ -197,6 +220,52 @@ fn fill(text: &str, declared: &[&str], vars: &BTreeMap<String, String>) -> Resul
         }
     }
     Ok(out)
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const MONTHS_RO: [&str; 12] = [
+    "ianuarie",
+    "februarie",
+    "martie",
+    "aprilie",
+    "mai",
+    "iunie",
+    "iulie",
+    "august",
+    "septembrie",
+    "octombrie",
+    "noiembrie",
+    "decembrie",
+];
+
+/// A date as people write it, in UTC: `2 December 2028` / `2 decembrie 2028`.
+pub fn long_date(t: time::OffsetDateTime, language: Language) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let months = match language {
+        Language::En => &MONTHS_EN,
+        Language::Ro => &MONTHS_RO,
+    };
+    let month = months.get(usize::from(u8::from(t.month())).saturating_sub(1)).copied().unwrap_or_default();
+    format!("{} {month} {}", t.day(), t.year())
+}
+
+/// [`long_date`] of an RFC 3339 time; None if it is not one.
+pub fn long_date_rfc3339(value: &str, language: Language) -> Option<String> {
+    let t = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    Some(long_date(t, language))
 }
 
 /// Shorthand for a variable map: `vars([("serial", "01ab"), ...])`.
@@ -284,6 +353,79 @@ mod tests {
         assert!(split("Hello\n\nbody").is_err());
         assert!(split("Subject: x\nbody").is_err());
         assert_eq!(split("Subject: x\n\nbody\n").unwrap(), ("x", "body\n"));
+    }
+
+    #[test]
+    fn mails_a_cloud_holder_gets_speak_of_no_kit_and_no_csr() {
+        let cloud =
+            Template::ALL.into_iter().filter(|t| !matches!(t, Template::IdentityApproved | Template::SecretDelivery));
+        for template in cloud {
+            for language in Language::ALL {
+                let r = render(template, language, &sample(template)).unwrap();
+                let all = format!("{}\n{}", r.subject, r.body).to_lowercase();
+                for word in ["kit", "csr", "signing request", "cerere de certificat", "token"] {
+                    assert!(!all.contains(word), "{} {} mentions {word:?}", template.name(), language.as_str());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_mail_names_its_next_step_and_the_last_reminder_says_so() {
+        for template in Template::ALL {
+            let (en, ro) = (
+                render(template, Language::En, &sample(template)).unwrap().body,
+                render(template, Language::Ro, &sample(template)).unwrap().body,
+            );
+            assert!(en.contains("Next step:"), "{} en", template.name());
+            assert!(ro.contains("Următorul pas:"), "{} ro", template.name());
+        }
+        let first = render(Template::RenewalReminder, Language::En, &sample(Template::RenewalReminder)).unwrap();
+        let last = render(Template::LastRenewalReminder, Language::En, &sample(Template::LastRenewalReminder)).unwrap();
+        assert_ne!(first.body, last.body);
+        assert!(last.subject.starts_with("Last reminder") && last.body.contains("the last reminder"));
+        assert!(!first.body.contains("last reminder"));
+        let last_ro =
+            render(Template::LastRenewalReminder, Language::Ro, &sample(Template::LastRenewalReminder)).unwrap();
+        assert!(last_ro.subject.starts_with("Ultima amintire") && last_ro.body.contains("ultima amintire"));
+        for t in [Template::RenewalReminder, Template::LastRenewalReminder] {
+            for l in Language::ALL {
+                assert!(
+                    render(t, l, &sample(t)).unwrap().body.contains("<deadline>"),
+                    "{} states the deadline",
+                    t.name()
+                );
+            }
+        }
+        let order = render(Template::OrderReceived, Language::En, &sample(Template::OrderReceived)).unwrap();
+        assert!(
+            order.body.contains("pay the order")
+                && order.body.contains("<price>")
+                && order.body.contains("<payment_url>")
+        );
+        assert!(!order.body.contains("Next step: the identity check"));
+    }
+
+    #[test]
+    fn dates_are_written_as_people_write_them() {
+        use time::macros::datetime;
+        let t = datetime!(2028-12-02 23:30 UTC);
+        assert_eq!(long_date(t, Language::En), "2 December 2028");
+        assert_eq!(long_date(t, Language::Ro), "2 decembrie 2028");
+        // UTC, whatever offset the value carries.
+        assert_eq!(long_date(datetime!(2029-01-01 01:00 +02:00), Language::Ro), "31 decembrie 2028");
+        let all: Vec<String> = (1..=12u8)
+            .map(|m| {
+                let d = time::Date::from_calendar_date(2027, time::Month::try_from(m).unwrap(), 15).unwrap();
+                long_date(d.midnight().assume_utc(), Language::Ro)
+            })
+            .collect();
+        assert_eq!(all[0], "15 ianuarie 2027");
+        assert_eq!(all[4], "15 mai 2027");
+        assert_eq!(all[10], "15 noiembrie 2027");
+        assert_eq!(long_date(datetime!(2027-07-01 0:00 UTC), Language::En), "1 July 2027");
+        assert_eq!(long_date_rfc3339("2028-12-02T10:00:00Z", Language::En).as_deref(), Some("2 December 2028"));
+        assert_eq!(long_date_rfc3339("2 Dec 2028", Language::En), None);
     }
 
     #[test]

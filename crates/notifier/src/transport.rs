@@ -217,8 +217,8 @@ impl Transport {
     }
 
     /// Build the message of an outbox row and hand it over.
-    pub(crate) async fn send(&self, mail: &ClaimedMail) -> Result<(), SendFailure> {
-        let message = self.message(mail).map_err(SendFailure::Rejected)?;
+    pub(crate) async fn send(&self, mail: &ClaimedMail, body: &str) -> Result<(), SendFailure> {
+        let message = self.message(mail, body).map_err(SendFailure::Rejected)?;
         match &self.inner {
             Inner::Smtp { mailer, .. } => match mailer.send(message).await {
                 Ok(_) => Ok(()),
@@ -236,7 +236,7 @@ impl Transport {
     /// The RFC 5322 message of an outbox row: UTF-8 text/plain (lettre picks
     /// quoted-printable or base64, and RFC 2047 for the subject), with a
     /// Message-ID that stays the same for every attempt of the row.
-    pub(crate) fn message(&self, mail: &ClaimedMail) -> Result<Message, String> {
+    pub(crate) fn message(&self, mail: &ClaimedMail, body: &str) -> Result<Message, String> {
         let to: Address = mail.recipient.parse().map_err(|e| format!("recipient address: {e}"))?;
         Message::builder()
             .from(self.from.clone())
@@ -245,7 +245,7 @@ impl Transport {
             .message_id(Some(message_id(mail.id, &mail.dedupe_key, self.from.email.domain())))
             .header(AutoSubmitted)
             .header(ContentType::TEXT_PLAIN)
-            .body(mail.body_text.clone())
+            .body(body.to_owned())
             .map_err(|e| format!("cannot build the message: {e}"))
     }
 }

@@ -15,7 +15,7 @@ use qcert_notifier::{
     SmtpConfig, Template, Transport, TransportConfig,
 };
 use qcert_tests::smtp::{free_port, received, smtp_config, smtp_transport, SmtpSink, FROM};
-use qcert_tests::{on_both_stores, test_clock, TestDb};
+use qcert_tests::{on_both_stores, test_clock, test_vault, TestDb};
 use secrecy::SecretString;
 use time::Duration;
 
@@ -39,7 +39,7 @@ fn recipients_once(dir: &Path) -> BTreeSet<String> {
 // Helpers
 
 fn dispatcher(registry: &Registry, transport: Transport) -> Dispatcher {
-    Dispatcher::new(registry.clone(), transport, DeliveryPolicy::default()).unwrap()
+    Dispatcher::new(registry.clone(), test_vault(), transport, DeliveryPolicy::default()).unwrap()
 }
 
 fn reminder(serial: &str, to: &str, language: Language) -> NewMail {
@@ -53,6 +53,7 @@ fn reminder(serial: &str, to: &str, language: Language) -> NewMail {
             ("given_name", "Ștefan-Mițică Țăranu"),
             ("serial", serial),
             ("not_after", "2026-09-30"),
+            ("deadline", "2026-09-27"),
             ("renewal_url", "https://pki.qcert-demo.eu/renew"),
         ]),
     }
@@ -78,7 +79,7 @@ async fn smtp_delivers_romanian_mail(db: &TestDb) {
 
     let mail = reminder("01ab", "Ana.Popescu@Example.RO", Language::Ro);
     let expected = render(mail.template, mail.language, &mail.vars).unwrap();
-    let q = Outbox::enqueue(&db.registry, mail, clock.now()).await.unwrap();
+    let q = Outbox::enqueue(&db.registry, &test_vault(), mail, clock.now()).await.unwrap();
     assert!(!q.already_existed);
     assert_eq!(Outbox::unsent(&db.registry).await.unwrap(), 1);
 
@@ -95,7 +96,7 @@ async fn smtp_delivers_romanian_mail(db: &TestDb) {
     // (The transfer adds a final line break.)
     let body = crlf_to_lf(r.body.as_deref().unwrap());
     assert_eq!(body.trim_end(), expected.body.trim_end());
-    assert!(body.contains("Ștefan-Mițică Țăranu") && body.contains("Îl puteți reînnoi"), "{body}");
+    assert!(body.contains("Ștefan-Mițică Țăranu") && body.contains("comandați reînnoirea"), "{body}");
     assert_eq!(r.content_type, "text/plain");
     assert_eq!(r.charset.as_deref(), Some("utf-8"));
     assert_eq!(r.auto_submitted.as_deref(), Some("auto-generated"));
@@ -120,18 +121,22 @@ async fn same_dedupe_key_sends_once(db: &TestDb) {
     let d = dispatcher(&db.registry, smtp_transport(port));
 
     let first =
-        Outbox::enqueue(&db.registry, reminder("02cd", "ion@example.ro", Language::Ro), clock.now()).await.unwrap();
+        Outbox::enqueue(&db.registry, &test_vault(), reminder("02cd", "ion@example.ro", Language::Ro), clock.now())
+            .await
+            .unwrap();
     // Same logical mail again, even with other content: a no-op.
     let mut again = reminder("02cd", "ion@example.ro", Language::En);
     again.vars.insert("not_after".into(), "2030-01-01".into());
-    let second = Outbox::enqueue(&db.registry, again, clock.now()).await.unwrap();
+    let second = Outbox::enqueue(&db.registry, &test_vault(), again, clock.now()).await.unwrap();
     assert_eq!((second.id, second.already_existed), (first.id, true));
 
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(1, 0, 0));
     // And after it was sent.
     clock.advance(Duration::days(1));
     let third =
-        Outbox::enqueue(&db.registry, reminder("02cd", "ion@example.ro", Language::Ro), clock.now()).await.unwrap();
+        Outbox::enqueue(&db.registry, &test_vault(), reminder("02cd", "ion@example.ro", Language::Ro), clock.now())
+            .await
+            .unwrap();
     assert_eq!((third.id, third.already_existed), (first.id, true));
     assert_eq!(d.run_once(clock.now()).await.unwrap(), DeliveryReport::default());
 
@@ -148,8 +153,10 @@ async fn smtp_down_defers_then_delivers_once(db: &TestDb) {
     let d = dispatcher(&db.registry, smtp_transport(port));
     let t0 = clock.now();
 
-    let a = Outbox::enqueue(&db.registry, reminder("0a", "a@example.ro", Language::Ro), t0).await.unwrap();
-    let b = Outbox::enqueue(&db.registry, reminder("0b", "b@example.ro", Language::En), t0).await.unwrap();
+    let a =
+        Outbox::enqueue(&db.registry, &test_vault(), reminder("0a", "a@example.ro", Language::Ro), t0).await.unwrap();
+    let b =
+        Outbox::enqueue(&db.registry, &test_vault(), reminder("0b", "b@example.ro", Language::En), t0).await.unwrap();
 
     // Server down: both deferred by the initial backoff, nothing lost.
     assert_eq!(d.run_once(t0).await.unwrap(), report(0, 0, 2));
@@ -182,7 +189,9 @@ async fn smtp_down_defers_then_delivers_once(db: &TestDb) {
 
     // The server stops again: the next mail waits, then arrives once.
     sink.stop();
-    let c = Outbox::enqueue(&db.registry, reminder("0c", "c@example.ro", Language::Ro), clock.now()).await.unwrap();
+    let c = Outbox::enqueue(&db.registry, &test_vault(), reminder("0c", "c@example.ro", Language::Ro), clock.now())
+        .await
+        .unwrap();
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(0, 0, 1));
     let _sink = SmtpSink::start_on(port, dir.path()).await;
     clock.advance(Duration::seconds(30));
@@ -202,14 +211,16 @@ async fn racing_dispatchers_send_each_mail_once(db: &TestDb) {
     // Two dispatchers, each with its own connection pool, as two processes have.
     let other = Registry::open(&db.url, 4).await.unwrap();
     let policy = DeliveryPolicy { batch_size: 3, ..DeliveryPolicy::default() };
-    let d1 = Dispatcher::new(db.registry.clone(), smtp_transport(port), policy.clone()).unwrap();
-    let d2 = Dispatcher::new(other.clone(), smtp_transport(port), policy).unwrap();
+    let d1 = Dispatcher::new(db.registry.clone(), test_vault(), smtp_transport(port), policy.clone()).unwrap();
+    let d2 = Dispatcher::new(other.clone(), test_vault(), smtp_transport(port), policy).unwrap();
 
     let n = 40;
     let mut expected = BTreeSet::new();
     for i in 0..n {
         let to = format!("holder{i}@example.ro");
-        Outbox::enqueue(&db.registry, reminder(&format!("{i:04x}"), &to, Language::Ro), clock.now()).await.unwrap();
+        Outbox::enqueue(&db.registry, &test_vault(), reminder(&format!("{i:04x}"), &to, Language::Ro), clock.now())
+            .await
+            .unwrap();
         expected.insert(to);
     }
     let now = clock.now();
@@ -236,7 +247,9 @@ on_both_stores!(racing_dispatchers_send_each_mail_once);
 async fn a_lease_keeps_other_dispatchers_off(db: &TestDb) {
     let clock = test_clock();
     let now = clock.now().unix_timestamp();
-    let q = Outbox::enqueue(&db.registry, reminder("0d", "d@example.ro", Language::En), clock.now()).await.unwrap();
+    let q = Outbox::enqueue(&db.registry, &test_vault(), reminder("0d", "d@example.ro", Language::En), clock.now())
+        .await
+        .unwrap();
     // A dispatcher claims the row and dies before sending.
     let claimed = db.registry.outbox_claim(now, now + 600, "dead-dispatcher", 10).await.unwrap();
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![q.id]);
@@ -264,8 +277,12 @@ async fn permanent_rejection_parks_the_mail(db: &TestDb) {
     let d = dispatcher(&db.registry, smtp_transport(port));
 
     let bad =
-        Outbox::enqueue(&db.registry, reminder("0e", "reject.me@example.ro", Language::Ro), clock.now()).await.unwrap();
-    Outbox::enqueue(&db.registry, reminder("0f", "ok@example.ro", Language::Ro), clock.now()).await.unwrap();
+        Outbox::enqueue(&db.registry, &test_vault(), reminder("0e", "reject.me@example.ro", Language::Ro), clock.now())
+            .await
+            .unwrap();
+    Outbox::enqueue(&db.registry, &test_vault(), reminder("0f", "ok@example.ro", Language::Ro), clock.now())
+        .await
+        .unwrap();
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(1, 1, 0));
     let row = Outbox::get(&db.registry, bad.id).await.unwrap().unwrap();
     assert_eq!((row.failed_at, row.sent_at), (Some(clock.now().unix_timestamp()), None));
@@ -292,7 +309,9 @@ async fn smtp_login_and_a_wrong_password(db: &TestDb) {
         ..smtp_config(port)
     };
 
-    let q = Outbox::enqueue(&db.registry, reminder("10", "e@example.ro", Language::En), clock.now()).await.unwrap();
+    let q = Outbox::enqueue(&db.registry, &test_vault(), reminder("10", "e@example.ro", Language::En), clock.now())
+        .await
+        .unwrap();
     let wrong = MailConfig {
         from: FROM.into(),
         transport: TransportConfig::Smtp(with_password("wrong-Pa55")),
@@ -325,8 +344,13 @@ async fn file_transport_writes_eml(db: &TestDb) {
         "transport": {"kind": "file", "dir": outbox_dir},
     }))
     .unwrap();
-    let d = Dispatcher::new(db.registry.clone(), Transport::from_config(&config).unwrap(), config.delivery.clone())
-        .unwrap();
+    let d = Dispatcher::new(
+        db.registry.clone(),
+        test_vault(),
+        Transport::from_config(&config).unwrap(),
+        config.delivery.clone(),
+    )
+    .unwrap();
     let mail = NewMail {
         dedupe_key: "issued:0123".into(),
         kind: "certificate-issued".into(),
@@ -340,7 +364,7 @@ async fn file_transport_writes_eml(db: &TestDb) {
             ("certificate_url", "https://pki.qcert-demo.eu/c/0123"),
         ]),
     };
-    let q = Outbox::enqueue(&db.registry, mail, clock.now()).await.unwrap();
+    let q = Outbox::enqueue(&db.registry, &test_vault(), mail, clock.now()).await.unwrap();
     assert_eq!(d.run_once(clock.now()).await.unwrap(), report(1, 0, 0));
 
     let emls: Vec<PathBuf> = std::fs::read_dir(&outbox_dir)
@@ -362,7 +386,9 @@ async fn run_loop_delivers_and_stops_on_shutdown(db: &TestDb) {
     let clock = test_clock();
     let dir = tempfile::tempdir().unwrap();
     let d = dispatcher(&db.registry, Transport::file(FROM, dir.path()).unwrap());
-    Outbox::enqueue(&db.registry, reminder("11", "f@example.ro", Language::En), clock.now()).await.unwrap();
+    Outbox::enqueue(&db.registry, &test_vault(), reminder("11", "f@example.ro", Language::En), clock.now())
+        .await
+        .unwrap();
     let clock: Arc<FixedClock> = clock;
     // Shutdown already requested: one pass, then return.
     d.run(clock, std::future::ready(())).await;
@@ -375,13 +401,13 @@ async fn enqueue_refuses_bad_input(db: &TestDb) {
     let clock = test_clock();
     let mut m = reminder("12", "g@example.ro", Language::Ro);
     m.vars.remove("renewal_url");
-    assert!(Outbox::enqueue(&db.registry, m, clock.now()).await.is_err());
+    assert!(Outbox::enqueue(&db.registry, &test_vault(), m, clock.now()).await.is_err());
     let mut m = reminder("12", "g@example.ro", Language::Ro);
     m.dedupe_key = " ".into();
-    assert!(Outbox::enqueue(&db.registry, m, clock.now()).await.is_err());
+    assert!(Outbox::enqueue(&db.registry, &test_vault(), m, clock.now()).await.is_err());
     let mut m = reminder("12", "g@example.ro", Language::Ro);
     m.vars.insert("serial".into(), "12\r\nBcc: x@example.org".into());
-    assert!(Outbox::enqueue(&db.registry, m, clock.now()).await.is_err());
+    assert!(Outbox::enqueue(&db.registry, &test_vault(), m, clock.now()).await.is_err());
     assert_eq!(Outbox::unsent(&db.registry).await.unwrap(), 0, "nothing stored");
 }
 on_both_stores!(enqueue_refuses_bad_input);
@@ -392,7 +418,9 @@ async fn concurrent_claims_never_overlap(db: &TestDb) {
     let n = 60;
     for i in 0..n {
         let to = format!("c{i}@example.ro");
-        Outbox::enqueue(&db.registry, reminder(&format!("c{i}"), &to, Language::En), clock.now()).await.unwrap();
+        Outbox::enqueue(&db.registry, &test_vault(), reminder(&format!("c{i}"), &to, Language::En), clock.now())
+            .await
+            .unwrap();
     }
     let other = Registry::open(&db.url, 4).await.unwrap();
     let mut tasks = Vec::new();
@@ -419,3 +447,50 @@ async fn concurrent_claims_never_overlap(db: &TestDb) {
     other.close().await;
 }
 on_both_stores!(concurrent_claims_never_overlap);
+
+async fn bodies_are_sealed_at_rest_and_erased_once_sent(db: &TestDb) {
+    let clock = test_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _sink = SmtpSink::start_on(port, dir.path()).await;
+    let d = dispatcher(&db.registry, smtp_transport(port));
+    let capability = format!("cap-{}", qcert_tests::random_hex(16));
+    let mut mail = reminder("13", "h@example.ro", Language::En);
+    mail.vars.insert("renewal_url".into(), format!("https://pki.qcert-demo.eu/r/{capability}"));
+    let q = Outbox::enqueue(&db.registry, &test_vault(), mail, clock.now()).await.unwrap();
+
+    // Stored: sealed, never in clear.
+    let row = Outbox::get(&db.registry, q.id).await.unwrap().unwrap();
+    assert_eq!(row.body_text, "");
+    assert!(row.body_sealed.as_ref().is_some_and(|b| b.len() > 100));
+    let dump = String::from_utf8_lossy(&qcert_tests::database_contents(db).await).into_owned();
+    assert!(dump.contains("h@example.ro"), "the dump is real");
+    assert!(!dump.contains(&capability), "a capability link stored in clear");
+
+    // A sealed body moved to another row does not open there: parked, not sent.
+    let mut other = reminder("14", "i@example.ro", Language::En);
+    other.vars.insert("renewal_url".into(), "https://pki.qcert-demo.eu/r/other".into());
+    let o = Outbox::enqueue(&db.registry, &test_vault(), other, clock.now()).await.unwrap();
+    let (a, b) = (q.id, o.id);
+    qcert_tests::execute_sql(
+        db,
+        &format!("UPDATE outbox SET body_sealed = (SELECT body_sealed FROM outbox WHERE id = {a}) WHERE id = {b}"),
+    )
+    .await;
+
+    assert_eq!(d.run_once(clock.now()).await.unwrap(), report(1, 1, 0));
+    let got = received(dir.path());
+    assert_eq!(got.len(), 1, "only the intact row went out");
+    assert!(got[0].body.as_deref().unwrap().contains(&capability), "received intact");
+    assert_eq!(got[0].rcpt_tos, vec!["h@example.ro".to_owned()]);
+    let parked = Outbox::get(&db.registry, o.id).await.unwrap().unwrap();
+    assert!(parked.failed_at.is_some() && parked.last_error.as_deref().unwrap().contains("does not open"));
+
+    // Sent: metadata kept, body gone.
+    let row = Outbox::get(&db.registry, q.id).await.unwrap().unwrap();
+    assert!(row.sent_at.is_some());
+    assert_eq!((row.body_text.as_str(), row.body_sealed.as_ref()), ("", None));
+    assert_eq!((row.recipient.as_str(), row.kind.as_str()), ("h@example.ro", "renewal-reminder-45"));
+    assert!(!row.subject.is_empty());
+}
+on_both_stores!(bodies_are_sealed_at_rest_and_erased_once_sent);

@@ -11,7 +11,7 @@ use qcert_ca_core::notice::{Notice, NoticeKind, Notices};
 use qcert_ca_core::{CaError, Clock, FixedClock};
 use qcert_notifier::{render, vars, DeliveryReport, Language, Outbox, OutboxNotices, Template};
 use qcert_tests::smtp::{free_port, smtp_dispatcher, Received, SmtpSink};
-use qcert_tests::{on_both_stores, test_clock, TestDb};
+use qcert_tests::{on_both_stores, test_clock, test_vault, TestDb};
 
 /// What the SMTP server received, by recipient.
 fn received(dir: &Path) -> Vec<Received> {
@@ -39,7 +39,7 @@ fn secret_delivery(order: &str, to: &str, language: &str) -> Notice {
 
 fn notices(db: &TestDb, clock: &Arc<FixedClock>) -> OutboxNotices {
     let clock: Arc<dyn Clock> = clock.clone();
-    OutboxNotices::new(db.registry.clone(), clock)
+    OutboxNotices::new(db.registry.clone(), test_vault(), clock)
 }
 
 async fn notices_reach_the_smtp_server_in_the_holders_language(db: &TestDb) {

@@ -4,8 +4,7 @@
 //! `Authorization: Bearer <token>`; every handler checks the role its action
 //! needs before it looks at the input.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,6 @@ use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::desk::{DocumentNumber, RevocationPassword};
 use qcert_ca_core::operators::{Operator, Role};
 use qcert_ca_core::{audit, Reason, Revocation};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{ApiError, AppState, Problem};
@@ -68,50 +66,48 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// A JSON body whose rejections are problem documents that never echo the
-/// input (it may hold a password).
-#[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub use crate::extract::ApiJson;
+use crate::extract::{ApiBytes, ApiPath};
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = Problem;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection;
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::MissingJsonContentType(_) => Problem::typed(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported-media-type",
-                    "Expected application/json",
-                    Some("send the body as Content-Type: application/json".into()),
-                ),
-                JsonRejection::BytesRejection(_) => body_too_large(),
-                JsonRejection::JsonSyntaxError(_) => Problem::typed(
-                    StatusCode::BAD_REQUEST,
-                    "malformed-request",
-                    "Malformed request",
-                    Some("the body is not valid JSON".into()),
-                ),
-                _ => Problem::typed(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "malformed-request",
-                    "Malformed request",
-                    Some("the JSON body lacks a required field, has an unknown one, or a value of the wrong type (see /openapi.json)".into()),
-                ),
-            }),
-        }
-    }
+/// A role an operator route needs ([`Acting`]).
+pub trait NeedsRole {
+    const ROLE: Role;
 }
 
-fn body_too_large() -> Problem {
-    Problem::typed(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body-too-large",
-        "Request body too large",
-        Some(format!("at most {} bytes", crate::http::MAX_BODY)),
-    )
+/// The admin role.
+#[derive(Debug)]
+pub struct Admin;
+/// The RA officer role.
+#[derive(Debug)]
+pub struct RaOfficer;
+/// The hotline agent role.
+#[derive(Debug)]
+pub struct HotlineAgent;
+
+impl NeedsRole for Admin {
+    const ROLE: Role = Role::Admin;
+}
+impl NeedsRole for RaOfficer {
+    const ROLE: Role = Role::RaOfficer;
+}
+impl NeedsRole for HotlineAgent {
+    const ROLE: Role = Role::HotlineAgent;
+}
+
+/// The operator behind the bearer token, holding role `R`: put it first
+/// among a handler's extractors, so a wrong role is 403 before the path,
+/// query or body is looked at (401 without a valid token).
+#[derive(Debug)]
+pub struct Acting<R>(pub Operator, pub std::marker::PhantomData<R>);
+
+impl<R: NeedsRole + Send> FromRequestParts<AppState> for Acting<R> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authenticated(op) = Authenticated::from_request_parts(parts, state).await?;
+        op.require(R::ROLE).map_err(|e| ApiError(e).into_response())?;
+        Ok(Acting(op, std::marker::PhantomData))
+    }
 }
 
 fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>, ApiError> {
@@ -168,11 +164,10 @@ fn default_hotline_reason() -> String {
 
 /// `POST /api/v1/hotline/revocations` (hotline agent).
 async fn hotline_revoke(
+    Acting(op, _): Acting<HotlineAgent>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
     ApiJson(req): ApiJson<HotlineRequest>,
 ) -> Result<Json<RevokedList>, ApiError> {
-    op.require(Role::HotlineAgent)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let password = RevocationPassword::parse(&req.revocation_password)?;
     let reason = Reason::parse(&req.reason)?;
@@ -198,11 +193,10 @@ struct HolderCertificateItem {
 /// `POST /api/v1/ra/holder-certificates` (RA officer): the certificates of
 /// the holder whose ID document the officer holds.
 async fn holder_certificates(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
     ApiJson(req): ApiJson<DocumentRequest>,
 ) -> Result<Json<Vec<HolderCertificateItem>>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let found = state.desk.holder_certificates(&op, &document).await?;
     Ok(Json(
@@ -230,12 +224,11 @@ struct InPersonRevocation {
 
 /// `POST /api/v1/ra/certificates/{serial}/revocation` (RA officer, holder present).
 async fn in_person_revoke(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
     ApiJson(req): ApiJson<InPersonRevocation>,
 ) -> Result<Json<Revoked>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let reason = Reason::parse(&req.reason)?;
     let invalidity = parse_time("invalidity_date", req.invalidity_date.as_deref())?;
@@ -252,12 +245,11 @@ struct NewPassword {
 
 /// `POST /api/v1/ra/certificates/{serial}/revocation-password` (RA officer, holder present).
 async fn change_password(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
     ApiJson(req): ApiJson<DocumentRequest>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let password = state.desk.change_password(&op, &serial, &document).await?;
     let serial = qcert_ca_core::ca::normalize_serial(&serial)?;
@@ -269,10 +261,9 @@ async fn change_password(
 /// a CMS SignedData (DER or PEM) made with the certificate's key.
 async fn self_revoke(
     State(state): State<AppState>,
-    Path(serial): Path<String>,
-    request: Request,
+    ApiPath(serial): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Revoked>, Response> {
-    let body = Bytes::from_request(request, &state).await.map_err(|_| body_too_large().into_response())?;
     if body.is_empty() {
         let detail = "send the CMS SignedData made by `openssl cms -sign` as the body".to_owned();
         return Err(
@@ -293,11 +284,7 @@ struct OperatorItem {
 }
 
 /// `GET /api/v1/admin/operators` (admin).
-async fn list_operators(
-    State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-) -> Result<Json<Vec<OperatorItem>>, ApiError> {
-    op.require(Role::Admin)?;
+async fn list_operators(_: Acting<Admin>, State(state): State<AppState>) -> Result<Json<Vec<OperatorItem>>, ApiError> {
     let list = state.operators.list().await?;
     Ok(Json(
         list.into_iter()
@@ -328,11 +315,10 @@ struct CreatedOperator {
 
 /// `POST /api/v1/admin/operators` (admin): the new operator's token, once.
 async fn add_operator(
+    Acting(op, _): Acting<Admin>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
     ApiJson(req): ApiJson<NewOperator>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::Admin)?;
     let role = Role::parse(&req.role)?;
     let token = state.operators.add(&op.actor(), &req.name, role).await?;
     let body =
@@ -342,11 +328,10 @@ async fn add_operator(
 
 /// `DELETE /api/v1/admin/operators/{name}` (admin): revoke the token.
 async fn revoke_operator(
+    Acting(op, _): Acting<Admin>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    op.require(Role::Admin)?;
     state.operators.revoke(&op.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -364,11 +349,7 @@ struct AuditState {
 }
 
 /// `GET /api/v1/admin/audit` (admin): verify the audit chain.
-async fn verify_audit(
-    State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-) -> Result<Json<AuditState>, ApiError> {
-    op.require(Role::Admin)?;
+async fn verify_audit(_: Acting<Admin>, State(state): State<AppState>) -> Result<Json<AuditState>, ApiError> {
     Ok(Json(match audit::verify(state.ca.registry()).await? {
         Ok(v) => {
             AuditState { intact: true, entries: v.entries, head: Some(v.head), first_broken_entry: None, problem: None }

@@ -201,7 +201,7 @@ fn ocsp(workers: usize, seconds: u64) -> anyhow::Result<()> {
     let csrs = make_csrs(env.dir.path(), 1)?;
     let (cached, nonced) = runtime.block_on(async {
         let ca = env.ca(&hsm, &url, 4).await?;
-        let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1234567890123")?;
+        let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1900101123457")?;
         let csr = csrs.first().context("no CSR")?.clone();
         let issued = ca.issue("qcp-n-qscd", &holder, ValidityYears::new(1)?, KeySource::Csr(csr)).await?;
         let (plain, with_nonce) = ocsp_requests(env.dir.path(), &ca, &issued.der)?;
@@ -338,7 +338,7 @@ fn hotline(agents: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
     runtime.block_on(async {
         let ca = env.ca(&hsm, &url, 8).await?;
         let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), settings).await?;
-        let holder = Holder::parse("Bench", "Holder", "bench@example.eu", "RO", "1234567890123")?;
+        let holder = Holder::parse("Bench", "Holder", "bench@example.eu", "RO", "1900101123457")?;
         // Enough holders for the run: a check costs 20-100 ms per agent.
         let n = usize::try_from(seconds).unwrap_or(5) * agents * 60 + 20;
         let mut holders = Vec::with_capacity(n);
@@ -426,10 +426,12 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
     println!("qcert bench notifier: registry {name}, SoftHSM2 P-384");
     let make_orders = |ca: Ca| async move {
         let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), DeskSettings::default()).await?;
-        let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
+        let vault = Arc::new(qcert_ca_core::vault::Vault::random());
+        let notices =
+            Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
         anyhow::Ok(qcert_ca_core::orders::Orders::new(
             desk,
-            qcert_ca_core::vault::Vault::random(),
+            vault,
             qcert_ca_core::payment::WebhookKey::random(),
             notices,
             "http://pki.qcert-demo.eu",
@@ -667,7 +669,7 @@ async fn issuance_rate(
 ) -> anyhow::Result<f64> {
     let ca = env.ca(hsm, url, (workers as u32) * 2).await?;
     let registry = ca.registry().clone();
-    let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1234567890123")?;
+    let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1900101123457")?;
     let years = ValidityYears::new(1)?;
     // Warm up: one issuance outside the timing.
     let first = csrs.first().context("no CSRs")?.clone();

@@ -151,7 +151,8 @@ pub struct IssueArgs {
     /// ISO 3166 two-letter country code.
     #[arg(long)]
     pub country: String,
-    /// National identifier, bare (1234567890123) or ETSI form (PNORO-1234567890123).
+    /// National identifier: bare (a Romanian CNP such as 1900101123457, checked) or the ETSI form
+    /// (PNORO-1900101123457, PASDE-C01X00T47, IDCHU-AB123); see the README.
     #[arg(long)]
     pub id_number: String,
     /// Number of the holder's ID document (identity card or passport); the
@@ -200,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let mut created = None;
     if matches!(cli.command, Command::Init) && !home.join("qcert.toml").exists() {
-        created = Some(home::create_embedded(&home)?);
+        created = Some(home::create_embedded(&home, &env)?);
     }
     let settings = Settings::load(&home, &env)?;
     init_logging(cli.log_format.as_deref().unwrap_or(&settings.config.log_format))?;
@@ -262,7 +263,8 @@ async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
     let (hsm, registry, policy, clock) = open_parts(settings).await?;
     let ca = Ca::open(hsm, registry, policy, clock).await?;
     // Holders are mailed when a certificate is revoked, by any command.
-    ca.set_notices(Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone())));
+    let vault = load_vault(settings)?;
+    ca.set_notices(Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault, ca.clock().clone())));
     Ok(ca)
 }
 
@@ -293,18 +295,29 @@ async fn open_desk(settings: &Settings) -> anyhow::Result<RevocationDesk> {
 /// The order workflow over the desk, with the vault and webhook keys and
 /// mail through the outbox.
 async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
-    let vault_path = settings.vault_key_path();
-    let vault = Vault::load(&vault_path).with_context(|| {
-        format!("setting orders.vault_key_file ({}); `qcert init` creates it", vault_path.display())
-    })?;
+    let vault = load_vault(settings)?;
     let hook_path = settings.webhook_key_path();
     let webhook = WebhookKey::load(&hook_path).with_context(|| {
         format!("setting orders.payment_webhook_key_file ({}); `qcert init` creates it", hook_path.display())
     })?;
     let desk = open_desk(settings).await?;
     let ca = desk.ca().clone();
-    let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), ca.clock().clone()));
-    Ok(Orders::new(desk, vault, webhook, notices, settings.portal_url()).with_code_limits(settings.code_limits()))
+    let notices =
+        Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+    Orders::new(desk, vault, webhook, notices, settings.portal_url())
+        .with_code_limits(settings.code_limits())
+        .with_form_limits(settings.form_limits())
+        .with_payment(settings.payment_settings())
+        .context("setting orders.payment")
+}
+
+/// The vault (`orders.vault_key_file`): order secrets and mail bodies at rest.
+fn load_vault(settings: &Settings) -> anyhow::Result<Arc<Vault>> {
+    let vault_path = settings.vault_key_path();
+    let vault = Vault::load(&vault_path).with_context(|| {
+        format!("setting orders.vault_key_file ({}); `qcert init` creates it", vault_path.display())
+    })?;
+    Ok(Arc::new(vault))
 }
 
 /// Who the CLI acts as in the audit log.
@@ -410,7 +423,8 @@ async fn notify(settings: &Settings, once: bool) -> anyhow::Result<()> {
     qcert_notifier::scheduler::parse_schedule(&schedule).context("setting notifier.schedule")?;
     let orders = open_orders(settings).await?;
     let ca = orders.ca().clone();
-    let notifier = qcert_notifier::Notifier::new(orders);
+    let vault = orders.vault().clone();
+    let notifier = qcert_notifier::Notifier::new(orders).with_sent_mail_retention(settings.sent_mail_retention());
     if once {
         let report = notifier.tick(ca.clock().now()).await?;
         println!(
@@ -425,6 +439,7 @@ async fn notify(settings: &Settings, once: bool) -> anyhow::Result<()> {
         let transport = settings.mail_transport(&env)?;
         let dispatcher = qcert_notifier::Dispatcher::new(
             ca.registry().clone(),
+            vault,
             transport,
             qcert_notifier::DeliveryPolicy::default(),
         )?;
@@ -433,7 +448,7 @@ async fn notify(settings: &Settings, once: bool) -> anyhow::Result<()> {
         ca.registry().close().await;
         return Ok(());
     }
-    let mail = start_mail_delivery(settings, ca.registry().clone());
+    let mail = start_mail_delivery(settings, ca.registry().clone(), vault);
     tracing::info!(%schedule, "notifier running");
     notifier.run(&schedule, ca.clock().clone(), shutdown_signal()).await?;
     if let Some(mail) = mail {
@@ -586,9 +601,9 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
     let scheduler = tokio::spawn(scheduler(ca.clone()));
-    let mail = start_mail_delivery(settings, ca.registry().clone());
+    let mail = start_mail_delivery(settings, ca.registry().clone(), orders.vault().clone());
     let notifier = settings.config.notifier.in_serve.then(|| {
-        let n = qcert_notifier::Notifier::new(orders.clone());
+        let n = qcert_notifier::Notifier::new(orders.clone()).with_sent_mail_retention(settings.sent_mail_retention());
         let (schedule, clock) = (settings.config.notifier.schedule.clone(), ca.clock().clone());
         tokio::spawn(async move {
             if let Err(e) = n.run(&schedule, clock, std::future::pending()).await {
@@ -596,8 +611,15 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let app = http::router(http::AppState::new(orders));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = http::router(http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()));
+    let h = &settings.config.http;
+    let limits = crate::server::Limits {
+        header_timeout: Duration::from_secs(h.header_timeout_secs),
+        idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+        max_connections: usize::try_from(h.max_connections).unwrap_or(usize::MAX),
+        max_per_client: usize::try_from(h.max_connections_per_client).unwrap_or(usize::MAX),
+    };
+    crate::server::serve(listener, app, limits, shutdown_signal()).await?;
     scheduler.abort();
     if let Some(n) = notifier {
         n.abort();
@@ -627,10 +649,11 @@ struct MailDelivery {
 /// Start delivering the outbox through `[mail]`'s transport. A transport
 /// that cannot be set up is logged as an error and serving goes on: mail
 /// waits in the outbox until the configuration is fixed.
-fn start_mail_delivery(settings: &Settings, registry: Registry) -> Option<MailDelivery> {
+fn start_mail_delivery(settings: &Settings, registry: Registry, vault: Arc<Vault>) -> Option<MailDelivery> {
     let dispatcher = settings.mail_transport(&env).map_err(anyhow::Error::from).and_then(|transport| {
         let via = transport.describe();
-        Ok((qcert_notifier::Dispatcher::new(registry, transport, qcert_notifier::DeliveryPolicy::default())?, via))
+        let policy = qcert_notifier::DeliveryPolicy::default();
+        Ok((qcert_notifier::Dispatcher::new(registry, vault, transport, policy)?, via))
     });
     let dispatcher = match dispatcher {
         Ok((d, via)) => {
@@ -684,8 +707,9 @@ async fn mail(settings: &Settings, what: MailCommand) -> anyhow::Result<()> {
 async fn mail_send_pending(settings: &Settings, registry: &Registry) -> anyhow::Result<()> {
     let transport = settings.mail_transport(&env)?;
     let via = transport.describe();
+    let vault = load_vault(settings)?;
     let dispatcher =
-        qcert_notifier::Dispatcher::new(registry.clone(), transport, qcert_notifier::DeliveryPolicy::default())?;
+        qcert_notifier::Dispatcher::new(registry.clone(), vault, transport, qcert_notifier::DeliveryPolicy::default())?;
     let r = dispatcher.run_once(SystemClock.now()).await?;
     println!("sent {}, failed {}, deferred {}, released {} (via {via})", r.sent, r.failed, r.deferred, r.released);
     println!("unsent mails: {}", qcert_notifier::Outbox::unsent(registry).await?);

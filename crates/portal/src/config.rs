@@ -38,6 +38,41 @@ pub struct Config {
     /// Where holder mail goes; the file outbox under the home by default.
     #[serde(default)]
     pub mail: MailSection,
+    /// Connection limits of `qcert serve`.
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// `[http]`: what one client may hold of `qcert serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// A request's headers must be complete this many seconds after the
+    /// connection opened or the previous response was sent, else the
+    /// connection is cut.
+    pub header_timeout_secs: u64,
+    /// A connection on which nothing moves this many seconds with no request
+    /// in progress (a kept-alive one, or a new one that sends nothing) is
+    /// closed. At most `header_timeout_secs`.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// (not accepted) until one closes.
+    pub max_connections: u32,
+    /// Connections one client address may hold at once; more are closed
+    /// when accepted. 0: no per-client cap (behind a reverse proxy, where
+    /// every connection comes from the proxy).
+    pub max_connections_per_client: u32,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            header_timeout_secs: 10,
+            idle_timeout_secs: 5,
+            max_connections: 512,
+            max_connections_per_client: 32,
+        }
+    }
 }
 
 /// The notifier: renewal reminders and automatic renewals.
@@ -48,11 +83,14 @@ pub struct NotifierSection {
     pub schedule: String,
     /// Run it inside `qcert serve` (else run `qcert notify` on its own node).
     pub in_serve: bool,
+    /// Days a sent mail's row (recipient, kind, subject, times; the body is
+    /// erased when sent) is kept before the tick deletes it.
+    pub keep_sent_mail_days: u32,
 }
 
 impl Default for NotifierSection {
     fn default() -> Self {
-        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true }
+        NotifierSection { schedule: "0 */5 * * * *".into(), in_serve: true, keep_sent_mail_days: 30 }
     }
 }
 
@@ -73,11 +111,29 @@ pub struct OrdersSection {
     pub codes_per_order: u32,
     pub codes_per_certificate: u32,
     pub code_window_secs: u32,
+    /// Order forms one client address may send (IPv6: per /64) per
+    /// `form_per_client_window_secs`.
+    pub form_per_client: u32,
+    pub form_per_client_window_secs: i64,
+    /// Order forms for one mailbox per `form_per_email_window_secs`.
+    pub form_per_email: u32,
+    pub form_per_email_window_secs: i64,
+    /// Unpaid orders one email address may have open at once.
+    pub open_unpaid_per_email: u32,
+    /// Hours after which an unpaid order expires (the notifier deletes it).
+    pub unpaid_expiry_hours: u32,
+    /// Reverse proxies (IP addresses) whose X-Forwarded-For names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Prices and the payment provider's checkout URL (in order mails and
+    /// on the order page).
+    pub payment: PaymentSection,
 }
 
 impl Default for OrdersSection {
     fn default() -> Self {
         let d = qcert_ca_core::orders::CodeLimits::default();
+        let l = qcert_ca_core::orders::FormLimits::default();
         OrdersSection {
             vault_key_file: "secrets/vault-key".into(),
             payment_webhook_key_file: "secrets/payment-webhook-key".into(),
@@ -85,6 +141,40 @@ impl Default for OrdersSection {
             codes_per_order: d.per_order.limit,
             codes_per_certificate: d.per_certificate.limit,
             code_window_secs: u32::try_from(d.per_order.window_secs).unwrap_or(900),
+            form_per_client: l.per_client.limit,
+            form_per_client_window_secs: l.per_client.window_secs,
+            form_per_email: l.per_email.limit,
+            form_per_email_window_secs: l.per_email.window_secs,
+            open_unpaid_per_email: l.open_unpaid_per_email,
+            unpaid_expiry_hours: u32::try_from(l.unpaid_ttl.whole_hours()).unwrap_or(72),
+            trusted_proxies: Vec::new(),
+            payment: PaymentSection::default(),
+        }
+    }
+}
+
+/// `[orders.payment]` (ca-core's `PaymentSettings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentSection {
+    /// The checkout URL, with `{order_id}`, `{amount}` (`89.00`),
+    /// `{amount_cents}` and `{currency}` filled in per order.
+    pub url: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Prices in cents for 1, 2 and 3 years.
+    pub token_cents: [u64; 3],
+    pub cloud_cents: [u64; 3],
+}
+
+impl Default for PaymentSection {
+    fn default() -> Self {
+        let d = qcert_ca_core::orders::PaymentSettings::default();
+        PaymentSection {
+            url: d.url_template,
+            currency: d.currency,
+            token_cents: d.token_cents,
+            cloud_cents: d.cloud_cents,
         }
     }
 }
@@ -262,6 +352,7 @@ pub fn embedded_defaults() -> Config {
         orders: OrdersSection::default(),
         notifier: NotifierSection::default(),
         mail: MailSection::default(),
+        http: HttpSection::default(),
     }
 }
 
@@ -302,17 +393,7 @@ impl Settings {
     }
 
     fn resolve(home: &Path, config: Config) -> Result<Settings, ConfigError> {
-        let listen = config.listen.parse().map_err(|e| {
-            cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen))
-        })?;
-        qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
-        if let Some(p) = &config.portal_url {
-            let ok = url::Url::parse(p)
-                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.query().is_none() && u.fragment().is_none());
-            if !ok {
-                return Err(cfg_err("portal_url", format!("{p:?} is not an absolute https:// URL without query")));
-            }
-        }
+        let listen = check_addresses(&config)?;
         if !matches!(config.log_format.as_str(), "human" | "json") {
             return Err(cfg_err("log_format", format!("{:?} is neither human nor json", config.log_format)));
         }
@@ -331,14 +412,49 @@ impl Settings {
                 return Err(cfg_err(name, "must be at least 1"));
             }
         }
+        check_http(&config.http)?;
+        check_orders(&config.orders)?;
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
     }
 
+    /// Prices and checkout URL for orders.
+    pub fn payment_settings(&self) -> qcert_ca_core::orders::PaymentSettings {
+        let p = &self.config.orders.payment;
+        qcert_ca_core::orders::PaymentSettings {
+            url_template: p.url.clone(),
+            currency: p.currency.clone(),
+            token_cents: p.token_cents,
+            cloud_cents: p.cloud_cents,
+        }
+    }
+
+    /// How long sent mail rows are kept (`notifier.keep_sent_mail_days`).
+    pub fn sent_mail_retention(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.config.notifier.keep_sent_mail_days))
+    }
+
     /// Base of the links in holders' mails.
     pub fn portal_url(&self) -> &str {
         self.config.portal_url.as_deref().unwrap_or(&self.config.public_base_url)
+    }
+
+    /// The order form's limits (`[orders]`).
+    pub fn form_limits(&self) -> qcert_ca_core::orders::FormLimits {
+        use qcert_ca_core::store::limits::Window;
+        let o = &self.config.orders;
+        qcert_ca_core::orders::FormLimits {
+            per_client: Window { limit: o.form_per_client, window_secs: o.form_per_client_window_secs },
+            per_email: Window { limit: o.form_per_email, window_secs: o.form_per_email_window_secs },
+            open_unpaid_per_email: o.open_unpaid_per_email,
+            unpaid_ttl: time::Duration::hours(i64::from(o.unpaid_expiry_hours)),
+        }
+    }
+
+    /// `orders.trusted_proxies`, parsed (checked when the settings load).
+    pub fn trusted_proxies(&self) -> Vec<std::net::IpAddr> {
+        self.config.orders.trusted_proxies.iter().filter_map(|p| p.trim().parse().ok()).collect()
     }
 
     /// The document key file, resolved against the home.
@@ -501,6 +617,19 @@ fn check_mail(mail: &MailSection) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn check_http(http: &HttpSection) -> Result<(), ConfigError> {
+    if http.header_timeout_secs == 0 {
+        return Err(cfg_err("http.header_timeout_secs", "must be at least 1"));
+    }
+    if http.idle_timeout_secs == 0 || http.idle_timeout_secs > http.header_timeout_secs {
+        return Err(cfg_err("http.idle_timeout_secs", "must be 1 to http.header_timeout_secs"));
+    }
+    if http.max_connections == 0 {
+        return Err(cfg_err("http.max_connections", "must be at least 1"));
+    }
+    Ok(())
+}
+
 /// The SMTP settings an `QCERT_MAIL_SMTP_…` variable changes.
 fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSection, ConfigError> {
     match &mut c.mail.transport {
@@ -510,6 +639,27 @@ fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSect
             "applies to SMTP only, and mail goes to the file outbox: set QCERT_MAIL_SMTP_HOST too (or mail.transport.kind = \"smtp\")",
         )),
     }
+}
+
+fn check_orders(o: &OrdersSection) -> Result<(), ConfigError> {
+    for (setting, n) in [
+        ("orders.form_per_client", i64::from(o.form_per_client)),
+        ("orders.form_per_client_window_secs", o.form_per_client_window_secs),
+        ("orders.form_per_email", i64::from(o.form_per_email)),
+        ("orders.form_per_email_window_secs", o.form_per_email_window_secs),
+        ("orders.open_unpaid_per_email", i64::from(o.open_unpaid_per_email)),
+    ] {
+        if n <= 0 {
+            return Err(cfg_err(setting, "must be a positive number"));
+        }
+    }
+    if !(1..=24 * 365).contains(&o.unpaid_expiry_hours) {
+        return Err(cfg_err("orders.unpaid_expiry_hours", "must be 1 to 8760 hours"));
+    }
+    if o.trusted_proxies.iter().any(|p| p.trim().parse::<std::net::IpAddr>().is_err()) {
+        return Err(cfg_err("orders.trusted_proxies", "each entry must be an IP address such as 127.0.0.1 or ::1"));
+    }
+    Ok(())
 }
 
 fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
@@ -528,14 +678,7 @@ fn resolve_db_url(home: &Path, url: &str) -> Result<String, ConfigError> {
     Ok(url.to_owned())
 }
 
-/// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
-/// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
-/// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
-/// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
-/// `QCERT_MAIL_SMTP_HOST` (switches the transport to SMTP), `QCERT_MAIL_SMTP_PORT`,
-/// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`.
-/// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
-fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn set_addresses(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     if let Some(v) = env("QCERT_PUBLIC_BASE_URL") {
         c.public_base_url = v;
     }
@@ -545,6 +688,42 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     if let Some(v) = env("QCERT_LISTEN") {
         c.listen = v;
     }
+}
+
+/// `QCERT_PUBLIC_BASE_URL`, `QCERT_PORTAL_URL` and `QCERT_LISTEN` applied to
+/// `c` and checked: what `qcert init` writes into a new `qcert.toml`.
+pub fn apply_addresses(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    set_addresses(c, env);
+    check_addresses(c).map(|_| ())
+}
+
+fn check_addresses(config: &Config) -> Result<SocketAddr, ConfigError> {
+    let listen = config
+        .listen
+        .parse()
+        .map_err(|e| cfg_err("listen", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", config.listen)))?;
+    qcert_ca_core::policy::PublicUrls::new(&config.public_base_url).map_err(|r| cfg_err("public_base_url", r))?;
+    if let Some(p) = &config.portal_url {
+        let ok = url::Url::parse(p)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.query().is_none() && u.fragment().is_none());
+        if !ok {
+            return Err(cfg_err("portal_url", format!("{p:?} is not an absolute https:// URL without query")));
+        }
+    }
+    Ok(listen)
+}
+
+/// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
+/// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
+/// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
+/// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
+/// `QCERT_MAIL_SMTP_HOST` (switches the transport to SMTP), `QCERT_MAIL_SMTP_PORT`,
+/// `QCERT_MAIL_SMTP_SECURITY`, `QCERT_MAIL_SMTP_USERNAME`, `QCERT_MAIL_SMTP_PASSWORD_FILE`,
+/// `QCERT_HTTP_HEADER_TIMEOUT_SECS`, `QCERT_HTTP_IDLE_TIMEOUT_SECS`, `QCERT_HTTP_MAX_CONNECTIONS`,
+/// `QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT`.
+/// (`QCERT_HSM_PIN` and `QCERT_MAIL_SMTP_PASSWORD` are read where they are needed.)
+fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    set_addresses(c, env);
     if let Some(v) = env("QCERT_POLICIES") {
         c.policies = v.into();
     }
@@ -583,6 +762,14 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
             _ => return Err(cfg_err("QCERT_NOTIFIER_IN_SERVE", format!("{v:?} is neither true nor false"))),
         };
     }
+    if let Some(v) = env("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS") {
+        c.notifier.keep_sent_mail_days = v
+            .parse()
+            .map_err(|_| cfg_err("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS", format!("{v:?} is not a number of days")))?;
+    }
+    if let Some(v) = env("QCERT_ORDERS_PAYMENT_URL") {
+        c.orders.payment.url = v;
+    }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();
     }
@@ -594,6 +781,29 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_MAIL_FROM") {
         c.mail.from = v;
+    }
+    let positive = |var: &str, v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| cfg_err(var, format!("{v:?} is not a positive number")))
+    };
+    if let Some(v) = env("QCERT_HTTP_HEADER_TIMEOUT_SECS") {
+        c.http.header_timeout_secs = positive("QCERT_HTTP_HEADER_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("QCERT_HTTP_IDLE_TIMEOUT_SECS") {
+        c.http.idle_timeout_secs = positive("QCERT_HTTP_IDLE_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT") {
+        c.http.max_connections_per_client = v.trim().parse().map_err(|_| {
+            cfg_err("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT", format!("{v:?} is not a number (0: no cap)"))
+        })?;
+    }
+    if let Some(v) = env("QCERT_HTTP_MAX_CONNECTIONS") {
+        let n = positive("QCERT_HTTP_MAX_CONNECTIONS", &v)?;
+        c.http.max_connections =
+            u32::try_from(n).map_err(|_| cfg_err("QCERT_HTTP_MAX_CONNECTIONS", format!("{v:?} is too large")))?;
     }
     if let Some(v) = env("QCERT_MAIL_SMTP_HOST") {
         match &mut c.mail.transport {
@@ -626,6 +836,7 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)] // test code: a panic is the failure report
     use super::*;
 
     fn home_with(toml_text: &str) -> tempfile::TempDir {
@@ -670,6 +881,15 @@ mod tests {
             (defaults_text().replace("http://127.0.0.1:8080", "not a url"), "public_base_url"),
             (defaults_text().replace("listen =", "portal_url = \"ftp://x\"\nlisten ="), "portal_url"),
             (defaults_text().replace("token_label = \"qcert\"", "token_label = \"qcert\"\npin = \"1234\""), "hsm.pin"),
+            (defaults_text().replace("form_per_email = 5", "form_per_email = 0"), "orders.form_per_email"),
+            (
+                defaults_text().replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 0"),
+                "orders.unpaid_expiry_hours",
+            ),
+            (
+                defaults_text().replace("trusted_proxies = []", "trusted_proxies = [\"proxy\"]"),
+                "orders.trusted_proxies",
+            ),
         ];
         for (text, setting) in cases {
             let home = home_with(&text);
@@ -696,6 +916,23 @@ mod tests {
         assert_eq!((l.per_order.window_secs, l.per_certificate.window_secs), (900, 900));
         let home = home_with(&text.replace("code_window_secs = 900", "code_window_secs = 0"));
         assert_eq!(Settings::load(home.path(), &|_| None).unwrap_err().setting, "orders.code_window_secs");
+    }
+
+    #[test]
+    fn order_form_limits_come_from_the_orders_section() {
+        let text = defaults_text()
+            .replace("form_per_client = 20", "form_per_client = 7")
+            .replace("unpaid_expiry_hours = 72", "unpaid_expiry_hours = 24")
+            .replace("trusted_proxies = []", "trusted_proxies = [\"10.0.0.1\", \"::1\"]");
+        let s = Settings::load(home_with(&text).path(), &|_| None).unwrap();
+        let l = s.form_limits();
+        assert_eq!((l.per_client.limit, l.per_client.window_secs), (7, 3600));
+        assert_eq!((l.per_email.limit, l.open_unpaid_per_email), (5, 3));
+        assert_eq!(l.unpaid_ttl, time::Duration::hours(24));
+        assert_eq!(s.trusted_proxies().len(), 2);
+        let d = Settings::load(home_with(&defaults_text()).path(), &|_| None).unwrap();
+        assert_eq!(d.form_limits(), qcert_ca_core::orders::FormLimits::default());
+        assert!(d.trusted_proxies().is_empty());
     }
 
     #[test]
@@ -805,6 +1042,42 @@ mod tests {
         let env = |k: &str| (k == "QCERT_MAIL_SMTP_PASSWORD").then(|| "from-env".to_string());
         assert_eq!(s.smtp_password(&env).unwrap().unwrap().expose_secret(), "from-env");
         assert_eq!(s.mail_transport(&|_| None).unwrap().describe(), "smtp smtp.example.eu:465 (tls)");
+    }
+
+    #[test]
+    fn http_limits_default_override_and_name_the_setting() {
+        let home = home_with(&defaults_text());
+        let s = Settings::load(home.path(), &|_| None).unwrap();
+        assert_eq!(s.config.http, HttpSection::default());
+        let env = |k: &str| {
+            let v = match k {
+                "QCERT_HTTP_HEADER_TIMEOUT_SECS" => "3",
+                "QCERT_HTTP_IDLE_TIMEOUT_SECS" => "2",
+                "QCERT_HTTP_MAX_CONNECTIONS" => "7",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        let s = Settings::load(home.path(), &env).unwrap();
+        assert_eq!(
+            s.config.http,
+            HttpSection {
+                header_timeout_secs: 3,
+                idle_timeout_secs: 2,
+                max_connections: 7,
+                max_connections_per_client: 32
+            }
+        );
+        for (var, value, setting) in [
+            ("QCERT_HTTP_MAX_CONNECTIONS", "0", "QCERT_HTTP_MAX_CONNECTIONS"),
+            ("QCERT_HTTP_HEADER_TIMEOUT_SECS", "soon", "QCERT_HTTP_HEADER_TIMEOUT_SECS"),
+            ("QCERT_HTTP_IDLE_TIMEOUT_SECS", "11", "http.idle_timeout_secs"),
+        ] {
+            let err = Settings::load(home.path(), &|k| (k == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(err.setting, setting, "{err}");
+        }
+        let text = defaults_text().replace("max_connections = 512", "max_connections = 0");
+        assert_eq!(Settings::load(home_with(&text).path(), &|_| None).unwrap_err().setting, "http.max_connections");
     }
 
     #[test]

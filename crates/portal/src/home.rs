@@ -11,9 +11,12 @@ use secrecy::SecretString;
 use crate::config;
 
 /// The repository's policies/, built into the binary so a fresh home gets them.
-pub(crate) const DEFAULT_POLICIES: [(&str, &str); 2] = [
+/// The PKI disclosure statements are defaults for the operator to edit.
+pub(crate) const DEFAULT_POLICIES: [(&str, &str); 4] = [
     ("ca.toml", include_str!("../../../policies/ca.toml")),
     ("qcp-n-qscd.toml", include_str!("../../../policies/qcp-n-qscd.toml")),
+    ("pds-en.txt", include_str!("../../../policies/pds-en.txt")),
+    ("pds-ro.txt", include_str!("../../../policies/pds-ro.txt")),
 ];
 
 /// The home chosen by `--home`, else `QCERT_HOME`, else `./qcert-data`.
@@ -31,13 +34,18 @@ pub struct Created {
 /// Create a home on the embedded defaults: config, policies, a SoftHSM token
 /// store with a fresh token, and its PINs in files only the operator can read.
 /// Must run before anything initialises the PKCS#11 module in this process.
-pub fn create_embedded(home: &Path) -> anyhow::Result<Created> {
+/// The addresses set in the environment (`QCERT_LISTEN`,
+/// `QCERT_PUBLIC_BASE_URL`, `QCERT_PORTAL_URL`) are what `qcert.toml`
+/// records, so a later command without them listens and mails where this
+/// one did.
+pub fn create_embedded(home: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Created> {
     if home.join("qcert.toml").exists() {
         bail!("{} already has a qcert.toml", home.display());
     }
+    let mut defaults = config::embedded_defaults();
+    config::apply_addresses(&mut defaults, env)?;
     std::fs::create_dir_all(home).with_context(|| format!("cannot create home {}", home.display()))?;
     set_mode(home, 0o700)?;
-    let defaults = config::embedded_defaults();
 
     let policies = home.join(&defaults.policies);
     if !policies.exists() {

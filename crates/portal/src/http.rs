@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +18,8 @@ use qcert_ca_core::orders::Orders;
 use qcert_ca_core::{Ca, CaError, CrlScope};
 use serde::Serialize;
 
+use crate::extract::{ApiBytes, ApiPath, ApiQuery};
+
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub orders: Orders,
     pub operators: Operators,
     metrics: Arc<Metrics>,
+    /// Peers whose X-Forwarded-For names the client (`orders.trusted_proxies`).
+    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl AppState {
@@ -34,7 +37,24 @@ impl AppState {
         let desk = orders.desk().clone();
         let ca = desk.ca().clone();
         let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
-        AppState { ca, desk, orders, operators, metrics: Arc::new(Metrics::default()) }
+        AppState {
+            ca,
+            desk,
+            orders,
+            operators,
+            metrics: Arc::new(Metrics::default()),
+            trusted_proxies: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Trust X-Forwarded-For from these peers (reverse proxies) only.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> AppState {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.trusted_proxies
     }
 }
 
@@ -85,15 +105,18 @@ pub fn router(state: AppState) -> Router {
         .route("/crl/{name}", get(crl))
         .route("/api/v1/certificates", get(directory))
         .route("/metrics", get(metrics))
-        .route("/ocsp", post(ocsp_post))
-        .route("/ocsp/{*request}", get(ocsp_get))
+        .route("/ocsp", post(ocsp_post).fallback(ocsp_malformed))
+        .route("/ocsp/", get(ocsp_get).fallback(ocsp_malformed))
+        .route("/ocsp/{*request}", get(ocsp_get).fallback(ocsp_malformed))
         .route("/openapi.json", get(openapi))
         .merge(crate::api::routes())
+        .merge(crate::audit_api::routes())
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .with_state(state)
 }
 
@@ -113,8 +136,14 @@ pub struct Problem {
     /// What to do next (the hotline agent's words for the caller).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<&'static str>,
+    /// The field a refusal is about (RFC 9457 extension member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
+    /// Answer with `Connection: close`.
+    #[serde(skip)]
+    close: bool,
 }
 
 /// What a hotline agent tells the caller after any refusal: the same words
@@ -135,8 +164,22 @@ impl Problem {
             status: status.as_u16(),
             detail,
             advice: None,
+            field: None,
             retry_after: None,
+            close: false,
         }
+    }
+
+    /// Close the connection after this answer.
+    pub fn closing(mut self) -> Problem {
+        self.close = true;
+        self
+    }
+
+    /// Name the field (a path like `holder.email`) the problem is about.
+    pub fn with_field(mut self, field: String) -> Problem {
+        self.field = Some(field);
+        self
     }
 
     /// A problem with a stable type URI `urn:qcert:problem:{slug}`.
@@ -152,6 +195,9 @@ impl IntoResponse for Problem {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -212,6 +258,56 @@ async fn openapi() -> Response {
 /// The OpenAPI document (kept beside the code; a test checks every path in it is routed).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// A body over [`MAX_BODY`], announced or sent.
+pub(crate) fn body_too_large() -> Problem {
+    Problem::typed(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        Some(format!("at most {MAX_BODY} bytes")),
+    )
+}
+
+/// The router's outermost layer: a body announced (Content-Length) over
+/// [`MAX_BODY`] is refused before a byte of it is read (and, for
+/// `Expect: 100-continue`, before the client is told to send it).
+async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return body_too_large().into_response();
+    }
+    next.run(request).await
+}
+
+/// Paths no route names: the PKI disclosure statements at the paths the
+/// policy writes into certificates (QcPDS), else 404.
+async fn fallback(State(state): State<AppState>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let Some(doc) = state.ca.policy().pds_documents.iter().find(|d| d.path == uri.path()) else {
+        return not_found().await.into_response();
+    };
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return method_not_allowed().await.into_response();
+    }
+    match tokio::fs::read(&doc.file).await {
+        Ok(body) => {
+            let headers = [
+                (header::CONTENT_TYPE, doc.content_type().to_owned()),
+                (header::CONTENT_LANGUAGE, doc.language.clone()),
+                (header::CACHE_CONTROL, "public, max-age=3600".to_owned()),
+            ];
+            (headers, body).into_response()
+        }
+        Err(e) => {
+            tracing::error!(path = %doc.path, file = %doc.file.display(), error = %e, "PKI disclosure statement unreadable");
+            not_found().await.into_response()
+        }
+    }
+}
+
 pub(crate) async fn not_found() -> Problem {
     Problem::typed(StatusCode::NOT_FOUND, "not-found", "Not found", None)
 }
@@ -265,7 +361,7 @@ async fn health(State(state): State<AppState>) -> Response {
 /// `GET /certs/{root,issuing,ocsp}.crt` (DER, as AIA caIssuers expects), and
 /// the public directory's `GET /certs/{serial}` (`.crt`/`.cer`/none: DER;
 /// `.pem` or `Accept: application/x-pem-file`: PEM).
-async fn ca_certificate(State(state): State<AppState>, Path(name): Path<String>, request: HeaderMap) -> Response {
+async fn ca_certificate(State(state): State<AppState>, ApiPath(name): ApiPath<String>, request: HeaderMap) -> Response {
     let h = state.ca.hierarchy();
     let der = match name.as_str() {
         "root.crt" => h.root,
@@ -319,10 +415,7 @@ struct DirectoryItem {
 }
 
 /// `GET /api/v1/certificates?email=…` or `?name=…`: published certificates with their chain.
-async fn directory(
-    State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<DirectoryParams>,
-) -> Response {
+async fn directory(State(state): State<AppState>, ApiQuery(q): ApiQuery<DirectoryParams>) -> Response {
     use qcert_ca_core::store::DirectoryQuery;
     let query = match (q.email, q.name) {
         (Some(e), None) if !e.trim().is_empty() && e.len() <= 254 => DirectoryQuery::Email(e.trim().to_owned()),
@@ -383,7 +476,7 @@ pub fn status_cache_headers(
 }
 
 /// `GET /crl/issuing.crl` and `/crl/root.crl`: the newest CRL, DER.
-async fn crl(State(state): State<AppState>, Path(name): Path<String>, request: HeaderMap) -> Response {
+async fn crl(State(state): State<AppState>, ApiPath(name): ApiPath<String>, request: HeaderMap) -> Response {
     let scope = match name.as_str() {
         "issuing.crl" => CrlScope::Issuing,
         "root.crl" => CrlScope::Root,
@@ -420,15 +513,28 @@ async fn crl(State(state): State<AppState>, Path(name): Path<String>, request: H
     (headers, record.der).into_response()
 }
 
-/// `POST /ocsp` with an `application/ocsp-request` body.
-async fn ocsp_post(State(state): State<AppState>, body: Bytes) -> Response {
-    ocsp_answer(&state, &body).await
+/// `POST /ocsp` with an `application/ocsp-request` body (a body sent
+/// over the limit without Content-Length is a 413 problem, like one announced).
+async fn ocsp_post(State(state): State<AppState>, body: Result<ApiBytes, Problem>) -> Response {
+    match body {
+        Ok(ApiBytes(body)) => ocsp_answer(&state, &body).await,
+        Err(p) if p.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() => p.into_response(),
+        Err(_) => ocsp_answer(&state, &[]).await,
+    }
 }
 
-/// `GET /ocsp/{base64 of the DER request}` (RFC 6960 A.1; percent-decoding is done by the router).
-async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) -> Response {
+/// Anything else under `/ocsp`: an OCSP `malformedRequest`, never plain text.
+async fn ocsp_malformed(State(state): State<AppState>) -> Response {
+    ocsp_answer(&state, &[]).await
+}
+
+/// `GET /ocsp/{base64 of the DER request}` (RFC 6960 A.1). The path is
+/// percent-decoded here, as bytes: anything that does not decode is a
+/// `malformedRequest` (not a path rejection).
+async fn ocsp_get(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
     use base64::Engine;
-    let cleaned: String = request.chars().filter(|c| !c.is_whitespace()).collect();
+    let raw = uri.path().strip_prefix("/ocsp/").unwrap_or_default();
+    let cleaned: Vec<u8> = percent_decode(raw.as_bytes()).into_iter().filter(|c| !c.is_ascii_whitespace()).collect();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(&cleaned)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&cleaned))
@@ -438,6 +544,27 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
         // Not base64: answered like any other malformed request.
         Err(_) => ocsp_answer(&state, &[]).await,
     }
+}
+
+/// `%XX` to the byte it stands for; a `%` not followed by two hex digits stays.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        if b == b'%' {
+            if let (Some(h), Some(l)) =
+                (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex))
+            {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
 }
 
 async fn ocsp_answer(state: &AppState, request: &[u8]) -> Response {
@@ -486,13 +613,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "qcert_ocsp_cached_answers {}", state.ca.responder().cached_answers());
 
     let now = state.ca.clock().now().unix_timestamp();
-    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL.\n# TYPE qcert_crl_age_seconds gauge");
+    let _ = writeln!(out, "# HELP qcert_crl_age_seconds Age of the newest CRL (0 while it is dated in the future).\n# TYPE qcert_crl_age_seconds gauge");
     let mut sizes = String::new();
     let mut entries = String::new();
     for (scope, name) in [(CrlScope::Issuing, "issuing"), (CrlScope::Root, "root")] {
         match state.ca.current_crl(scope).await {
             Ok(Some(c)) => {
-                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", now - c.this_update);
+                let _ = writeln!(out, "qcert_crl_age_seconds{{crl=\"{name}\"}} {}", (now - c.this_update).max(0));
                 let _ = writeln!(sizes, "qcert_crl_size_bytes{{crl=\"{name}\"}} {}", c.der.len());
                 let _ = writeln!(entries, "qcert_crl_entries{{crl=\"{name}\"}} {}", c.entries);
             }

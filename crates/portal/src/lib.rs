@@ -2,10 +2,14 @@
 //! HTTP types and problem documents live here and nowhere else.
 
 pub mod api;
+pub mod audit_api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod extract;
 pub mod home;
 pub mod http;
 pub mod orders_api;
+pub(crate) mod pages;
 pub mod renewal_api;
+pub mod server;

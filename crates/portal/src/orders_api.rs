@@ -2,31 +2,34 @@
 //! payment provider's webhook, the RA officer's identity queue, and the
 //! one-time secret delivery.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use qcert_ca_core::clock::rfc3339;
 use qcert_ca_core::delivery::GenerationCode;
 use qcert_ca_core::desk::DocumentNumber;
-use qcert_ca_core::operators::Role;
-use qcert_ca_core::orders::{AuthenticatorState, DeliveryView, OrderForm, Payment};
+use qcert_ca_core::orders::{AuthenticatorState, DeliveryView, OrderForm, Payment, PaymentSettings};
 use qcert_ca_core::store::orders::OrderRow;
 use qcert_ca_core::store::orders::RefundDue;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiJson, Authenticated};
+use crate::api::{Acting, ApiJson, RaOfficer};
+use crate::extract::{ApiBytes, ApiPath, ApiQuery};
 use crate::http::{ApiError, AppState, Problem};
+use crate::pages::{form_field, is_form, wants_html, Lang, Page};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/orders", post(create))
         .route("/api/v1/orders/{token}", get(view))
-        .route("/api/v1/orders/{token}/csr", put(upload_csr))
-        .route("/api/v1/orders/{token}/resume", post(resume))
-        .route("/api/v1/orders/{token}/authenticator", post(enrol))
+        .route("/api/v1/orders/{token}/csr", get(csr_page).put(upload_csr).post(upload_csr))
+        .route("/api/v1/orders/{token}/resume", get(resume_page).post(resume))
+        .route("/api/v1/orders/{token}/authenticator", get(enrol_page).post(enrol))
         .route("/api/v1/orders/{token}/authorization", post(authorize))
         .route("/api/v1/orders/{token}/certificate", get(certificate))
         .route("/api/v1/payments/webhook", post(webhook))
@@ -64,11 +67,16 @@ struct HolderView {
     authenticator_enrolled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     serial: Option<String>,
+    /// The price, e.g. `89.00 EUR`.
+    price: String,
+    /// Where to pay, while the order awaits payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_url: Option<String>,
     next_step: &'static str,
 }
 
-impl From<&OrderRow> for HolderView {
-    fn from(o: &OrderRow) -> Self {
+impl HolderView {
+    fn of(payment: &PaymentSettings, o: &OrderRow) -> Self {
         let cloud = o.product == "cloud";
         let next_step = match o.state.as_str() {
             "awaiting-payment" => "pay the order",
@@ -92,8 +100,14 @@ impl From<&OrderRow> for HolderView {
             csr_received: o.csr.is_some(),
             authenticator_enrolled: o.totp_enrolled_at.is_some(),
             serial: o.serial.clone(),
+            price: payment.price_text(&o.product, o.years, "en"),
+            payment_url: (o.state == "awaiting-payment").then(|| payment.url(o)),
             next_step,
         }
+    }
+
+    fn from(state: &AppState, o: &OrderRow) -> Self {
+        HolderView::of(state.orders.payment(), o)
     }
 }
 
@@ -104,8 +118,66 @@ struct CreatedView {
     order: HolderView,
 }
 
-/// `POST /api/v1/orders` with an optional `Idempotency-Key` header.
-async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form): ApiJson<OrderForm>) -> Response {
+/// The TCP peer of a request, when the server was started with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The client's address as a rate-limit key: the peer, or, from a trusted
+/// proxy, the right-most X-Forwarded-For entry that is not itself a
+/// trusted proxy. IPv6 addresses count per /64 (one subscriber's prefix);
+/// IPv4-mapped IPv6 as IPv4. Without a peer (a server started without
+/// connect info) every client shares one key, which still bounds the form.
+pub(crate) fn client_key(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> String {
+    let Some(mut ip) = peer.map(|p| p.ip()) else { return "unknown".into() };
+    if trusted.contains(&ip) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(h) if trusted.contains(&h) => continue,
+                Ok(h) => {
+                    ip = h;
+                    break;
+                }
+                // A hop we cannot read: the proxy's own view ends here.
+                Err(_) => break,
+            }
+        }
+    }
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+    }
+}
+
+/// `POST /api/v1/orders` with an optional `Idempotency-Key` header,
+/// rate-limited per client address and per email (429 with Retry-After).
+async fn create(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    ApiJson(form): ApiJson<OrderForm>,
+) -> Response {
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) => Some(k.to_owned()),
@@ -113,14 +185,15 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
             return ApiError(qcert_ca_core::CaError::field("Idempotency-Key", "printable ASCII")).into_response()
         }
     };
-    match state.orders.create(&form, key.as_deref()).await {
+    let client = client_key(peer, &headers, state.trusted_proxies());
+    match state.orders.create_from(Some(&client), &form, key.as_deref()).await {
         Ok(created) => {
             let order_url = match state.orders.order_url(&created.order.id) {
                 Ok(u) => u,
                 Err(e) => return ApiError(e).into_response(),
             };
             let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
-            let body = CreatedView { order_url: order_url.clone(), order: HolderView::from(&created.order) };
+            let body = CreatedView { order_url: order_url.clone(), order: HolderView::from(&state, &created.order) };
             let mut resp = no_store((status, Json(body)));
             if let Ok(v) = header::HeaderValue::from_str(&order_url) {
                 resp.headers_mut().insert(header::LOCATION, v);
@@ -131,21 +204,159 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, ApiJson(form)
     }
 }
 
-async fn view(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.by_link(&token).await?)))
+/// The order as JSON, or as the holder's page for a browser.
+fn order_answer(state: &AppState, headers: &HeaderMap, o: &OrderRow) -> Result<Response, ApiError> {
+    if wants_html(headers) {
+        return order_page(state, o);
+    }
+    Ok(Json(HolderView::from(state, o)).into_response())
 }
 
-/// `PUT /api/v1/orders/{token}/csr`: the PKCS#10 request, PEM or DER.
+async fn view(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    order_answer(&state, &headers, &state.orders.by_link(&token).await?)
+}
+
+/// The holder's order page: the state and the one next step.
+fn order_page(state: &AppState, o: &OrderRow) -> Result<Response, ApiError> {
+    let l = Lang::of(&o.language);
+    let url = state.orders.order_url(&o.id)?;
+    let payment = state.orders.payment();
+    let cloud = o.product == "cloud";
+    let state_text = match o.state.as_str() {
+        "awaiting-payment" => l.t("waiting for payment", "în așteptarea plății"),
+        "awaiting-identity" => l.t("paid; identity check by video", "plătită; verificarea identității prin video"),
+        "rejected" => l.t("identity check not completed", "verificarea identității nefinalizată"),
+        "approved" => l.t("identity confirmed", "identitate confirmată"),
+        "issuing" => l.t("certificate being issued", "certificatul este în curs de emitere"),
+        "issued" => l.t("certificate issued", "certificat emis"),
+        other => other,
+    };
+    let mut facts = vec![
+        (l.t("Order", "Comanda"), o.id.clone()),
+        (l.t("State", "Stadiu"), state_text.to_owned()),
+        ("Product", o.product.to_ascii_uppercase()),
+        (l.t("Validity", "Valabilitate"), format!("{} {}", o.years, l.t("year(s)", "an(i)"))),
+        (l.t("Price", "Preț"), payment.price_text(&o.product, o.years, &o.language)),
+    ];
+    if let Some(s) = &o.serial {
+        facts.push((l.t("Serial number", "Număr de serie"), s.clone()));
+    }
+    let page = Page::new(l, l.t("Your certificate order", "Comanda dumneavoastră de certificat")).facts(&facts);
+    let page = match o.state.as_str() {
+        "awaiting-payment" => page
+            .next(&format!("{} {}.", l.t("pay the order:", "plătiți comanda:"), payment.price_text(&o.product, o.years, &o.language)))
+            .link(&payment.url(o), l.t("Pay the order", "Plătiți comanda")),
+        "awaiting-identity" => page.next(&format!(
+            "{} {}.",
+            l.t(
+                "the identity check by video; our registration officer contacts you, and you get the answer by email by",
+                "verificarea identității prin video; operatorul de înregistrare vă contactează, iar răspunsul îl primiți prin e-mail până la"
+            ),
+            o.identity_due_at.map(|t| l.date(t)).unwrap_or_default()
+        )),
+        "rejected" => page
+            .p(&format!("{} {}", l.t("Reason:", "Motiv:"), o.rejection_reason.clone().unwrap_or_default()))
+            .next(l.t("resume the identity check (no new payment).", "reluați verificarea identității (fără o nouă plată)."))
+            .form(&format!("{url}/resume"), &[], l.t("Resume", "Reluați")),
+        "approved" if cloud && o.totp_enrolled_at.is_none() => page
+            .next(l.t("enrol your authenticator app.", "înregistrați aplicația de autentificare."))
+            .link(&format!("{url}/authenticator"), l.t("Enrol the authenticator", "Înregistrați aplicația")),
+        "approved" if cloud => page
+            .next(l.t(
+                "send the first code from your authenticator app; it issues the certificate.",
+                "trimiteți primul cod din aplicația de autentificare; acesta emite certificatul.",
+            ))
+            .form(&format!("{url}/authorization"), &[("code", l.t("Code", "Cod"))], l.t("Send", "Trimiteți")),
+        "approved" if o.csr.is_none() => page
+            .next(l.t("upload the CSR made on your token.", "încărcați cererea CSR generată pe token."))
+            .link(&format!("{url}/csr"), l.t("Upload the CSR", "Încărcați cererea CSR")),
+        "approved" | "issuing" => page.next(l.t(
+            "nothing: the certificate is being issued; you get it by email.",
+            "nimic: certificatul este în curs de emitere; îl primiți prin e-mail.",
+        )),
+        _ => page
+            .next(l.t(
+                "download the certificate; your secrets come with the link in the separate email.",
+                "descărcați certificatul; codurile secrete le primiți prin linkul din e-mailul separat.",
+            ))
+            .link(&format!("{url}/certificate"), l.t("The certificate", "Certificatul")),
+    };
+    Ok(page.ok())
+}
+
+/// `GET /api/v1/orders/{token}/csr`: how to upload the CSR (TOKEN).
+async fn csr_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
+    let o = state.orders.by_link(&token).await?;
+    let l = Lang::of(&o.language);
+    let url = format!("{}/csr", state.orders.order_url(&o.id)?);
+    let page = Page::new(l, l.t("Upload your CSR", "Încărcați cererea CSR"));
+    if o.product != "token" || o.csr.is_some() || matches!(o.state.as_str(), "issuing" | "issued") {
+        return order_page(&state, &o);
+    }
+    Ok(page
+        .p(l.t(
+            "Create the key pair on your signature token with its software and export the certificate signing request (CSR, PEM).",
+            "Generați perechea de chei pe tokenul de semnătură cu programul acestuia și exportați cererea de certificat (CSR, PEM).",
+        ))
+        .next(l.t("paste the PEM text here and send it:", "lipiți aici textul PEM și trimiteți-l:"))
+        .textarea_form(&url, "csr", "-----BEGIN CERTIFICATE REQUEST----- …", l.t("Upload", "Încărcați"))
+        .p(l.t("Or from a terminal:", "Sau dintr-un terminal:"))
+        .pre(&format!("curl -T request.csr '{url}'"))
+        .ok())
+}
+
+/// `PUT` (or `POST`, also as a form with field `csr`) `/api/v1/orders/{token}/csr`:
+/// the PKCS#10 request, PEM or DER.
 async fn upload_csr(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    body: Bytes,
-) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.upload_csr(&token, body.to_vec()).await?)))
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
+    let csr = if is_form(&headers) {
+        form_field(&body, "csr")
+            .ok_or_else(|| qcert_ca_core::CaError::field("csr", "the CSR as PEM text"))?
+            .into_bytes()
+    } else {
+        body.to_vec()
+    };
+    order_answer(&state, &headers, &state.orders.upload_csr(&token, csr).await?)
 }
 
-async fn resume(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.resume(&token).await?)))
+/// `GET /api/v1/orders/{token}/resume`: a page with the resume button.
+async fn resume_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
+    order_page(&state, &state.orders.by_link(&token).await?)
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    order_answer(&state, &headers, &state.orders.resume(&token).await?)
+}
+
+/// `GET /api/v1/orders/{token}/authenticator` (CLOUD): what enrolling
+/// means, and the button that does it.
+async fn enrol_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
+    let o = state.orders.by_link(&token).await?;
+    if o.product != "cloud" || o.state != "approved" || o.totp_enrolled_at.is_some() {
+        return order_page(&state, &o);
+    }
+    let l = Lang::of(&o.language);
+    let url = format!("{}/authenticator", state.orders.order_url(&o.id)?);
+    Ok(Page::new(l, l.t("Enrol your authenticator", "Înregistrați aplicația de autentificare"))
+        .p(l.t(
+            "You need an authenticator app for time-based one-time codes on your phone. The next page shows its secret once: add it to the app right away.",
+            "Aveți nevoie pe telefon de o aplicație de autentificare pentru coduri unice bazate pe timp. Pagina următoare afișează secretul o singură dată: adăugați-l imediat în aplicație.",
+        ))
+        .next(l.t("show the secret and enrol it.", "afișați secretul și înregistrați-l."))
+        .form(&url, &[], l.t("Show the secret", "Afișați secretul"))
+        .ok())
 }
 
 #[derive(Serialize)]
@@ -155,8 +366,30 @@ struct Enrolment {
 }
 
 /// `POST /api/v1/orders/{token}/authenticator` (CLOUD): the TOTP secret, once.
-async fn enrol(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn enrol(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let (otpauth_uri, secret) = state.orders.enrol_authenticator(&token).await?;
+    if wants_html(&headers) {
+        let o = state.orders.by_link(&token).await?;
+        let l = Lang::of(&o.language);
+        let url = format!("{}/authorization", state.orders.order_url(&o.id)?);
+        return Ok(Page::new(l, l.t("Your authenticator secret", "Secretul aplicației de autentificare"))
+            .p(l.t(
+                "Add this secret to your authenticator app now (as a key, or the otpauth link). It is shown only this once.",
+                "Adăugați acum acest secret în aplicația de autentificare (ca cheie sau ca link otpauth). Este afișat doar acum.",
+            ))
+            .pre(&secret)
+            .pre(&otpauth_uri)
+            .next(l.t(
+                "send the first code the app shows; it issues your certificate.",
+                "trimiteți primul cod afișat de aplicație; acesta emite certificatul.",
+            ))
+            .form(&url, &[("code", l.t("Code", "Cod"))], l.t("Send", "Trimiteți"))
+            .ok());
+    }
     Ok(no_store(Json(Enrolment { otpauth_uri, secret })))
 }
 
@@ -166,26 +399,93 @@ struct CodeRequest {
     code: String,
 }
 
+/// A `{"code"}` JSON body, or a form with field `code` (then the answer is a page).
+struct CodeBody {
+    code: String,
+    form: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for CodeBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        if is_form(req.headers()) {
+            let ApiBytes(body) = ApiBytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            let code = form_field(&body, "code")
+                .ok_or_else(|| ApiError(qcert_ca_core::CaError::field("code", "the code")).into_response())?;
+            return Ok(CodeBody { code, form: true });
+        }
+        let ApiJson(req) =
+            ApiJson::<CodeRequest>::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        Ok(CodeBody { code: req.code, form: false })
+    }
+}
+
 /// `POST /api/v1/orders/{token}/authorization` (CLOUD): a TOTP code.
 async fn authorize(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    ApiJson(req): ApiJson<CodeRequest>,
-) -> Result<Json<HolderView>, ApiError> {
-    Ok(Json(HolderView::from(&state.orders.authorize(&token, &req.code).await?)))
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    req: CodeBody,
+) -> Result<Response, ApiError> {
+    let o = state.orders.authorize(&token, &req.code).await?;
+    if req.form {
+        return order_page(&state, &o);
+    }
+    order_answer(&state, &headers, &o)
 }
 
-/// `GET /api/v1/orders/{token}/certificate`: PEM.
-async fn certificate(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
-    let der = state.orders.certificate(&token).await?;
-    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], qcert_ca_core::pem("CERTIFICATE", &der)).into_response())
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateQuery {
+    /// One certificate of the order's line; default the newest.
+    serial: Option<String>,
+    /// Append the issuing CA's certificate.
+    #[serde(default)]
+    chain: bool,
+}
+
+/// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true]`: PEM of
+/// the newest certificate of the order (after renewals, the renewed one), or
+/// of a given one; with `chain=true` followed by the issuing CA. A browser
+/// gets a page showing it.
+async fn certificate(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CertificateQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
+    let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
+    if q.chain {
+        pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+    }
+    if wants_html(&headers) {
+        let o = state.orders.by_link(&token).await?;
+        let l = Lang::of(&o.language);
+        let url = format!("{}/certificate?serial={serial}&chain=true", state.orders.order_url(&o.id)?);
+        return Ok(Page::new(l, l.t("Your qualified certificate", "Certificatul dumneavoastră calificat"))
+            .facts(&[(l.t("Serial number", "Număr de serie"), serial.clone())])
+            .next(l.t(
+                "save the certificate below as certificate.pem (or download it with its chain from a terminal).",
+                "salvați certificatul de mai jos ca certificate.pem (sau descărcați-l cu lanțul său dintr-un terminal).",
+            ))
+            .pre(&pem)
+            .pre(&format!("curl -o certificate.pem '{url}'"))
+            .ok());
+    }
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 /// Header carrying the payment provider's signature: `t=<unix>,v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "qcert-signature";
 
 /// `POST /api/v1/payments/webhook`: signed by the payment provider.
-async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(State(state): State<AppState>, headers: HeaderMap, ApiBytes(body): ApiBytes) -> Response {
     let Some(sig) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         return Problem::typed(
             StatusCode::UNAUTHORIZED,
@@ -215,9 +515,58 @@ struct DeliveryState {
 
 async fn delivery_status(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> Result<Json<DeliveryState>, ApiError> {
-    Ok(Json(DeliveryState { status: state.orders.deliveries().status(&token).await?.as_str() }))
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (status, order_id) = state.orders.deliveries().status_and_order(&token).await?;
+    if !wants_html(&headers) {
+        return Ok(no_store(Json(DeliveryState { status: status.as_str() })));
+    }
+    let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
+    let (lang, cloud) = order.as_ref().map_or(("en", false), |o| (o.language.as_str(), o.product == "cloud"));
+    let l = Lang::of(lang);
+    let url = format!("{}/api/v1/secrets/{token}", state.orders.base());
+    let page = Page::new(l, l.t("Your certificate secrets", "Codurile secrete ale certificatului"));
+    use qcert_ca_core::delivery::DeliveryStatus as D;
+    Ok(match status {
+        D::Pending => page
+            .p(if cloud {
+                l.t(
+                    "This link shows your revocation password once.",
+                    "Acest link afișează parola de revocare o singură dată.",
+                )
+            } else {
+                l.t(
+                    "This link shows your revocation password and your token's PIN and PUK once.",
+                    "Acest link afișează o singură dată parola de revocare și codurile PIN și PUK ale tokenului.",
+                )
+            })
+            .next(if cloud {
+                l.t(
+                    "enter the generation code our registration officer gives you. After 3 wrong codes the link is blocked.",
+                    "introduceți codul de generare comunicat de operatorul de înregistrare. După 3 coduri greșite, linkul este blocat.",
+                )
+            } else {
+                l.t(
+                    "enter the generation code printed on your kit's envelope. After 3 wrong codes the link is blocked.",
+                    "introduceți codul de generare tipărit pe plicul kitului. După 3 coduri greșite, linkul este blocat.",
+                )
+            })
+            .form(&url, &[("code", l.t("Generation code", "Cod de generare"))], l.t("Show", "Afișați")),
+        D::Blocked => page.next(l.t(
+            "this link is blocked after 3 wrong codes: contact us; a registration officer sends you a new link.",
+            "linkul este blocat după 3 coduri greșite: contactați-ne; un operator de înregistrare vă trimite un link nou.",
+        )),
+        D::Retrieved => page.next(l.t(
+            "nothing: the secrets were shown once and erased. If you lost them, contact us.",
+            "nimic: codurile au fost afișate o dată și șterse. Dacă le-ați pierdut, contactați-ne.",
+        )),
+        D::Superseded => page.next(l.t(
+            "use the link in the latest email: this one was replaced.",
+            "folosiți linkul din cel mai recent e-mail: acesta a fost înlocuit.",
+        )),
+    }
+    .ok())
 }
 
 #[derive(Serialize)]
@@ -229,14 +578,34 @@ struct Revealed {
     puk: Option<String>,
 }
 
-/// `POST /api/v1/secrets/{token}` with `{"code"}`: the secrets, once.
+/// `POST /api/v1/secrets/{token}` with `{"code"}` (or a form with field
+/// `code`, answered with a page): the secrets, once.
 async fn reveal(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    ApiJson(req): ApiJson<CodeRequest>,
+    ApiPath(token): ApiPath<String>,
+    req: CodeBody,
 ) -> Result<Response, ApiError> {
     let code = GenerationCode::parse(&req.code)?;
     let s = state.orders.deliveries().reveal(&token, &code).await?;
+    if req.form {
+        let (_, order_id) = state.orders.deliveries().status_and_order(&token).await?;
+        let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
+        let l = Lang::of(order.as_ref().map_or("en", |o| o.language.as_str()));
+        let mut facts = vec![(l.t("Revocation password", "Parola de revocare"), s.revocation_password.clone())];
+        if let Some(pin) = &s.pin {
+            facts.push(("PIN", pin.clone()));
+        }
+        if let Some(puk) = &s.puk {
+            facts.push(("PUK", puk.clone()));
+        }
+        return Ok(Page::new(l, l.t("Your certificate secrets", "Codurile secrete ale certificatului"))
+            .facts(&facts)
+            .next(l.t(
+                "write them down and keep them safe now: this page is shown only once and the secrets are erased.",
+                "notați-le și păstrați-le în siguranță acum: pagina este afișată o singură dată, iar codurile sunt șterse.",
+            ))
+            .ok());
+    }
     let body = Revealed { revocation_password: s.revocation_password.clone(), pin: s.pin.clone(), puk: s.puk.clone() };
     Ok(no_store(Json(body)))
 }
@@ -252,6 +621,11 @@ struct OfficerView {
     surname: String,
     country: String,
     national_id: String,
+    /// To reach the holder for the video call.
+    email: String,
+    phone: Option<String>,
+    /// `id-card` or `passport` (null: not given).
+    document_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paid_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -348,6 +722,9 @@ fn officer_view(state: &AppState, now: i64, o: &OrderRow) -> OfficerView {
         surname: o.surname.clone(),
         country: o.country.clone(),
         national_id: o.semantics_id.clone(),
+        email: o.email.clone(),
+        phone: o.phone.clone(),
+        document_type: o.document_type.clone(),
         paid_at: o.paid_at.map(rfc3339),
         identity_due_at: o.identity_due_at.map(rfc3339),
         seconds_left: left,
@@ -374,10 +751,9 @@ async fn full_officer_view(
 
 /// `GET /api/v1/ra/orders`: waiting for identity validation, oldest promise first.
 async fn queue(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
 ) -> Result<Json<Vec<OfficerView>>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let now = state.ca.clock().now().unix_timestamp();
     let rows = state.orders.queue(&op, 200).await?;
     Ok(Json(rows.iter().map(|o| officer_view(&state, now, o)).collect()))
@@ -385,11 +761,10 @@ async fn queue(
 
 /// `GET /api/v1/ra/orders/{id}`.
 async fn officer_get(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.for_officer(&op, &id).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
 }
@@ -401,12 +776,11 @@ struct Approval {
 }
 
 async fn approve(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Approval>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.approve(&op, &id, &document).await?;
     Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
@@ -419,12 +793,11 @@ struct Rejection {
 }
 
 async fn reject(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Rejection>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.reject(&op, &id, &req.reason).await?;
     Ok(Json(officer_view(&state, state.ca.clock().now().unix_timestamp(), &row)))
 }
@@ -438,11 +811,10 @@ struct Code {
 
 /// `POST /api/v1/ra/orders/{id}/delivery-code`: the waiting code, once.
 async fn take_code(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::RaOfficer)?;
     state.orders.for_officer(&op, &id).await?;
     let code = state.orders.take_code(&op.actor(), &id).await?;
     Ok(no_store(Json(Code { order_id: id, code })))
@@ -450,22 +822,20 @@ async fn take_code(
 
 /// `POST /api/v1/ra/orders/{id}/secret-delivery`: a new link (mailed) and code (returned).
 async fn reissue(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    op.require(Role::RaOfficer)?;
     let code = state.orders.reissue_delivery(&op, &id).await?;
     Ok(no_store(Json(Code { order_id: id, code })))
 }
 
 /// `POST /api/v1/ra/orders/{id}/authenticator/unlock`: a locked authenticator works again.
 async fn unlock_authenticator(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let row = state.orders.unlock_authenticator(&op, &id).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
 }
@@ -473,13 +843,40 @@ async fn unlock_authenticator(
 /// `POST /api/v1/ra/orders/{id}/authenticator/reset` with `{"document_number"}`
 /// of the ID document checked: the secret is erased and the holder invited to enrol again.
 async fn reset_authenticator(
+    Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
-    Authenticated(op): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Approval>,
 ) -> Result<Json<OfficerView>, ApiError> {
-    op.require(Role::RaOfficer)?;
     let document = DocumentNumber::parse(&req.document_number)?;
     let row = state.orders.reset_authenticator(&op, &id, &document).await?;
     Ok(Json(full_officer_view(&state, &op, &row).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_keys_trust_forwarded_for_only_from_proxies() {
+        let peer = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let proxy: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let xff = headers(&["198.51.100.7, 203.0.113.9", "10.0.0.2"]);
+        assert_eq!(client_key(peer("192.0.2.1:5000"), &xff, &proxy), "192.0.2.1", "not a proxy: the peer");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &xff, &proxy), "203.0.113.9", "right-most untrusted hop");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &headers(&[]), &proxy), "10.0.0.1");
+        assert_eq!(client_key(peer("10.0.0.1:5000"), &headers(&["junk"]), &proxy), "10.0.0.1");
+        assert_eq!(client_key(peer("[2001:db8:1:2:3:4:5:6]:443"), &xff, &[]), "2001:db8:1:2::/64");
+        assert_eq!(client_key(peer("[::ffff:192.0.2.5]:443"), &xff, &[]), "192.0.2.5");
+        assert_eq!(client_key(None, &xff, &proxy), "unknown");
+    }
 }

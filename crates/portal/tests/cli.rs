@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)] // test code: a panic is the failure report
 //! The `qcert` binary end to end: the embedded home, the key ceremony, issuance,
 //! refusals, and the HTTP server on port 0.
 
@@ -73,12 +73,30 @@ fn init_issue_and_refusals_on_the_embedded_home() {
         ("--email", "nobody", "email"),
         ("--surname", " ", "surname"),
         ("--country", "Romania", "country"),
+        // Multi-byte and odd input in every holder field: a clear refusal
+        // naming the field, never a panic, never the value echoed.
+        ("--id-number", "a\u{20ac}b-123", "id-number"),
+        ("--id-number", "PNORO-1900101123450", "check digit"),
+        ("--id-number", "PNOXX-12345678", "id-number"),
+        ("--id-number", "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}", "id-number"),
+        ("--country", "XX", "country"),
+        ("--country", "R\u{20ac}", "country"),
+        ("--given-name", "Ana\u{202e}lirpA", "given name"),
+        ("--given-name", "An\u{200b}a", "given name"),
+        ("--surname", "Pop\u{1f600}", "surname"),
+        ("--surname", "Po\u{7}p", "surname"),
+        ("--email", "ana\u{20ac}@example.ro", "email"),
+        ("--id-document", "RX\u{20ac}123456", "ID document number"),
     ] {
         let mut args = issue_args(&csr, &rejected);
         let at = args.iter().position(|a| a == flag).expect("flag present");
         args[at + 1] = value.into();
         let (out, text) = output(qcert(&home).args(args));
-        assert!(!out.status.success() && text.contains(expect), "{flag} {value}: {text}");
+        assert_eq!(out.status.code(), Some(1), "{flag} {value:?}: a refusal, not a crash: {text}");
+        assert!(text.contains(expect) && !text.contains("panicked"), "{flag} {value:?}: {text}");
+        if value.chars().count() > 3 {
+            assert!(!text.contains(value), "{flag}: the value is not echoed: {text}");
+        }
     }
     let mut args = issue_args(&csr, &rejected);
     args.extend(["--profile".into(), "qcp-unknown".into()]);
@@ -501,6 +519,7 @@ fn kit_print_shows_the_generation_code_once() {
         .collect();
     for subject in [
         format!("We have received your order {id}"),
+        format!("Payment received for order {id}"),
         format!("Your identity has been confirmed (order {id})"),
         format!("Your qualified certificate {serial} has been issued"),
         "Your certificate secrets are ready".to_owned(),
@@ -508,7 +527,7 @@ fn kit_print_shows_the_generation_code_once() {
         let found = mails.iter().filter(|m| m.contains(&format!("Subject: {subject}"))).count();
         assert_eq!(found, 1, "one mail {subject:?} in {mails:#?}");
     }
-    assert_eq!(mails.len(), 4, "{mails:#?}");
+    assert_eq!(mails.len(), 5, "{mails:#?}");
     for m in &mails {
         assert!(m.contains("To: ioana.popescu@example.ro"), "{m}");
         assert!(!m.contains(&code), "the code is printed for the envelope, never mailed");
@@ -526,7 +545,7 @@ async fn approved_order(
 ) -> reqwest::Result<(String, String)> {
     let form = serde_json::json!({
         "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
-        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123456",
+        "email": "ioana.popescu@example.ro", "country": "RO", "national_id": "2850101123453",
         "id_document_number": "RX 123456", "language": "en"
     });
     let r = client.post(format!("{base}/api/v1/orders")).header("idempotency-key", key).json(&form).send().await?;

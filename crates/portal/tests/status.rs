@@ -52,7 +52,7 @@ impl Files {
 }
 
 fn holder() -> Holder {
-    Holder::parse("Elena", "Marin", "elena.marin@example.ro", "RO", "2850101123456").expect("holder")
+    Holder::parse("Elena", "Marin", "elena.marin@example.ro", "RO", "2850101123453").expect("holder")
 }
 
 async fn issue(ca: &Ca) -> qcert_ca_core::Issued {
@@ -482,3 +482,77 @@ async fn metrics_count_ocsp_results_crls_and_hsm_latency(db: &TestDb) {
     }
     server.task.abort();
 }
+
+/// After a run with the clock ahead (as after an NTP step back), the CRLs
+/// and the cached OCSP answer are dated in the future: /metrics shows no
+/// negative age, the next refresh republishes both CRLs (openssl verify
+/// accepts them again) and re-signs the cached answer.
+async fn status_dated_in_the_future_is_replaced(db: &TestDb) {
+    let clock = test_clock();
+    let honest = clock.now();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let server = serve(&ca).await;
+    let files = Files::new(&ca);
+    let issued = issue(&ca).await;
+    let ee = write_pem(files.dir.path(), "ee.pem", "CERTIFICATE", &issued.der);
+    let req = openssl_request(&files, &ee, false);
+    let this_update = |der: &[u8]| {
+        let parsed = OcspResponse::from_der(der).expect("parse");
+        let basic = x509_ocsp::BasicOcspResponse::from_der(parsed.response_bytes.expect("ok").response.as_bytes())
+            .expect("basic");
+        basic.tbs_response_data.responses[0].this_update.0.to_unix_duration().as_secs() as i64
+    };
+
+    // The clock runs two days ahead: CRLs and a cached answer dated then.
+    clock.set(honest + time::Duration::days(2));
+    ca.refresh_crls().await.expect("CRLs");
+    let ahead = ca.ocsp(&req).await;
+    assert!(this_update(&ahead.der) > honest.unix_timestamp());
+    clock.set(honest);
+    let verify = |crl: &Path, arl: &Path| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["verify", "-crl_check_all", "-CRLfile"]).arg(crl).arg("-CRLfile").arg(arl);
+        cmd.arg("-CAfile").arg(files.path("root.pem")).arg("-untrusted").arg(files.path("issuing.pem")).arg(&ee);
+        let out = cmd.output().expect("openssl verify");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let fetch = |name: &'static str| {
+        let (base, out) = (server.base.clone(), files.path(name));
+        async move {
+            curl_get(&format!("{base}/crl/{name}"), &out).await;
+            out
+        }
+    };
+    let (crl, arl) = (fetch("issuing.crl").await, fetch("root.crl").await);
+    let (ok, text) = verify(&crl, &arl);
+    assert!(!ok && text.contains("not yet valid"), "the judge sees the future CRL: {text}");
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.expect("get").text().await.expect("text");
+    for crl in ["issuing", "root"] {
+        let age = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("qcert_crl_age_seconds{{crl=\"{crl}\"}} ")))
+            .expect("age line");
+        assert_eq!(age, "0", "no negative age for {crl}: {metrics}");
+    }
+
+    // The next scheduler pass replaces them.
+    let before = ca.current_crl(qcert_ca_core::CrlScope::Root).await.expect("crl").expect("some").crl_number;
+    ca.refresh_crls().await.expect("CRLs");
+    for scope in [qcert_ca_core::CrlScope::Issuing, qcert_ca_core::CrlScope::Root] {
+        let c = ca.current_crl(scope).await.expect("crl").expect("some");
+        assert!(c.this_update <= honest.unix_timestamp(), "{scope:?} republished at the honest time");
+    }
+    let after = ca.current_crl(qcert_ca_core::CrlScope::Root).await.expect("crl").expect("some").crl_number;
+    assert!(after > before, "a higher CRLNumber");
+    let (crl, arl) = (fetch("issuing.crl").await, fetch("root.crl").await);
+    let (ok, text) = verify(&crl, &arl);
+    assert!(ok, "openssl verify accepts the republished CRLs: {text}");
+    assert!(ca.refresh_ocsp_cache().await >= 1, "the future answer is due for re-signing");
+    let answer = ca.ocsp(&req).await;
+    assert!(this_update(&answer.der) <= honest.unix_timestamp(), "OCSP thisUpdate is not in the future");
+    server.task.abort();
+}
+on_both_stores!(status_dated_in_the_future_is_replaced);

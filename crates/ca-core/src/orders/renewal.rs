@@ -46,7 +46,10 @@ struct SignedRenewal {
 pub struct Banner {
     pub serial: String,
     pub not_after: i64,
-    /// The 45-day window is open (and the certificate valid).
+    /// The banner shows: the certificate is valid and `now` is within the
+    /// 45 days before notAfter, at the latest `deadline` (inclusive, as a
+    /// renewal order is). Never true after the deadline, so never together
+    /// with `not-renewable`.
     pub window_open: bool,
     /// Last moment a renewal can be ordered (notAfter - 3 days).
     pub deadline: i64,
@@ -154,7 +157,7 @@ impl Orders {
         let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
         // The serial is public: codes are counted per certificate (and per
         // authenticator in `check_code`).
-        self.code_rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
+        self.rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
         let order_id = self.order_of(&serial).await?.ok_or_else(refused)?;
         let order = self.ca().registry().order(&order_id).await?.ok_or_else(refused)?;
         if order.totp_enrolled_at.is_none() {
@@ -162,6 +165,16 @@ impl Orders {
         }
         self.check_code(&order, code, "holder:renewal").await?;
         self.insert_renewal(&rec, Some(&order.id), Product::Cloud, years, None).await
+    }
+
+    /// The order behind a certificate, for the language and product of the
+    /// holder's renewal page (None for a certificate issued by the CLI).
+    pub async fn order_behind(&self, serial: &str) -> Result<Option<crate::store::orders::OrderRow>, CaError> {
+        let serial = normalize_serial(serial)?;
+        match self.order_of(&serial).await? {
+            Some(id) => Ok(self.ca().registry().order(&id).await?),
+            None => Ok(None),
+        }
     }
 
     /// The order behind a certificate (directly, or through earlier renewals).
@@ -221,15 +234,17 @@ impl Orders {
         let valid = !revoked && now < not_after;
         let renewal = registry.renewal_of(&serial).await?;
         let deadline = not_after - RENEWAL_LEAD.whole_seconds();
+        // Renewable until the deadline inclusive, as `renewable` decides.
+        let orderable = valid && now <= deadline;
         let state = match &renewal {
             Some(r) => r.state.clone(),
-            None if !valid || now > deadline => "not-renewable".into(),
+            None if !orderable => "not-renewable".into(),
             None => "none".into(),
         };
         Ok(Banner {
             serial,
             not_after,
-            window_open: valid && now >= not_after - FIRST_REMINDER.whole_seconds(),
+            window_open: orderable && now >= not_after - FIRST_REMINDER.whole_seconds(),
             deadline,
             state,
             renewal_id: renewal.as_ref().map(|r| r.id.clone()),
@@ -333,6 +348,12 @@ impl Orders {
         .await;
         let rec = registry.certificate(&new_serial).await?.ok_or_else(|| CaError::UnknownSerial(new_serial.clone()))?;
         let to = rec.cert.email.clone().unwrap_or_default();
+        // A link the holder holds: the order's capability link (the
+        // directory serves only certificates whose holder agreed).
+        let certificate_url = match &r.order_id {
+            Some(order) => format!("{}/certificate?serial={new_serial}", self.order_url(order)?),
+            None => format!("{}/certs/{new_serial}.pem", self.base),
+        };
         let notice = crate::notice::Notice {
             dedupe_key: format!("certificate-issued:{new_serial}"),
             kind: NoticeKind::CertificateIssued,
@@ -342,7 +363,7 @@ impl Orders {
                 ("given_name", rec.cert.given_name.clone().unwrap_or_default()),
                 ("serial", new_serial.clone()),
                 ("not_after", rfc3339(rec.cert.not_after)),
-                ("certificate_url", format!("{}/certs/{new_serial}.pem", self.base)),
+                ("certificate_url", certificate_url),
             ],
         };
         if let Err(e) = self.notices.send(notice).await {

@@ -29,7 +29,52 @@ pub struct AuditFields<'a> {
     pub detail: &'a str,
 }
 
+/// Filters of [`Registry::audit_search`]; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery<'a> {
+    pub subject: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+    /// `at >= since` (unix seconds).
+    pub since: Option<i64>,
+    /// `at < until`.
+    pub until: Option<i64>,
+    /// Only entries with `seq < before` (the cursor of the next page).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
 impl Registry {
+    /// Entries matching `q`, newest first, at most `q.limit`.
+    pub async fn audit_search(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, at, actor, action, subject, outcome, detail, prev_hash, hash FROM audit_log WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut cond = |column: &str, op: &str, present: bool| {
+            if present {
+                n += 1;
+                sql.push_str(&format!(" AND {column} {op} ${n}"));
+            }
+        };
+        cond("subject", "=", q.subject.is_some());
+        cond("actor", "=", q.actor.is_some());
+        cond("action", "=", q.action.is_some());
+        cond("at", ">=", q.since.is_some());
+        cond("at", "<", q.until.is_some());
+        cond("seq", "<", q.before.is_some());
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&sql);
+        for text in [q.subject, q.actor, q.action].into_iter().flatten() {
+            query = query.bind(text);
+        }
+        for number in [q.since, q.until, q.before].into_iter().flatten() {
+            query = query.bind(number);
+        }
+        let rows = query.bind(q.limit).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_row).collect()
+    }
+
     /// Append an entry. `chain(seq, prev_hash)` computes its hash. Bumping
     /// the head first takes the write lock (PostgreSQL row lock, SQLite's
     /// database lock), so concurrent appenders, also in other processes,
@@ -76,21 +121,7 @@ impl Registry {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    subject: r.try_get("subject")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_row).collect()
     }
 
     /// The head: last sequence number and hash.
@@ -98,4 +129,18 @@ impl Registry {
         let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
         Ok((r.try_get("seq")?, r.try_get("hash")?))
     }
+}
+
+fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        outcome: r.try_get("outcome")?,
+        detail: r.try_get("detail")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
 }

@@ -72,4 +72,16 @@ impl Registry {
         let retry = oldest.map_or(w.window_secs, |o| o + w.window_secs - now).max(1);
         Ok(RateDecision::Refused { retry_after_secs: u64::try_from(retry).unwrap_or(1) })
     }
+
+    /// Delete the events of `scope` at or before `before` (a window's
+    /// events older than the window count for nothing): keys seen once,
+    /// e.g. an email address ordered for once, would otherwise stay.
+    pub async fn purge_rate_events(&self, scope: &str, before: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM rate_events WHERE scope = $1 AND at <= $2")
+            .bind(scope)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
 }

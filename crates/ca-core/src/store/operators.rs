@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Registry, StoreError};
+use super::{Backend, Registry, StoreError};
 
 /// An operator account as stored (the token only as its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +41,34 @@ impl Registry {
         row.map(|r| operator_row(&r)).transpose()
     }
 
-    /// Revoke an operator's token; false if no active operator has that name.
+    /// Revoke an operator's token; false if no active operator has that
+    /// name, or if it is the last active admin (one conditional UPDATE; on
+    /// PostgreSQL the active admins are locked while counted, so two admins
+    /// revoking each other at once cannot leave none).
     pub async fn revoke_operator(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE operators SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let r = sqlx::query(&format!(
+            "UPDATE operators SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL AND \
+             (role <> 'admin' OR (SELECT COUNT(*) FROM \
+              (SELECT name FROM operators WHERE role = 'admin' AND revoked_at IS NULL {lock}) active) > 1)"
+        ))
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether `name` is an active admin account.
+    pub async fn is_active_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM operators WHERE name = $1 AND role = 'admin' AND revoked_at IS NULL")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     pub async fn operators(&self) -> Result<Vec<OperatorRow>, StoreError> {

@@ -37,6 +37,10 @@ pub struct OrderRow {
     /// Set by the wrong code that reached the limit; cleared only by an RA officer.
     pub totp_locked_at: Option<i64>,
     pub serial: Option<String>,
+    /// E.164, normalised (migration 0015).
+    pub phone: Option<String>,
+    /// `id-card` or `passport` (migration 0015).
+    pub document_type: Option<String>,
 }
 
 /// A new order's fields.
@@ -55,11 +59,13 @@ pub struct NewOrder<'a> {
     pub document_key: &'a str,
     pub publish: bool,
     pub language: &'a str,
+    pub phone: Option<&'a str>,
+    pub document_type: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
-     csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial";
+     csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial, phone, document_type";
 
 impl Registry {
     /// Insert an order in state `awaiting-payment`. Returns false (and
@@ -67,8 +73,9 @@ impl Registry {
     pub async fn insert_order(&self, o: &NewOrder<'_>, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO orders (id, idempotency_key, request_hash, product, years, given_name, surname, email, \
-             country, semantics_id, document_key, publish, language, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14)",
+             country, semantics_id, document_key, publish, language, state, created_at, updated_at, phone, \
+             document_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'awaiting-payment', $14, $14, $15, $16)",
         )
         .bind(o.id)
         .bind(o.idempotency_key)
@@ -84,6 +91,8 @@ impl Registry {
         .bind(i64::from(o.publish))
         .bind(o.language)
         .bind(now)
+        .bind(o.phone)
+        .bind(o.document_type)
         .execute(&self.pool)
         .await;
         match r {
@@ -447,6 +456,46 @@ impl Registry {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
+    /// Unpaid orders for `email` (compared in lower case) created after `since`.
+    pub async fn open_unpaid_orders(&self, email: &str, since: i64) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM orders WHERE lower(email) = lower($1) AND state = 'awaiting-payment' \
+             AND created_at > $2",
+        )
+        .bind(email)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Delete order `id` if it is still unpaid (an order refused after its
+    /// insertion, e.g. over the cap of open unpaid orders). True if deleted.
+    pub async fn delete_unpaid_order(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM orders WHERE id = $1 AND state = 'awaiting-payment'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Delete at most `limit` orders still unpaid that were created before
+    /// `created_before`, oldest first (index `orders_unpaid`); an order
+    /// with a recorded payment event is kept. Returns how many.
+    pub async fn delete_expired_unpaid_orders(&self, created_before: i64, limit: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM orders WHERE id IN (SELECT o.id FROM orders o WHERE o.state = 'awaiting-payment' \
+             AND o.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM payment_events e WHERE e.order_id = o.id) \
+             ORDER BY o.created_at LIMIT $2)",
+        )
+        .bind(created_before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Orders waiting for an RA officer, oldest promise first.
     pub async fn identity_queue(&self, limit: i64) -> Result<Vec<OrderRow>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -528,5 +577,7 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
         totp_failed_attempts: r.try_get("totp_failed_attempts")?,
         totp_locked_at: r.try_get("totp_locked_at")?,
         serial: r.try_get("serial")?,
+        phone: r.try_get("phone")?,
+        document_type: r.try_get("document_type")?,
     })
 }

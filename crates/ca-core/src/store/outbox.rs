@@ -2,6 +2,10 @@
 //! written by whoever wants a mail sent and delivered by the notifier's
 //! dispatcher, which claims due rows under a lease so that two dispatchers
 //! on one database never send the same row at the same time.
+//!
+//! Bodies are stored sealed by the caller (the notifier, with the vault;
+//! migration 0014) and erased when the mail is sent; sent rows are deleted
+//! by [`Registry::outbox_purge_sent`] after the retention period.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -17,7 +21,15 @@ pub struct NewOutboxMail {
     pub language: String,
     pub recipient: String,
     pub subject: String,
-    pub body_text: String,
+    /// The body, sealed by the vault (associated data: [`sealed_body_ad`]).
+    pub body_sealed: Vec<u8>,
+}
+
+/// The associated data a row's body is sealed under: its identity, the
+/// dedupe key (unique, known before the row exists), so a sealed body
+/// copied into another row does not open there.
+pub fn sealed_body_ad(dedupe_key: &str) -> Vec<u8> {
+    format!("outbox:{dedupe_key}").into_bytes()
 }
 
 /// A row claimed for delivery.
@@ -28,7 +40,10 @@ pub struct ClaimedMail {
     pub kind: String,
     pub recipient: String,
     pub subject: String,
+    /// The body of a row stored before bodies were sealed ('' otherwise).
     pub body_text: String,
+    /// The sealed body (None: a row from before migration 0014).
+    pub body_sealed: Option<Vec<u8>>,
     /// Attempts made before this one.
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -43,7 +58,10 @@ pub struct OutboxRecord {
     pub language: String,
     pub recipient: String,
     pub subject: String,
+    /// '' for sealed rows and after sending.
     pub body_text: String,
+    /// The sealed body until the mail is sent, then None.
+    pub body_sealed: Option<Vec<u8>>,
     pub created_at: i64,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -53,10 +71,11 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
 }
 
-const RECORD_COLUMNS: &str = "id, dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, \
-     next_attempt_at, lease_until, sent_at, failed_at, last_error";
+const RECORD_COLUMNS: &str = "id, dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
+     attempts, next_attempt_at, lease_until, sent_at, failed_at, last_error";
 
-const CLAIM_COLUMNS: &str = "id, dedupe_key, kind, recipient, subject, body_text, attempts, next_attempt_at";
+const CLAIM_COLUMNS: &str =
+    "id, dedupe_key, kind, recipient, subject, body_text, body_sealed, attempts, next_attempt_at";
 
 impl Registry {
     /// Store a mail, due at once. Returns its id and whether a row with the
@@ -110,11 +129,12 @@ impl Registry {
     }
 
     /// The mail server accepted row `id`: record it (whoever holds the lease
-    /// now: the mail is out). False if it was already recorded as sent.
+    /// now: the mail is out) and erase the body, keeping the metadata.
+    /// False if it was already recorded as sent.
     pub async fn outbox_mark_sent(&self, id: i64, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, lease_until = NULL, lease_owner = NULL, \
-             last_error = NULL, failed_at = NULL WHERE id = $2 AND sent_at IS NULL",
+             last_error = NULL, failed_at = NULL, body_text = '', body_sealed = NULL WHERE id = $2 AND sent_at IS NULL",
         )
         .bind(now)
         .bind(id)
@@ -204,6 +224,21 @@ impl Registry {
         row.map(|r| outbox_record(&r)).transpose()
     }
 
+    /// Delete up to `limit` rows sent at or before `sent_before`, oldest
+    /// first (a range scan on the partial index `outbox_sent`). Returns how
+    /// many; the caller repeats while a full batch was deleted.
+    pub async fn outbox_purge_sent(&self, sent_before: i64, limit: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at <= $1 \
+             ORDER BY sent_at LIMIT $2)",
+        )
+        .bind(sent_before)
+        .bind(limit.max(1))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Rows not yet sent (including parked ones).
     pub async fn outbox_unsent_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").fetch_one(&self.pool).await?;
@@ -232,15 +267,16 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let inserted = sqlx::query(
-        "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, created_at, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        "INSERT INTO outbox (dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
+         attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, '', $6, $7, 0, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
     .bind(&m.dedupe_key)
     .bind(&m.kind)
     .bind(&m.language)
     .bind(&m.recipient)
     .bind(&m.subject)
-    .bind(&m.body_text)
+    .bind(&m.body_sealed)
     .bind(now)
     .fetch_optional(executor)
     .await?;
@@ -255,6 +291,7 @@ fn claimed(r: &AnyRow) -> Result<ClaimedMail, StoreError> {
         recipient: r.try_get("recipient")?,
         subject: r.try_get("subject")?,
         body_text: r.try_get("body_text")?,
+        body_sealed: r.try_get("body_sealed")?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
     })
@@ -269,6 +306,7 @@ fn outbox_record(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
         recipient: r.try_get("recipient")?,
         subject: r.try_get("subject")?,
         body_text: r.try_get("body_text")?,
+        body_sealed: r.try_get("body_sealed")?,
         created_at: r.try_get("created_at")?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,

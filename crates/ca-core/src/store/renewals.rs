@@ -323,7 +323,7 @@ impl Registry {
             "{seq}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
              email, country, semantics_id, not_before, not_after, key_id, tbs_der, der, created_at, updated_at) \
              SELECT {serial}, $2, 'end-entity', 'qcp-n-qscd', 'issued', 'CN=Bench Holder', 'Bench', 'Holder', \
-             'bench@example.eu', 'RO', 'PNORO-1234567890123', $4 - 31536000, \
+             'bench@example.eu', 'RO', 'PNORO-1900101123457', $4 - 31536000, \
              CASE WHEN i % $3 = 0 THEN $4 ELSE $5 + 17280000 + (i % 100000) END, 'bench', {blob}, {blob}, $5, $5 {from}"
         ))
         .bind(n)

@@ -11,6 +11,8 @@ pub const BASE: &str = "http://pki.qcert-demo.eu";
 pub fn qcert(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_qcert"));
     c.arg("--home").arg(home).env("QCERT_PUBLIC_BASE_URL", BASE).env_remove("QCERT_HSM_PIN").env("QCERT_LOG", "warn");
+    // Every test client is 127.0.0.1: no per-client connection cap unless a test sets one.
+    c.env("QCERT_HTTP_MAX_CONNECTIONS_PER_CLIENT", "0");
     c
 }
 
@@ -49,7 +51,7 @@ pub fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
         "--country",
         "RO",
         "--id-number",
-        "PNORO-1234567890123",
+        "PNORO-1900101123457",
         "--id-document",
         "RX 123456",
         "--years",
