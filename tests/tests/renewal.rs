@@ -366,7 +366,7 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
     // The order, without publication: TOKEN, CSR, paid, approved, issued.
     let form: OrderForm = serde_json::from_value(json!({
         "product": "TOKEN", "years": 1, "given_name": "Ana", "surname": "Pop", "email": "ana.pop@example.ro",
-        "country": "RO", "national_id": "2850101123451", "id_document_number": "RX100200", "publish": false
+        "country": "RO", "national_id": "2850101123453", "id_document_number": "RX100200", "publish": false
     }))
     .unwrap();
     let created = orders.create(&form, None).await.unwrap();
