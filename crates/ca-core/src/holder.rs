@@ -105,16 +105,18 @@ impl SemanticsId {
         if s.is_empty() {
             return Err(invalid("must not be empty".into()));
         }
-        let full =
-            if s.len() > 6 && s.as_bytes().get(5) == Some(&b'-') && ["PAS", "IDC", "PNO", "TIN"].contains(&&s[..3]) {
-                let cc = &s[3..5];
-                if !cc.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(invalid(format!("{cc:?} is not a country code")));
-                }
-                s.to_owned()
-            } else {
-                format!("PNO{}-{s}", country.as_str())
-            };
+        let full = if s.len() > 6
+            && s.as_bytes().get(5) == Some(&b'-')
+            && s.get(..3).is_some_and(|t| ["PAS", "IDC", "PNO", "TIN"].contains(&t))
+        {
+            let cc = &s[3..5];
+            if !cc.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(invalid(format!("{cc:?} is not a country code")));
+            }
+            s.to_owned()
+        } else {
+            format!("PNO{}-{s}", country.as_str())
+        };
         let ident = full.get(6..).unwrap_or("");
         if ident.is_empty() || ident.len() > 58 {
             return Err(invalid("identifier must have 1 to 58 characters".into()));
@@ -216,6 +218,17 @@ mod tests {
             match Holder::parse(g, s, e, c, i) {
                 Err(CaError::InvalidField { field: f, .. }) => assert_eq!(f, field, "{g:?} {s:?} {e:?} {c:?} {i:?}"),
                 other => panic!("{g:?} {s:?} {e:?} {c:?} {i:?}: expected a refusal of {field}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_multi_byte_character_in_the_id_number_is_refused_not_a_panic() {
+        // Found by the order_form fuzz target: byte 3 inside a character.
+        for id in ["a\u{20ac}b-123", "\"J\u{fc}F-R-09AB12345"] {
+            match Holder::parse("Ana", "Popescu", "a@b.ro", "RO", id) {
+                Err(CaError::InvalidField { field: "id-number", .. }) => {}
+                other => panic!("{id:?}: expected a refusal of id-number, got {other:?}"),
             }
         }
     }
