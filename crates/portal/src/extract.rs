@@ -51,7 +51,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
             Some(f) => format!("`{f}` holds a NUL character (\\u0000)"),
             None => "a string holds a NUL character (\\u0000)".to_owned(),
         };
-        let p = Problem::typed(StatusCode::UNPROCESSABLE_ENTITY, "malformed-request", "Malformed request", Some(detail));
+        let p =
+            Problem::typed(StatusCode::UNPROCESSABLE_ENTITY, "malformed-request", "Malformed request", Some(detail));
         return Err(match field {
             Some(f) => p.with_field(f),
             None => p,
