@@ -450,12 +450,12 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
             .arg(&leaf),
     );
     assert!(out.contains(": OK"), "{out}");
-    // Another order's or a made-up serial: 404; a bad query: 422; the
+    // Another order's or a made-up serial: 404; a bad query: 400 (as every query refusal); the
     // directory still serves nothing (no consent).
     let (s, _) = get(format!("{order_url}/certificate?serial=0a")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = get(format!("{order_url}/certificate?chain=maybe")).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = get(format!("{}/certs/{new_serial}.pem", server.base)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     server.task.abort();
