@@ -96,7 +96,7 @@ impl World {
     async fn approved(&self, product: &str, doc: &str) -> (String, String) {
         let form = json!({
             "product": product, "years": 1, "given_name": "Ioana", "surname": "Popescu",
-            "email": "ioana@example.ro", "country": "RO", "national_id": "2850101123456",
+            "email": "ioana@example.ro", "country": "RO", "national_id": "2850101123453",
             "id_document_number": doc, "language": "en"
         });
         let (s, created, _) = self.call(Method::POST, "/api/v1/orders", None, Some(form)).await;
@@ -312,7 +312,7 @@ async fn a_second_payment_is_already_paid_and_flagged_for_refund(db: &TestDb) {
     let w = world(db, CodeLimits::default()).await;
     let form = json!({
         "product": "TOKEN", "years": 1, "given_name": "Ana", "surname": "Pop", "email": "ana@example.ro",
-        "country": "RO", "national_id": "2850101123456", "id_document_number": "AB123456"
+        "country": "RO", "national_id": "2850101123453", "id_document_number": "AB123456"
     });
     let (_, created, _) = w.call(Method::POST, "/api/v1/orders", None, Some(form)).await;
     let id = created["order_id"].as_str().unwrap().to_owned();

@@ -47,7 +47,7 @@ async fn world(db: &TestDb, settings: DeskSettings) -> World {
 }
 
 fn holder(n: u32) -> Holder {
-    Holder::parse("Elena", "Marin", &format!("elena{n}@example.ro"), "RO", &format!("285010112345{n}")).unwrap()
+    Holder::parse("Elena", "Marin", &format!("elena{n}@example.ro"), "RO", &cnp(n)).unwrap()
 }
 
 /// 8 digits that are not `right`.
@@ -326,7 +326,7 @@ async fn an_ordered_certificate_is_revoked_in_the_orders_language(db: &TestDb) {
     let dispatcher = smtp_dispatcher(w.ca.registry(), sink.port);
     let form = json!({
         "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu", "email": "ioana@example.ro",
-        "country": "RO", "national_id": "2850101123456", "id_document_number": "RX 400001", "publish": false,
+        "country": "RO", "national_id": cnp(400), "id_document_number": "RX 400001", "publish": false,
         "language": "ro"
     });
     let url = |p: &str| format!("{}{p}", w.server.base);

@@ -147,7 +147,7 @@ fn pre_after<'a>(html: &'a str, after: &str) -> &'a str {
 fn form(product: &str, email: &str, doc: &str, language: &str) -> Value {
     json!({
         "product": product, "years": 1, "given_name": "Ioana", "surname": "Popescu", "email": email,
-        "country": "RO", "national_id": "2850101123456", "id_document_number": doc, "publish": false,
+        "country": "RO", "national_id": cnp(7), "id_document_number": doc, "publish": false,
         "language": language
     })
 }

@@ -16,7 +16,7 @@ const WEBHOOK: [u8; 32] = [9u8; 32];
 fn form(phone: Option<&str>, document_type: Option<&str>, doc: &str) -> Value {
     let mut f = json!({
         "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu", "email": "ioana@example.ro",
-        "country": "RO", "national_id": "2850101123456", "id_document_number": doc
+        "country": "RO", "national_id": "2850101123453", "id_document_number": doc
     });
     if let Some(p) = phone {
         f["phone"] = json!(p);

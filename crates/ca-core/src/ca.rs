@@ -771,14 +771,7 @@ impl Ca {
     ) -> Result<TbsCertificate, CaError> {
         let inner = &*self.inner;
         let urls = &inner.policy.urls;
-        let cn = holder.common_name();
-        let subject = x509::name(&[
-            (oid::COUNTRY, StringKind::Printable, holder.country.as_str()),
-            (oid::GIVEN_NAME, StringKind::Utf8, holder.given_name.as_str()),
-            (oid::SURNAME, StringKind::Utf8, holder.surname.as_str()),
-            (oid::COMMON_NAME, StringKind::Utf8, &cn),
-            (oid::SERIAL_NUMBER, StringKind::Printable, holder.semantics_id.as_str()),
-        ])?;
+        let subject = x509::holder_subject(holder)?;
         let kid = x509::key_identifier(&spki);
         let statements = qc::qcp_n_qscd(&profile.pds).map_err(CaError::encoding)?;
         let mut ext = vec![

@@ -425,6 +425,17 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_byte_character_in_the_id_number_is_refused_not_a_panic() {
+        // Found by the order_form fuzz target: byte 3 inside a character.
+        for id in ["a\u{20ac}b-123", "\"J\u{fc}F-R-09AB12345"] {
+            match Holder::parse("Ana", "Popescu", "a@b.ro", "RO", id) {
+                Err(CaError::InvalidField { field: "id-number", .. }) => {}
+                other => panic!("{id:?}: expected a refusal of id-number, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn romanian_personal_numbers_carry_their_check_digit() {
         let good = ["1900101123457", "2850101123453", &cnp("500022912345"), &cnp("704022912345"), &cnp("300010112345")];
         for g in good {

@@ -227,18 +227,14 @@ impl Responder {
     }
 
     async fn try_respond(&self, request: &[u8], registry: &Registry, clock: &dyn Clock) -> Result<Answer, Refusal> {
-        let req = OcspRequest::from_der(request).map_err(|_| Refusal::Malformed)?;
-        let list = &req.tbs_request.request_list;
-        if list.is_empty() || list.len() > MAX_CERT_IDS {
-            return Err(Refusal::Malformed);
-        }
-        let nonce = request_nonce(&req)?;
-        for r in list {
-            self.check_issuer(&r.req_cert)?;
+        let ParsedRequest { cert_ids: list, nonce } =
+            parse_request(request).map_err(|MalformedRequest| Refusal::Malformed)?;
+        for id in &list {
+            self.check_issuer(id)?;
         }
         let now = clock.now().unix_timestamp();
         let cache_key = match (&nonce, list.as_slice()) {
-            (None, [only]) => Some(only.req_cert.to_der().map_err(|_| Refusal::Malformed)?),
+            (None, [only]) => Some(only.to_der().map_err(|_| Refusal::Malformed)?),
             _ => None,
         };
         if let Some(key) = &cache_key {
@@ -269,8 +265,8 @@ impl Responder {
         let next_update = now + self.schedule.validity().whole_seconds();
         let mut responses = Vec::with_capacity(list.len());
         let mut first_status = "unknown";
-        for (i, r) in list.iter().enumerate() {
-            let serial = hex::encode(r.req_cert.serial_number.as_bytes());
+        for (i, id) in list.iter().enumerate() {
+            let serial = hex::encode(id.serial_number.as_bytes());
             let (status, name) = self.status_of(&serial, registry).await?;
             if i == 0 {
                 first_status = name;
@@ -281,7 +277,7 @@ impl Responder {
                 extn_value: OctetString::new(self.archive_cutoff.to_der().map_err(internal)?).map_err(internal)?,
             };
             responses.push(SingleResponse {
-                cert_id: r.req_cert.clone(),
+                cert_id: id.clone(),
                 cert_status: status,
                 this_update: OcspGeneralizedTime(generalized(this_update).map_err(internal)?),
                 next_update: Some(OcspGeneralizedTime(generalized(next_update).map_err(internal)?)),
@@ -314,7 +310,7 @@ impl Responder {
         let der = std::sync::Arc::new(OcspResponse::successful(basic).and_then(|r| r.to_der()).map_err(internal)?);
         let refresh = self.schedule.refresh().whole_seconds();
         if let (Some(key), Some(first)) = (cache_key, list.first()) {
-            let serial = hex::encode(first.req_cert.serial_number.as_bytes());
+            let serial = hex::encode(first.serial_number.as_bytes());
             let mut cache = self.cache();
             if cache.len() >= CACHE_CAPACITY {
                 // Bounded memory: drop the stale and, if still full, an arbitrary tenth.
@@ -384,13 +380,38 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
     Refusal::Internal(e.to_string())
 }
 
-fn request_nonce(req: &OcspRequest) -> Result<Option<Nonce>, Refusal> {
+/// A DER OCSPRequest the responder will look at: 1 to [`MAX_CERT_IDS`]
+/// CertIDs and, if present, a nonce of [`NONCE_LEN`] octets. Which issuer
+/// the CertIDs name is checked by the responder.
+#[derive(Debug, Clone)]
+pub struct ParsedRequest {
+    pub cert_ids: Vec<CertId>,
+    pub nonce: Option<Nonce>,
+}
+
+/// The request is not one the responder answers (`malformedRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedRequest;
+
+/// Parse a DER OCSPRequest (no registry, no HSM): what [`Responder::respond`]
+/// answers with `malformedRequest` is refused here.
+pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, MalformedRequest> {
+    let req = OcspRequest::from_der(der).map_err(|_| MalformedRequest)?;
+    let nonce = request_nonce(&req)?;
+    let list = req.tbs_request.request_list;
+    if list.is_empty() || list.len() > MAX_CERT_IDS {
+        return Err(MalformedRequest);
+    }
+    Ok(ParsedRequest { cert_ids: list.into_iter().map(|r| r.req_cert).collect(), nonce })
+}
+
+fn request_nonce(req: &OcspRequest) -> Result<Option<Nonce>, MalformedRequest> {
     let Some(exts) = &req.tbs_request.request_extensions else { return Ok(None) };
     let Some(ext) = exts.iter().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE) else { return Ok(None) };
     // RFC 8954: the nonce is an OCTET STRING inside extnValue.
-    let nonce = Nonce::from_der(ext.extn_value.as_bytes()).map_err(|_| Refusal::Malformed)?;
+    let nonce = Nonce::from_der(ext.extn_value.as_bytes()).map_err(|_| MalformedRequest)?;
     if !NONCE_LEN.contains(&nonce.0.as_bytes().len()) {
-        return Err(Refusal::Malformed);
+        return Err(MalformedRequest);
     }
     Ok(Some(nonce))
 }
@@ -410,4 +431,72 @@ fn crl_reason(r: Reason) -> Option<CrlReason> {
         Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
         Reason::AaCompromise => CrlReason::AaCompromise,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::asn1::Null;
+    use spki::AlgorithmIdentifierOwned;
+    use x509_cert::serial_number::SerialNumber;
+
+    fn cert_id(serial: u8) -> CertId {
+        CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: const_oid::db::rfc5912::ID_SHA_1,
+                parameters: Some(der::Any::encode_from(&Null).unwrap()),
+            },
+            issuer_name_hash: OctetString::new(vec![1; 20]).unwrap(),
+            issuer_key_hash: OctetString::new(vec![2; 20]).unwrap(),
+            serial_number: SerialNumber::new(&[serial]).unwrap(),
+        }
+    }
+
+    fn request(ids: usize, nonce: Option<usize>) -> Vec<u8> {
+        let request_extensions = nonce.map(|len| {
+            let value = Nonce(OctetString::new(vec![7; len]).unwrap()).to_der().unwrap();
+            vec![Extension {
+                extn_id: ID_PKIX_OCSP_NONCE,
+                critical: false,
+                extn_value: OctetString::new(value).unwrap(),
+            }]
+        });
+        OcspRequest {
+            tbs_request: x509_ocsp::TbsRequest {
+                version: x509_ocsp::Version::V1,
+                requestor_name: None,
+                request_list: (0..ids)
+                    .map(|i| x509_ocsp::Request { req_cert: cert_id(i as u8 + 1), single_request_extensions: None })
+                    .collect(),
+                request_extensions,
+            },
+            optional_signature: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_parses_to_its_cert_ids_and_nonce() {
+        let parsed = parse_request(&request(1, None)).unwrap();
+        assert_eq!(parsed.cert_ids, vec![cert_id(1)]);
+        assert!(parsed.nonce.is_none());
+        let parsed = parse_request(&request(MAX_CERT_IDS, Some(32))).unwrap();
+        assert_eq!(parsed.cert_ids.len(), MAX_CERT_IDS);
+        assert_eq!(parsed.nonce.unwrap().0.as_bytes(), &[7; 32][..]);
+        assert!(parse_request(&request(1, Some(*NONCE_LEN.end()))).is_ok());
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        assert_eq!(parse_request(&request(0, None)).unwrap_err(), MalformedRequest);
+        assert_eq!(parse_request(&request(MAX_CERT_IDS + 1, None)).unwrap_err(), MalformedRequest);
+        assert_eq!(parse_request(&request(1, Some(*NONCE_LEN.end() + 1))).unwrap_err(), MalformedRequest);
+        let good = request(1, None);
+        for junk in
+            [&b""[..], b"\x30", b"\x30\x80\x00\x00", &good[..good.len() - 1], &[good.as_slice(), b"\0"].concat()]
+        {
+            assert_eq!(parse_request(junk).unwrap_err(), MalformedRequest, "{junk:02x?}");
+        }
+    }
 }

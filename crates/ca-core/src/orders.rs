@@ -324,15 +324,31 @@ pub enum Payment {
 
 /// The payment provider's event.
 #[derive(Debug, serde::Deserialize)]
-struct PaymentEvent {
-    event_id: String,
+pub struct PaymentEvent {
+    pub event_id: String,
     #[serde(default)]
-    order_id: Option<String>,
+    pub order_id: Option<String>,
     #[serde(default)]
-    renewal_id: Option<String>,
-    status: String,
+    pub renewal_id: Option<String>,
+    pub status: String,
     #[serde(default)]
-    payment_ref: Option<String>,
+    pub payment_ref: Option<String>,
+}
+
+impl PaymentEvent {
+    /// Parse a webhook body (after its signature verified): JSON with an
+    /// `event_id` of 1 to 128 characters and status `paid`.
+    pub fn parse(body: &[u8]) -> Result<PaymentEvent, CaError> {
+        let event: PaymentEvent = serde_json::from_slice(body)
+            .map_err(|_| CaError::InvalidInput("the payment event is not the expected JSON".into()))?;
+        if event.event_id.is_empty() || event.event_id.len() > 128 {
+            return Err(CaError::field("event_id", "1 to 128 characters"));
+        }
+        if event.status != "paid" {
+            return Err(CaError::InvalidInput("payment status is not handled (only \"paid\" is)".into()));
+        }
+        Ok(event)
+    }
 }
 
 /// The workflow. Cheap to clone.
@@ -684,14 +700,7 @@ impl Orders {
     pub async fn payment_webhook(&self, signature: &str, body: &[u8]) -> Result<Payment, CaError> {
         let now = self.now();
         payment::verify_webhook(&self.webhook, signature, body, now, payment::DEFAULT_TOLERANCE)?;
-        let event: PaymentEvent = serde_json::from_slice(body)
-            .map_err(|_| CaError::InvalidInput("the payment event is not the expected JSON".into()))?;
-        if event.event_id.is_empty() || event.event_id.len() > 128 {
-            return Err(CaError::field("event_id", "1 to 128 characters"));
-        }
-        if event.status != "paid" {
-            return Err(CaError::InvalidInput(format!("payment status {:?} is not handled", event.status)));
-        }
+        let event = PaymentEvent::parse(body)?;
         let registry = self.ca().registry();
         let order_id = match (event.order_id, event.renewal_id) {
             (Some(o), None) => o,
@@ -1367,5 +1376,27 @@ mod tests {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         PaymentSettings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn payment_events_parse_or_are_refused() {
+        let e = PaymentEvent::parse(br#"{"event_id":"evt_1","order_id":"o1","status":"paid"}"#).unwrap();
+        assert_eq!((e.event_id.as_str(), e.order_id.as_deref(), e.renewal_id), ("evt_1", Some("o1"), None));
+        let e = PaymentEvent::parse(br#"{"event_id":"evt_2","renewal_id":"r1","status":"paid","payment_ref":"p"}"#)
+            .unwrap();
+        assert_eq!((e.renewal_id.as_deref(), e.payment_ref.as_deref()), (Some("r1"), Some("p")));
+        let long = format!(r#"{{"event_id":"{}","order_id":"o1","status":"paid"}}"#, "e".repeat(129));
+        for body in [
+            &b""[..],
+            b"null",
+            b"{}",
+            b"\xff",
+            br#"{"event_id":"","order_id":"o1","status":"paid"}"#,
+            br#"{"event_id":"evt_1","order_id":"o1","status":"failed"}"#,
+            br#"{"event_id":1,"status":"paid"}"#,
+            long.as_bytes(),
+        ] {
+            assert!(PaymentEvent::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+        }
     }
 }

@@ -46,13 +46,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     if parsed.is_ok() && has_nul_escape(body) {
         // No field takes a NUL (and PostgreSQL text cannot hold one).
-        let detail = "a string holds a NUL character (\\u0000)".to_owned();
-        return Err(Problem::typed(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "malformed-request",
-            "Malformed request",
-            Some(detail),
-        ));
+        let field = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| nul_path(&v, String::new()));
+        let detail = match &field {
+            Some(f) => format!("`{f}` holds a NUL character (\\u0000)"),
+            None => "a string holds a NUL character (\\u0000)".to_owned(),
+        };
+        let p =
+            Problem::typed(StatusCode::UNPROCESSABLE_ENTITY, "malformed-request", "Malformed request", Some(detail));
+        return Err(match field {
+            Some(f) => p.with_field(f),
+            None => p,
+        });
     }
     let e = match parsed {
         Ok(v) => match de.end() {
@@ -171,6 +175,25 @@ fn has_encoded_control(s: &str) -> bool {
         let hex = |b: &u8| char::from(*b).to_digit(16);
         matches!((hex(h), hex(l)), (Some(h), Some(l)) if h < 2 || (h == 7 && l == 15))
     })
+}
+
+/// The path (`holder.email`, `items[2]`) of the first string (or key) holding a NUL.
+fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_path(item, format!("{at}[{i}]")))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+            if k.contains('\0') {
+                Some(if at.is_empty() { "(a key)".to_owned() } else { format!("{at}.(a key)") })
+            } else {
+                nul_path(item, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// A `\u0000` escape inside a JSON text (not an escaped backslash before `u0000`).
@@ -332,8 +355,9 @@ mod tests {
 
     #[test]
     fn nul_characters_and_encoded_controls_are_refused() {
-        let (status, detail, _) = refusal(r#"{"holder":{"email":"a\u0000b","years":1},"product":"Token"}"#);
+        let (status, detail, field) = refusal(r#"{"holder":{"email":"a\u0000b","years":1},"product":"Token"}"#);
         assert_eq!(status, 422, "{detail}");
+        assert_eq!(field.as_deref(), Some("holder.email"), "{detail}");
         assert!(parse_json::<Form>(br#"{"holder":{"email":"a\\u0000b","years":1},"product":"Token"}"#).is_ok());
         assert!(has_encoded_control("/a%00b") && has_encoded_control("x=%1f") && has_encoded_control("%7F"));
         assert!(!has_encoded_control("/a%20b%FF%2F") && !has_encoded_control("%") && !has_encoded_control("%0"));

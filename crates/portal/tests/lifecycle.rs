@@ -62,7 +62,7 @@ fn init_records_the_addresses_it_was_given() {
             .post(format!("{base}/api/v1/orders"))
             .json(&serde_json::json!({
                 "product": "TOKEN", "years": 1, "given_name": "Ana", "surname": "Pop",
-                "email": "ana@example.ro", "country": "RO", "national_id": "2850101123456",
+                "email": "ana@example.ro", "country": "RO", "national_id": "2850101123453",
                 "id_document_number": "RX123456"
             }))
             .send()

@@ -49,6 +49,19 @@ pub enum StringKind {
     Utf8,
 }
 
+/// An end-entity certificate's subject, from validated holder data only:
+/// C, givenName, surname, CN ("given-name surname"), serialNumber (the
+/// semantics identifier).
+pub fn holder_subject(holder: &crate::holder::Holder) -> Result<Name, CaError> {
+    name(&[
+        (oid::COUNTRY, StringKind::Printable, holder.country.as_str()),
+        (oid::GIVEN_NAME, StringKind::Utf8, holder.given_name.as_str()),
+        (oid::SURNAME, StringKind::Utf8, holder.surname.as_str()),
+        (oid::COMMON_NAME, StringKind::Utf8, &holder.common_name()),
+        (oid::SERIAL_NUMBER, StringKind::Printable, holder.semantics_id.as_str()),
+    ])
+}
+
 /// A distinguished name from (type, value) pairs in DER order (least specific first),
 /// one attribute per RDN.
 pub fn name(attrs: &[(ObjectIdentifier, StringKind, &str)]) -> Result<Name, CaError> {
@@ -120,4 +133,21 @@ pub fn assemble(tbs: x509_cert::TbsCertificate, signature: &[u8]) -> Result<x509
 /// Render a name as RFC 4514 text (most specific first), for storage and logs.
 pub fn name_text(name: &Name) -> String {
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::holder::Holder;
+
+    #[test]
+    fn a_holder_subject_carries_the_validated_fields() {
+        let holder = Holder::parse("Ana", "Popescu-Ionescu", "ana@example.ro", "ro", "IDCHU-AB/12.3").unwrap();
+        let subject = holder_subject(&holder).unwrap();
+        assert_eq!(subject.0.len(), 5);
+        let text = name_text(&subject);
+        for part in ["RO", "Ana Popescu-Ionescu", "IDCHU-AB/12.3"] {
+            assert!(text.contains(part), "{text}");
+        }
+    }
 }
