@@ -379,29 +379,8 @@ async fn an_ordered_certificate_is_revoked_in_the_orders_language(db: &TestDb) {
         mails.iter().filter(|m| m.subject.as_deref().unwrap_or("").contains("a fost revocat")).collect();
     assert_eq!(revoked.len(), 1, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
     let text = revoked[0].body.as_deref().unwrap();
-    const LUNI: [&str; 12] = [
-        "ianuarie",
-        "februarie",
-        "martie",
-        "aprilie",
-        "mai",
-        "iunie",
-        "iulie",
-        "august",
-        "septembrie",
-        "octombrie",
-        "noiembrie",
-        "decembrie",
-    ];
     let now = w.clock.now();
-    let when = format!(
-        "{} {} {}, ora {:02}:{:02} UTC",
-        now.day(),
-        LUNI[usize::from(u8::from(now.month())) - 1],
-        now.year(),
-        now.hour(),
-        now.minute()
-    );
+    let when = format!("{}, ora {:02}:{:02} UTC", qcert_ca_core::clock::long_date(now, true), now.hour(), now.minute());
     assert!(text.contains("Stimate/Stimată Ioana") && text.contains(&when), "{when}\n{text}");
     assert!(text.contains("cheia privată ar putea fi compromisă") && text.contains("în persoană"), "{text}");
     sink.stop();

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)] // test code: a panic is the failure report
 //! Holders' mail over an order's whole life, on both stores, through the
 //! HTTP API and a real SMTP server: every link a mail contains opens with
 //! GET in a browser (200, HTML, strict CSP, no-store), the form steps work

@@ -82,3 +82,41 @@ mod tests {
         assert_eq!(c.now(), datetime!(2026-02-12 0:00 UTC));
     }
 }
+
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const MONTHS_RO: [&str; 12] = [
+    "ianuarie",
+    "februarie",
+    "martie",
+    "aprilie",
+    "mai",
+    "iunie",
+    "iulie",
+    "august",
+    "septembrie",
+    "octombrie",
+    "noiembrie",
+    "decembrie",
+];
+
+/// A date as people write it, in UTC: `2 December 2028`, or in Romanian
+/// `2 decembrie 2028`.
+pub fn long_date(t: OffsetDateTime, romanian: bool) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let months = if romanian { &MONTHS_RO } else { &MONTHS_EN };
+    let month = months.get(usize::from(u8::from(t.month())).saturating_sub(1)).copied().unwrap_or_default();
+    format!("{} {month} {}", t.day(), t.year())
+}

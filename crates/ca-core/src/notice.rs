@@ -104,38 +104,8 @@ pub fn revocation_words(
 ) -> (String, &'static str, &'static str) {
     let ro = language.trim().eq_ignore_ascii_case("ro");
     let at = at.to_offset(time::UtcOffset::UTC);
-    const EN: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const RO: [&str; 12] = [
-        "ianuarie",
-        "februarie",
-        "martie",
-        "aprilie",
-        "mai",
-        "iunie",
-        "iulie",
-        "august",
-        "septembrie",
-        "octombrie",
-        "noiembrie",
-        "decembrie",
-    ];
-    let m = usize::from(u8::from(at.month())) - 1;
-    let (month, joiner) = if ro { (RO.get(m), ", ora") } else { (EN.get(m), ", at") };
-    let when =
-        format!("{} {} {}{joiner} {:02}:{:02} UTC", at.day(), month.unwrap_or(&"?"), at.year(), at.hour(), at.minute());
+    let joiner = if ro { ", ora" } else { ", at" };
+    let when = format!("{}{joiner} {:02}:{:02} UTC", crate::clock::long_date(at, ro), at.hour(), at.minute());
     let why = match (reason, ro) {
         (Reason::Unspecified, false) => "no reason was given",
         (Reason::Unspecified, true) => "nu a fost declarat niciun motiv",

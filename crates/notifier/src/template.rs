@@ -222,44 +222,9 @@ fn fill(text: &str, declared: &[&str], vars: &BTreeMap<String, String>) -> Resul
     Ok(out)
 }
 
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const MONTHS_RO: [&str; 12] = [
-    "ianuarie",
-    "februarie",
-    "martie",
-    "aprilie",
-    "mai",
-    "iunie",
-    "iulie",
-    "august",
-    "septembrie",
-    "octombrie",
-    "noiembrie",
-    "decembrie",
-];
-
 /// A date as people write it, in UTC: `2 December 2028` / `2 decembrie 2028`.
 pub fn long_date(t: time::OffsetDateTime, language: Language) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let months = match language {
-        Language::En => &MONTHS_EN,
-        Language::Ro => &MONTHS_RO,
-    };
-    let month = months.get(usize::from(u8::from(t.month())).saturating_sub(1)).copied().unwrap_or_default();
-    format!("{} {month} {}", t.day(), t.year())
+    qcert_ca_core::clock::long_date(t, matches!(language, Language::Ro))
 }
 
 /// [`long_date`] of an RFC 3339 time; None if it is not one.

@@ -41,6 +41,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// `holder.email` or `items[2]`) and what was wrong with it: missing,
 /// unknown, given twice, wrong type, bad value. serde's own messages quote
 /// the value (`invalid type: string "123456"`), so they are never passed on.
+#[allow(clippy::result_large_err)] // a Problem is the refusal answer itself, made once per refused request
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
