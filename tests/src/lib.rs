@@ -421,3 +421,23 @@ pub async fn execute_sql(db: &TestDb, sql: &str) {
     sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     conn.close().await.expect("close");
 }
+
+/// POST a payment-provider webhook event to `base`, signed under `key` at
+/// `at` as the provider does (`qcert-signature`), with a JSON content type.
+pub async fn post_signed_webhook(
+    http: &reqwest::Client,
+    base: &str,
+    event: &serde_json::Value,
+    key: [u8; 32],
+    at: time::OffsetDateTime,
+) -> reqwest::Response {
+    let raw = serde_json::to_vec(event).expect("a JSON value serialises");
+    let sig = qcert_ca_core::payment::sign_webhook(&WebhookKey::from_bytes(key), &raw, at);
+    http.post(format!("{base}/api/v1/payments/webhook"))
+        .header("qcert-signature", sig)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .expect("send the webhook")
+}

@@ -10,7 +10,6 @@
 
 use qcert_ca_core::operators::{Operators, Role};
 use qcert_ca_core::orders::CodeLimits;
-use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::store::limits::Window;
 use qcert_ca_core::Clock;
 use qcert_tests::*;
@@ -77,17 +76,7 @@ impl World {
     }
 
     async fn webhook(&self, body: Value) -> (StatusCode, Value) {
-        let raw = serde_json::to_vec(&body).unwrap();
-        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, self.clock.now());
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/payments/webhook", self.server.base))
-            .header("qcert-signature", sig)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_signed_webhook(&self.http, &self.server.base, &body, WEBHOOK, self.clock.now()).await;
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

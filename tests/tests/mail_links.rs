@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use qcert_ca_core::operators::{Operators, Role};
 use qcert_ca_core::orders::Orders;
-use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::{Clock, FixedClock};
 use qcert_notifier::{Notifier, Outbox};
 use qcert_tests::smtp::{smtp_dispatcher, Received, SmtpSink};
@@ -71,17 +70,8 @@ impl World {
     }
 
     async fn pay(&self, id: &str, event: &str) {
-        let raw = serde_json::to_vec(&json!({"event_id": event, "order_id": id, "status": "paid"})).unwrap();
-        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, self.clock.now());
-        let r = self
-            .http
-            .post(format!("{}/api/v1/payments/webhook", self.server.base))
-            .header("qcert-signature", sig)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
+        let event = json!({"event_id": event, "order_id": id, "status": "paid"});
+        let r = post_signed_webhook(&self.http, &self.server.base, &event, WEBHOOK, self.clock.now()).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
 

@@ -10,7 +10,6 @@
 use std::sync::{Arc, Mutex};
 
 use qcert_ca_core::orders::{FormLimits, Orders};
-use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::store::limits::Window;
 use qcert_ca_core::Clock;
 use qcert_tests::*;
@@ -80,18 +79,8 @@ impl World {
     }
 
     async fn pay(&self, order_id: &str, event: &str) -> StatusCode {
-        let raw = serde_json::to_vec(&json!({"event_id": event, "order_id": order_id, "status": "paid"})).unwrap();
-        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, self.clock.now());
-        let r = self
-            .http
-            .post(format!("{}/api/v1/payments/webhook", self.server.base))
-            .header("qcert-signature", sig)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        r.status()
+        let event = json!({"event_id": event, "order_id": order_id, "status": "paid"});
+        post_signed_webhook(&self.http, &self.server.base, &event, WEBHOOK, self.clock.now()).await.status()
     }
 }
 

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use qcert_ca_core::operators::{Operators, Role};
-use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::Clock;
 use qcert_notifier::Dispatcher;
 use qcert_tests::smtp::{smtp_dispatcher, Received, SmtpSink};
@@ -109,17 +108,7 @@ impl World {
     }
 
     async fn webhook(&self, body: &Value, at: time::OffsetDateTime, key: [u8; 32]) -> (StatusCode, Value) {
-        let raw = serde_json::to_vec(body).unwrap();
-        let sig = sign_webhook(&WebhookKey::from_bytes(key), &raw, at);
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/payments/webhook", self.server.base))
-            .header("qcert-signature", sig)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_signed_webhook(&self.http, &self.server.base, body, key, at).await;
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
