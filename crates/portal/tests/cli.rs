@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use qcert_tests::{openssl_csr, pkilint, run_ok, CsrKey};
 
 mod common;
-use common::{issue_args, output, qcert, serve};
+use common::{issue_args, issue_p256, output, qcert, serve};
 
 #[test]
 fn init_issue_and_refusals_on_the_embedded_home() {
@@ -226,11 +226,7 @@ fn operators_hotline_and_audit_verify() {
     let (out, text) = output(qcert(&home).args(["operator", "add", "--role", "root", "eve"]));
     assert!(!out.status.success() && text.contains("unknown role"), "{text}");
 
-    let csr = tmp.path().join("req.der");
-    std::fs::write(&csr, openssl_csr(CsrKey::P256)).expect("csr");
-    let ee = tmp.path().join("ee.pem");
-    let (out, text) = output(qcert(&home).args(issue_args(&csr, &ee)));
-    assert!(out.status.success(), "{text}");
+    let (_, text) = issue_p256(&home, tmp.path());
     let password = text
         .lines()
         .find_map(|l| l.strip_prefix("revocation password (shown once, give it to the holder): "))

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{issue_args, output, qcert, serve};
+use common::{issue_args, issue_p256, output, qcert, serve};
 use qcert_tests::{openssl_csr, run_ok, CsrKey};
 
 /// The revocation password `qcert issue` printed.
@@ -135,11 +135,7 @@ fn qcert_revoke_mails_the_holder() {
     let home = tmp.path().join("home");
     let (out, text) = output(qcert(&home).arg("init"));
     assert!(out.status.success(), "{text}");
-    let csr = tmp.path().join("req.der");
-    std::fs::write(&csr, openssl_csr(CsrKey::P256)).expect("csr");
-    let pem = tmp.path().join("ee.pem");
-    let (out, text) = output(qcert(&home).args(issue_args(&csr, &pem)));
-    assert!(out.status.success(), "{text}");
+    let (pem, text) = issue_p256(&home, tmp.path());
     let password = password_of(&text);
     let serial = serial_of(&pem);
     let revoke = ["revoke", "--serial", &serial, "--reason", "superseded"];

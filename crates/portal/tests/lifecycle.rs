@@ -7,10 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use qcert_tests::{openssl_csr, pkilint, CsrKey};
+use qcert_tests::pkilint;
 
 mod common;
-use common::{issue_args, output, qcert, BASE};
+use common::{issue_p256, output, qcert, BASE};
 
 /// `qcert serve` with the listen address of qcert.toml (no --listen): the
 /// child and its base URL.
@@ -137,11 +137,7 @@ fn the_pds_urls_in_certificates_are_served() {
     let home = tmp.path().join("home");
     let (out, text) = output(qcert(&home).arg("init"));
     assert!(out.status.success(), "{text}");
-    let csr = tmp.path().join("req.der");
-    std::fs::write(&csr, openssl_csr(CsrKey::P256)).expect("csr");
-    let ee = tmp.path().join("ee.pem");
-    let (out, text) = output(qcert(&home).args(issue_args(&csr, &ee)));
-    assert!(out.status.success(), "{text}");
+    let (ee, _) = issue_p256(&home, tmp.path());
     pkilint("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &ee).expect("pkilint clean");
     let locations = pds_locations(&std::fs::read_to_string(&ee).expect("ee"));
     let langs: Vec<&str> = locations.iter().map(|(_, l)| l.as_str()).collect();

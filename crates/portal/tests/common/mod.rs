@@ -63,3 +63,15 @@ pub fn issue_args(csr: &Path, out: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .collect()
 }
+
+/// `qcert issue` of a fresh P-256 CSR (made with openssl in `dir`) for the
+/// holder of [`issue_args`]: the certificate's PEM file and the command's
+/// output (it carries the revocation password).
+pub fn issue_p256(home: &Path, dir: &Path) -> (std::path::PathBuf, String) {
+    let csr = dir.join("req.der");
+    std::fs::write(&csr, qcert_tests::openssl_csr(qcert_tests::CsrKey::P256)).expect("csr");
+    let pem = dir.join("ee.pem");
+    let (out, text) = output(qcert(home).args(issue_args(&csr, &pem)));
+    assert!(out.status.success(), "{text}");
+    (pem, text)
+}
