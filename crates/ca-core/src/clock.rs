@@ -64,25 +64,6 @@ pub fn add_years(at: OffsetDateTime, years: u8) -> OffsetDateTime {
         .unwrap_or(at + Duration::days(365 * i64::from(years)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn years_are_calendar_years() {
-        assert_eq!(add_years(datetime!(2026-03-01 10:00 UTC), 3), datetime!(2029-03-01 10:00 UTC));
-        assert_eq!(add_years(datetime!(2028-02-29 10:00 UTC), 1), datetime!(2029-02-28 10:00 UTC));
-    }
-
-    #[test]
-    fn fixed_clock_moves_only_when_told() {
-        let c = FixedClock::new(datetime!(2026-01-01 0:00 UTC));
-        c.advance(Duration::days(42));
-        assert_eq!(c.now(), datetime!(2026-02-12 0:00 UTC));
-    }
-}
-
 const MONTHS_EN: [&str; 12] = [
     "January",
     "February",
@@ -119,4 +100,23 @@ pub fn long_date(t: OffsetDateTime, romanian: bool) -> String {
     let months = if romanian { &MONTHS_RO } else { &MONTHS_EN };
     let month = months.get(usize::from(u8::from(t.month())).saturating_sub(1)).copied().unwrap_or_default();
     format!("{} {month} {}", t.day(), t.year())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn years_are_calendar_years() {
+        assert_eq!(add_years(datetime!(2026-03-01 10:00 UTC), 3), datetime!(2029-03-01 10:00 UTC));
+        assert_eq!(add_years(datetime!(2028-02-29 10:00 UTC), 1), datetime!(2029-02-28 10:00 UTC));
+    }
+
+    #[test]
+    fn fixed_clock_moves_only_when_told() {
+        let c = FixedClock::new(datetime!(2026-01-01 0:00 UTC));
+        c.advance(Duration::days(42));
+        assert_eq!(c.now(), datetime!(2026-02-12 0:00 UTC));
+    }
 }
