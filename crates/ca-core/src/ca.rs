@@ -35,6 +35,7 @@ use crate::notice::{revocation_words, Notice, NoticeKind, Notices};
 use crate::ocsp::{Answer, Responder};
 use crate::policy::{CaKeySpec, Policy, Profile};
 use crate::signer::CaSigner;
+use crate::store::limits::{RateDecision, Window};
 use crate::store::{
     CaKeyRecord, CertKind, CrlRecord, DirectoryQuery, NewCertificate, Registry, RevocationRecord, StoreError,
 };
@@ -404,6 +405,16 @@ impl Ca {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// Count one event of `value` in `scope` now against `window` (the
+    /// registry's sliding window, shared by every process): 429 over it.
+    pub async fn rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
+        let now = self.inner.clock.now().unix_timestamp();
+        match self.inner.registry.rate_hit(scope, value, window, now).await? {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
+        }
     }
 
     /// Is the HSM usable? Signs a probe with the OCSP responder key.

@@ -39,7 +39,7 @@ use crate::holder::{Holder, ValidityYears};
 use crate::operators::{Operator, Role};
 use crate::secret_file;
 use crate::store::credentials::CredentialRow;
-use crate::store::limits::{RateDecision, Window};
+use crate::store::limits::Window;
 use crate::store::CertStatus;
 
 /// An ID document number (identity card or passport), normalised: upper
@@ -432,11 +432,7 @@ impl RevocationDesk {
     /// that every qcert process serving the hotline shares it.
     async fn rate_limit(&self, agent: &str) -> Result<(), CaError> {
         let window = Window { limit: self.settings.agent_attempts_per_minute, window_secs: 60 };
-        let now = self.now().unix_timestamp();
-        match self.ca.registry().rate_hit("hotline-agent", agent, window, now).await? {
-            RateDecision::Allowed => Ok(()),
-            RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
-        }
+        self.ca.rate_limit("hotline-agent", agent, window).await
     }
 
     /// The credential of `serial`, checked against the document an RA officer saw.

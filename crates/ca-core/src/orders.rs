@@ -34,7 +34,7 @@ use crate::holder::{Holder, ValidityYears};
 use crate::notice::{Notice, NoticeKind, Notices};
 use crate::operators::{Operator, Role};
 use crate::payment::{self, WebhookKey};
-use crate::store::limits::{RateDecision, Window};
+use crate::store::limits::Window;
 use crate::store::orders::{NewOrder, OrderChange, OrderRow, PaymentRecorded, RefundDue};
 use crate::totp::TotpSecret;
 use crate::vault::Vault;
@@ -581,9 +581,9 @@ impl Orders {
             }
         }
         if let Some(client) = client {
-            self.rate_limit(SCOPE_FORM_CLIENT, client, self.form_limits.per_client).await?;
+            self.ca().rate_limit(SCOPE_FORM_CLIENT, client, self.form_limits.per_client).await?;
         }
-        self.rate_limit(SCOPE_FORM_EMAIL, &holder.email.mailbox_key(), self.form_limits.per_email).await?;
+        self.ca().rate_limit(SCOPE_FORM_EMAIL, &holder.email.mailbox_key(), self.form_limits.per_email).await?;
         let id = hex::encode(crate::desk::random_bytes::<16>());
         let new = NewOrder {
             id: &id,
@@ -952,21 +952,12 @@ impl Orders {
         if row.totp_sealed.is_none() {
             return Err(CaError::Conflict("enrol the authenticator first (the link in the invitation)".into()));
         }
-        self.rate_limit("order-code", &row.id, self.limits.per_order).await?;
+        self.ca().rate_limit("order-code", &row.id, self.limits.per_order).await?;
         self.check_code(&row, code, "holder").await?;
         if row.state == "approved" {
             self.try_issue(&row.id, Some(KeySource::Hsm)).await?;
         }
         self.reload(&row.id).await
-    }
-
-    /// Count one event (an order form, an authorization code) against
-    /// `value` in `scope` (429 over the limit).
-    pub(crate) async fn rate_limit(&self, scope: &str, value: &str, window: Window) -> Result<(), CaError> {
-        match self.ca().registry().rate_hit(scope, value, window, self.now().unix_timestamp()).await? {
-            RateDecision::Allowed => Ok(()),
-            RateDecision::Refused { retry_after_secs } => Err(CaError::RateLimited { retry_after_secs }),
-        }
     }
 
     /// Check an authorization code of `order`'s authenticator. The attempt

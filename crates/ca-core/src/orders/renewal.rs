@@ -157,7 +157,7 @@ impl Orders {
         let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
         // The serial is public: codes are counted per certificate (and per
         // authenticator in `check_code`).
-        self.rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
+        self.ca().rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
         let order_id = self.order_of(&serial).await?.ok_or_else(refused)?;
         let order = self.ca().registry().order(&order_id).await?.ok_or_else(refused)?;
         if order.totp_enrolled_at.is_none() {
