@@ -43,8 +43,9 @@ use crate::x509::{self, oid, qc, StringKind};
 
 /// A CA key with its certificate.
 #[derive(Debug, Clone)]
-struct Authority {
-    signer: CaSigner,
+pub(crate) struct Authority {
+    /// None for a root whose key is kept offline (certificate only).
+    signer: Option<CaSigner>,
     cert: Certificate,
     der: Vec<u8>,
     serial: String,
@@ -52,10 +53,24 @@ struct Authority {
 }
 
 impl Authority {
-    fn name(&self) -> &Name {
+    pub(crate) fn signer(&self) -> Result<&CaSigner, CaError> {
+        self.signer.as_ref().ok_or_else(|| {
+            CaError::RootOffline("sign the root's ARL and CA certificates with `qcert ceremony`".into())
+        })
+    }
+    pub(crate) fn cert(&self) -> &Certificate {
+        &self.cert
+    }
+    pub(crate) fn der(&self) -> &[u8] {
+        &self.der
+    }
+    pub(crate) fn serial(&self) -> &str {
+        &self.serial
+    }
+    pub(crate) fn name(&self) -> &Name {
         &self.cert.tbs_certificate.subject
     }
-    fn not_after(&self) -> i64 {
+    pub(crate) fn not_after(&self) -> i64 {
         x509::unix_seconds(&self.cert.tbs_certificate.validity.not_after)
     }
     fn not_before(&self) -> i64 {
@@ -178,12 +193,12 @@ struct Inner {
     notices: std::sync::OnceLock<Arc<dyn Notices>>,
 }
 
-struct Meta<'a> {
-    kind: CertKind,
-    profile: &'a str,
-    holder: Option<&'a Holder>,
-    hsm_key_label: Option<String>,
-    issued_for: Option<&'a str>,
+pub(crate) struct Meta<'a> {
+    pub(crate) kind: CertKind,
+    pub(crate) profile: &'a str,
+    pub(crate) holder: Option<&'a Holder>,
+    pub(crate) hsm_key_label: Option<String>,
+    pub(crate) issued_for: Option<&'a str>,
 }
 
 impl Ca {
@@ -207,15 +222,6 @@ impl Ca {
             }
         }
         let now = clock.now();
-        let org = &policy.organization;
-        let ca_name = |cn: &str| {
-            x509::name(&[
-                (oid::COUNTRY, StringKind::Printable, org.country.as_str()),
-                (oid::ORGANIZATION, StringKind::Utf8, org.name.as_str()),
-                (oid::ORGANIZATION_IDENTIFIER, StringKind::Utf8, org.organization_identifier.as_str()),
-                (oid::COMMON_NAME, StringKind::Utf8, cn),
-            ])
-        };
         let gen = |spec: &CaKeySpec| -> Result<CaSigner, CaError> {
             let key = hsm.generate_key(&spec.key_label, spec.key_algorithm)?;
             CaSigner::new(hsm.clone(), key)
@@ -223,31 +229,15 @@ impl Ca {
 
         // Root: self-signed.
         let root_signer = gen(&policy.root)?;
-        let root_spki = SubjectPublicKeyInfoOwned::from_der(root_signer.spki_der()).map_err(CaError::encoding)?;
-        let root_kid = x509::key_identifier(&root_spki);
-        let root_name = ca_name(&policy.root.common_name)?;
-        let root_ext = vec![
-            x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: None })?,
-            x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
-            x509::extension(false, &SubjectKeyIdentifier(octets(&root_kid)?))?,
-        ];
-        let root_tbs =
-            tbs(&root_signer, root_name.clone(), root_name, now, now + policy.root.validity, root_spki, root_ext)?;
+        let root_tbs = root_tbs(&policy, &policy.root, &root_signer, now)?;
+        conformance::check_ca_certificate(&root_tbs, conformance::CaCertKind::Root, None)?;
         let root = certify(&registry, &*clock, None, root_signer, root_tbs, CertKind::RootCa, "root-ca").await?;
 
         // Issuing CA, certified by the root; its CRL DP points at the root's ARL.
         let issuing_signer = gen(&policy.issuing)?;
         let spki = SubjectPublicKeyInfoOwned::from_der(issuing_signer.spki_der()).map_err(CaError::encoding)?;
-        let kid = x509::key_identifier(&spki);
-        let mut ext = vec![
-            x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
-            x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
-            x509::extension(false, &certificate_policies(&[oid::QCP_N_QSCD, policy.ca_policy_oid]))?,
-        ];
-        ext.extend(chain_extensions(&root, &kid, &policy.urls.root_crl, None, &policy.urls.root_cert)?);
-        let not_after = (now + policy.issuing.validity).min(time_of(root.not_after())?);
-        let issuing_tbs =
-            tbs(&root.signer, root.name().clone(), ca_name(&policy.issuing.common_name)?, now, not_after, spki, ext)?;
+        let issuing_tbs = issuing_tbs(&policy, &policy.issuing, &root, spki, now)?;
+        conformance::check_ca_certificate(&issuing_tbs, conformance::CaCertKind::Issuing, Some(&root.cert))?;
         let issuing =
             certify(&registry, &*clock, Some(&root), issuing_signer, issuing_tbs, CertKind::IssuingCa, "issuing-ca")
                 .await?;
@@ -255,18 +245,8 @@ impl Ca {
         // OCSP responder, certified directly by the issuing CA (RFC 6960 4.2.2.2).
         let ocsp_signer = gen(&policy.ocsp)?;
         let spki = SubjectPublicKeyInfoOwned::from_der(ocsp_signer.spki_der()).map_err(CaError::encoding)?;
-        let kid = x509::key_identifier(&spki);
-        let ocsp_name = ca_name(&policy.ocsp.common_name)?;
-        let ext = vec![
-            x509::extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
-            x509::extension(false, &ExtendedKeyUsage(vec![oid::ID_KP_OCSP_SIGNING]))?,
-            x509::raw_extension(oid::OCSP_NOCHECK, false, &Null)?,
-            x509::extension(false, &SubjectKeyIdentifier(octets(&kid)?))?,
-            x509::extension(false, &aki(&issuing.key_id)?)?,
-            x509::extension(false, &aia(None, &policy.urls.issuing_cert)?)?,
-        ];
-        let not_after = (now + policy.ocsp.validity).min(time_of(issuing.not_after())?);
-        let ocsp_tbs = tbs(&issuing.signer, issuing.name().clone(), ocsp_name, now, not_after, spki, ext)?;
+        let ocsp_tbs = ocsp_tbs(&policy, &policy.ocsp, &issuing, spki, now)?;
+        conformance::check_ca_certificate(&ocsp_tbs, conformance::CaCertKind::OcspResponder, Some(&issuing.cert))?;
         let ocsp = certify(
             &registry,
             &*clock,
@@ -299,34 +279,29 @@ impl Ca {
     }
 
     /// Load an initialised CA: CA keys are looked up on the HSM once, here.
+    /// The root's key is normally not on this token (it is kept offline,
+    /// see `qcert ceremony`): then the CA has the root certificate only,
+    /// serves the ARL signed at the last `arl` ceremony and refuses to sign
+    /// anything with the root. A home made before the root went offline
+    /// (root key on this token) keeps working as before, and is told so.
     pub async fn open(hsm: Hsm, registry: Registry, policy: Policy, clock: Arc<dyn Clock>) -> Result<Ca, CaError> {
-        let load = |role: &'static str| {
-            let hsm = hsm.clone();
-            let registry = registry.clone();
-            async move {
-                let rec = registry.ca_key(role).await?.ok_or(CaError::NotInitialised)?;
-                let cert = registry
-                    .certificate(&rec.certificate_serial)
-                    .await?
-                    .and_then(|c| c.der)
-                    .ok_or_else(|| CaError::Internal(format!("{role} certificate missing from the registry")))?;
-                let key = tokio::task::spawn_blocking(move || hsm.find_key(&rec.key_label).map(|k| (hsm, k)))
-                    .await
-                    .map_err(|e| CaError::Internal(e.to_string()))??;
-                let signer = CaSigner::new(key.0, key.1)?;
-                let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;
-                if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)?
-                    != signer.spki_der()
-                {
-                    return Err(CaError::Internal(format!("the {role} key on the HSM does not match its certificate")));
-                }
-                authority(signer, cert)
-            }
-        };
-        let root = load("root").await?;
-        let issuing = load("issuing").await?;
-        let ocsp = load("ocsp").await?;
+        let root = load_authority(&hsm, &registry, "root", false).await?;
+        if root.signer.is_some() {
+            tracing::warn!(
+                token = %hsm.token_label(),
+                "the root CA key is on the online token: EN 319 411-1 OVR-6.4.2-11 wants it offline. \
+                 Move it to a token of its own (see README, \"Moving the root offline\"); until then \
+                 serve keeps signing the ARL online"
+            );
+        }
+        let issuing = load_authority(&hsm, &registry, "issuing", true).await?;
+        let ocsp = load_authority(&hsm, &registry, "ocsp", true).await?;
         Ca::assemble(hsm, registry, policy, clock, root, issuing, ocsp)
+    }
+
+    /// True when the root key is on this token (a single-token home).
+    pub fn root_key_online(&self) -> bool {
+        self.inner.root.signer.is_some()
     }
 
     fn assemble(
@@ -339,7 +314,7 @@ impl Ca {
         ocsp: Authority,
     ) -> Result<Ca, CaError> {
         let responder = Responder::new(
-            ocsp.signer.clone(),
+            ocsp.signer()?.clone(),
             ocsp.cert.clone(),
             &issuing.cert,
             issuing.serial.clone(),
@@ -419,7 +394,7 @@ impl Ca {
 
     /// Is the HSM usable? Signs a probe with the OCSP responder key.
     pub async fn hsm_check(&self) -> Result<(), CaError> {
-        self.inner.ocsp.signer.sign(b"qcert health probe".to_vec()).await.map(|_| ())
+        self.inner.ocsp.signer()?.sign(b"qcert health probe".to_vec()).await.map(|_| ())
     }
 
     /// Record the holder's consent to publication in the directory.
@@ -558,7 +533,17 @@ impl Ca {
             };
             audit::record(&inner.registry, now.unix_timestamp(), &event).await;
             self.notify_revoked(&record, reason).await;
-            self.publish_crl(scope).await?;
+            if scope == CrlScope::Root && !self.root_key_online() {
+                tracing::warn!(
+                    %serial,
+                    "a CA certificate was revoked: the root is offline, so run `qcert ceremony arl` \
+                     within 24 hours (EN 319 411-1 CSS-6.3.9-13)"
+                );
+            } else {
+                self.publish_crl(scope).await?;
+            }
+        } else if scope == CrlScope::Root && !self.root_key_online() {
+            // The next `arl` ceremony lists it.
         } else {
             // The first request recorded the revocation but may have failed
             // before its CRL was published. Every revocation of a CA stays on
@@ -595,48 +580,69 @@ impl Ca {
     /// caller stores it with [`PreparedCrl::commit`] (or drops it: nothing is published).
     pub async fn prepare_crl(&self, scope: CrlScope) -> Result<PreparedCrl, CaError> {
         let inner = &*self.inner;
-        let ca = self.authority(scope);
-        let mut publication = inner.registry.begin_crl(&ca.serial).await?;
-        let number = publication.number();
         let now = inner.clock.now();
-        let next = now + inner.policy.crl.validity();
-        let info = crlenc::CrlInfo {
-            issuer: ca.name(),
-            signature_algorithm: ca.signer.algorithm_identifier(),
-            issuer_key_id: &ca.key_id,
-            this_update: now,
-            next_update: next,
-            crl_number: u64::try_from(number).unwrap_or(0),
-            expired_certs_on_crl: time_of(ca.not_before())?,
-        };
-        let mut writer = crlenc::CrlWriter::new(&info)?;
-        let mut serial_bytes = Vec::with_capacity(20);
-        publication
-            .for_each_revocation(|r| {
-                serial_bytes.clear();
-                serial_bytes.extend(hex::decode(r.serial_hex).map_err(CaError::encoding)?);
-                let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
-                writer.push(&crlenc::Entry {
-                    serial: &serial_bytes,
-                    revoked_at: r.revoked_at,
-                    reason,
-                    invalidity_date: r.invalidity_date,
-                })
+        prepare_crl_of(&inner.registry, self.authority(scope), now, now + inner.policy.crl.validity()).await
+    }
+
+    /// Take in an ARL file from the root's `arl` ceremony: stored as the
+    /// current ARL if it is a CRL signed by the root key, issued by the
+    /// root, newer (CRL number) than the stored one and not expired. True
+    /// if it became the current ARL; an ARL already stored is no error.
+    pub async fn import_arl(&self, der: &[u8]) -> Result<bool, CaError> {
+        use x509_cert::crl::CertificateList;
+        let inner = &*self.inner;
+        let root = &inner.root;
+        let refuse = |why: &str| CaError::InvalidInput(format!("not an ARL of this root: {why}"));
+        let crl = CertificateList::from_der(der).map_err(|_| refuse("not a DER CRL"))?;
+        let tbs = &crl.tbs_cert_list;
+        if tbs.issuer != root.cert.tbs_certificate.subject {
+            return Err(refuse("another issuer"));
+        }
+        let message = tbs.to_der().map_err(CaError::encoding)?;
+        let signature = crl.signature.as_bytes().ok_or_else(|| refuse("bad signature bits"))?;
+        if !crate::ceremony::verify_signature(
+            &root.cert.tbs_certificate.subject_public_key_info,
+            &crl.signature_algorithm,
+            &message,
+            signature,
+        ) {
+            return Err(refuse("its signature does not verify with the root key"));
+        }
+        let number = tbs
+            .crl_extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_NUMBER)
+            .and_then(|e| x509_cert::ext::pkix::CrlNumber::from_der(e.extn_value.as_bytes()).ok())
+            .and_then(|n| {
+                let b = n.0.as_bytes();
+                (b.len() <= 8).then(|| b.iter().fold(0i64, |acc, x| (acc << 8) | i64::from(*x)))
             })
-            .await??;
-        let count = i64::try_from(writer.len()).unwrap_or(i64::MAX);
-        let (buf, start) = writer.finish()?.into_parts();
-        let (buf, signature) = ca.signer.sign_returning(buf, start).await?;
-        let der = crlenc::assemble(crlenc::Tbs::from_parts(buf, start), ca.signer.algorithm_identifier(), &signature)?;
+            .ok_or_else(|| refuse("no CRL number"))?;
+        let this_update = x509::unix_seconds(&tbs.this_update);
+        let next_update = tbs.next_update.as_ref().map(x509::unix_seconds).ok_or_else(|| refuse("no nextUpdate"))?;
+        if let Some(current) = inner.registry.latest_crl(&root.serial).await? {
+            if current.crl_number >= number {
+                return Ok(false);
+            }
+        }
+        if next_update <= inner.clock.now().unix_timestamp() {
+            return Err(refuse("expired"));
+        }
+        let entries = i64::try_from(tbs.revoked_certificates.as_ref().map_or(0, Vec::len)).unwrap_or(i64::MAX);
         let record = CrlRecord {
-            issuer_serial: ca.serial.clone(),
+            issuer_serial: root.serial.clone(),
             crl_number: number,
-            this_update: now.unix_timestamp(),
-            next_update: next.unix_timestamp(),
-            entries: count,
-            der,
+            this_update,
+            next_update,
+            entries,
+            der: der.to_vec(),
         };
-        Ok(PreparedCrl { publication, record })
+        let stored = inner.registry.import_crl(&record).await?;
+        if stored {
+            tracing::info!(crl_number = number, "ARL file imported as the current ARL");
+        }
+        Ok(stored)
     }
 
     /// The newest stored CRL for `scope`.
@@ -652,6 +658,10 @@ impl Ca {
         let now = self.inner.clock.now().unix_timestamp();
         let refresh = self.inner.policy.crl.refresh().whole_seconds();
         for scope in [CrlScope::Issuing, CrlScope::Root] {
+            if scope == CrlScope::Root && self.inner.root.signer.is_none() {
+                // The ARL comes from the `arl` ceremony (imported by `serve`).
+                continue;
+            }
             let current = self.current_crl(scope).await?;
             if let Some(c) = current.as_ref().filter(|c| c.this_update > now) {
                 tracing::warn!(
@@ -741,7 +751,7 @@ impl Ca {
         let der = sign_and_store(
             &inner.registry,
             &*inner.clock,
-            &inner.issuing.signer,
+            inner.issuing.signer()?,
             tbs,
             Some(&inner.issuing.serial),
             &Meta {
@@ -792,12 +802,209 @@ impl Ca {
             x509::extension(false, &SubjectAltName(vec![GeneralName::Rfc822Name(x509::ia5(holder.email.as_str())?)]))?,
         ];
         ext.extend(chain_extensions(&inner.issuing, &kid, &urls.issuing_crl, Some(&urls.ocsp), &urls.issuing_cert)?);
-        tbs(&inner.issuing.signer, inner.issuing.name().clone(), subject, not_before, not_after, spki, ext)
+        tbs(inner.issuing.signer()?.algorithm_identifier(), inner.issuing.name().clone(), subject, not_before, not_after, spki, ext)
     }
 }
 
+/// Build and sign the next full CRL of `ca` (every revocation of a
+/// certificate it issued), thisUpdate `now`, nextUpdate `next`.
+pub(crate) async fn prepare_crl_of(
+    registry: &Registry,
+    ca: &Authority,
+    now: OffsetDateTime,
+    next: OffsetDateTime,
+) -> Result<PreparedCrl, CaError> {
+    let signer = ca.signer()?;
+    let mut publication = registry.begin_crl(&ca.serial).await?;
+    let number = publication.number();
+    let info = crlenc::CrlInfo {
+        issuer: ca.name(),
+        signature_algorithm: signer.algorithm_identifier(),
+        issuer_key_id: &ca.key_id,
+        this_update: now,
+        next_update: next,
+        crl_number: u64::try_from(number).unwrap_or(0),
+        expired_certs_on_crl: time_of(ca.not_before())?,
+    };
+    let mut writer = crlenc::CrlWriter::new(&info)?;
+    let mut serial_bytes = Vec::with_capacity(20);
+    publication
+        .for_each_revocation(|r| {
+            serial_bytes.clear();
+            serial_bytes.extend(hex::decode(r.serial_hex).map_err(CaError::encoding)?);
+            let reason = Reason::from_code(r.reason).unwrap_or(Reason::Unspecified);
+            writer.push(&crlenc::Entry {
+                serial: &serial_bytes,
+                revoked_at: r.revoked_at,
+                reason,
+                invalidity_date: r.invalidity_date,
+            })
+        })
+        .await??;
+    let count = i64::try_from(writer.len()).unwrap_or(i64::MAX);
+    let (buf, start) = writer.finish()?.into_parts();
+    let (buf, signature) = signer.sign_returning(buf, start).await?;
+    let der = crlenc::assemble(crlenc::Tbs::from_parts(buf, start), signer.algorithm_identifier(), &signature)?;
+    let record = CrlRecord {
+        issuer_serial: ca.serial.clone(),
+        crl_number: number,
+        this_update: now.unix_timestamp(),
+        next_update: next.unix_timestamp(),
+        entries: count,
+        der,
+    };
+    Ok(PreparedCrl { publication, record })
+}
+
+/// The CA certificate of `role` from the registry, with its key from
+/// `hsm` (checked to match the certificate's public key). A key that is
+/// not on the token is an error when `key_required`, else the authority
+/// has no signer (the offline root seen from the online token).
+pub(crate) async fn load_authority(
+    hsm: &Hsm,
+    registry: &Registry,
+    role: &str,
+    key_required: bool,
+) -> Result<Authority, CaError> {
+    let rec = registry.ca_key(role).await?.ok_or(CaError::NotInitialised)?;
+    let cert = registry
+        .certificate(&rec.certificate_serial)
+        .await?
+        .and_then(|c| c.der)
+        .ok_or_else(|| CaError::Internal(format!("{role} certificate missing from the registry")))?;
+    let found = {
+        let hsm = hsm.clone();
+        let label = rec.key_label.clone();
+        tokio::task::spawn_blocking(move || hsm.find_key(&label)).await.map_err(|e| CaError::Internal(e.to_string()))?
+    };
+    let key = match found {
+        Ok(k) => k,
+        Err(HsmError::KeyNotFound(_)) if !key_required => return authority(None, cert),
+        Err(e) => return Err(e.into()),
+    };
+    let signer = CaSigner::new(hsm.clone(), key)?;
+    let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;
+    if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)? != signer.spki_der() {
+        return Err(CaError::Internal(format!(
+            "the {role} key {:?} on the HSM does not match the {role} certificate",
+            rec.key_label
+        )));
+    }
+    authority(Some(signer), cert)
+}
+
+/// A CA's distinguished name: C, O, organizationIdentifier, CN (EN 319 412-3).
+pub(crate) fn ca_name(policy: &Policy, cn: &str) -> Result<Name, CaError> {
+    let org = &policy.organization;
+    x509::name(&[
+        (oid::COUNTRY, StringKind::Printable, org.country.as_str()),
+        (oid::ORGANIZATION, StringKind::Utf8, org.name.as_str()),
+        (oid::ORGANIZATION_IDENTIFIER, StringKind::Utf8, org.organization_identifier.as_str()),
+        (oid::COMMON_NAME, StringKind::Utf8, cn),
+    ])
+}
+
+/// The self-signed root's TBS for `signer`'s key.
+pub(crate) fn root_tbs(
+    policy: &Policy,
+    spec: &CaKeySpec,
+    signer: &CaSigner,
+    now: OffsetDateTime,
+) -> Result<TbsCertificate, CaError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(signer.spki_der()).map_err(CaError::encoding)?;
+    let kid = x509::key_identifier(&spki);
+    let name = ca_name(policy, &spec.common_name)?;
+    let ext = vec![
+        x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: None })?,
+        x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+        x509::extension(false, &SubjectKeyIdentifier(octets(&kid)?))?,
+    ];
+    tbs(signer.algorithm_identifier(), name.clone(), name, now, now + spec.validity, spki, ext)
+}
+
+/// An issuing CA's TBS under `root`; its CRL DP points at the root's ARL.
+pub(crate) fn issuing_tbs(
+    policy: &Policy,
+    spec: &CaKeySpec,
+    root: &Authority,
+    spki: SubjectPublicKeyInfoOwned,
+    now: OffsetDateTime,
+) -> Result<TbsCertificate, CaError> {
+    let kid = x509::key_identifier(&spki);
+    let mut ext = vec![
+        x509::extension(true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
+        x509::extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+        x509::extension(false, &certificate_policies(&[oid::QCP_N_QSCD, policy.ca_policy_oid]))?,
+    ];
+    ext.extend(chain_extensions(root, &kid, &policy.urls.root_crl, None, &policy.urls.root_cert)?);
+    let not_after = (now + spec.validity).min(time_of(root.not_after())?);
+    let alg = root.signer()?.algorithm_identifier();
+    tbs(alg, root.name().clone(), ca_name(policy, &spec.common_name)?, now, not_after, spki, ext)
+}
+
+/// The OCSP responder's TBS under `issuing` (RFC 6960 4.2.2.2: delegated, nocheck).
+pub(crate) fn ocsp_tbs(
+    policy: &Policy,
+    spec: &CaKeySpec,
+    issuing: &Authority,
+    spki: SubjectPublicKeyInfoOwned,
+    now: OffsetDateTime,
+) -> Result<TbsCertificate, CaError> {
+    let kid = x509::key_identifier(&spki);
+    let ext = vec![
+        x509::extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+        x509::extension(false, &ExtendedKeyUsage(vec![oid::ID_KP_OCSP_SIGNING]))?,
+        x509::raw_extension(oid::OCSP_NOCHECK, false, &Null)?,
+        x509::extension(false, &SubjectKeyIdentifier(octets(&kid)?))?,
+        x509::extension(false, &aki(&issuing.key_id)?)?,
+        x509::extension(false, &aia(None, &policy.urls.issuing_cert)?)?,
+    ];
+    let not_after = (now + spec.validity).min(time_of(issuing.not_after())?);
+    let alg = issuing.signer()?.algorithm_identifier();
+    tbs(alg, issuing.name().clone(), ca_name(policy, &spec.common_name)?, now, not_after, spki, ext)
+}
+
+/// The QTSP's own service certificates, issued by the issuing CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceCert {
+    /// The QTSP's electronic seal (confirmation documents):
+    /// digitalSignature + nonRepudiation.
+    Seal,
+    /// A time-stamping unit (RFC 3161 2.3): digitalSignature, extKeyUsage
+    /// id-kp-timeStamping alone and critical.
+    Tsa,
+}
+
+/// A seal or TSA certificate's TBS under `issuing`: subject C, O,
+/// organizationIdentifier, CN of the QTSP; CRL DP and OCSP of the issuing CA.
+pub(crate) fn service_tbs(
+    policy: &Policy,
+    spec: &CaKeySpec,
+    kind: ServiceCert,
+    issuing: &Authority,
+    spki: SubjectPublicKeyInfoOwned,
+    now: OffsetDateTime,
+) -> Result<TbsCertificate, CaError> {
+    let kid = x509::key_identifier(&spki);
+    let mut ext = match kind {
+        ServiceCert::Seal => {
+            vec![x509::extension(true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation))?]
+        }
+        ServiceCert::Tsa => vec![
+            x509::extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+            x509::extension(true, &ExtendedKeyUsage(vec![oid::ID_KP_TIME_STAMPING]))?,
+        ],
+    };
+    ext.push(x509::extension(false, &certificate_policies(&[policy.ca_policy_oid]))?);
+    let urls = &policy.urls;
+    ext.extend(chain_extensions(issuing, &kid, &urls.issuing_crl, Some(&urls.ocsp), &urls.issuing_cert)?);
+    let not_after = (now + spec.validity).min(time_of(issuing.not_after())?);
+    let alg = issuing.signer()?.algorithm_identifier();
+    tbs(alg, issuing.name().clone(), ca_name(policy, &spec.common_name)?, now, not_after, spki, ext)
+}
+
 /// CRL DP, AIA, AKI and SKI for a certificate issued by `issuer`.
-fn chain_extensions(
+pub(crate) fn chain_extensions(
     issuer: &Authority,
     subject_kid: &[u8],
     crl: &str,
@@ -819,7 +1026,7 @@ fn chain_extensions(
     ])
 }
 
-fn aia(ocsp: Option<&str>, ca_issuers: &str) -> Result<AuthorityInfoAccessSyntax, CaError> {
+pub(crate) fn aia(ocsp: Option<&str>, ca_issuers: &str) -> Result<AuthorityInfoAccessSyntax, CaError> {
     let mut v = Vec::new();
     if let Some(url) = ocsp {
         v.push(AccessDescription {
@@ -834,7 +1041,7 @@ fn aia(ocsp: Option<&str>, ca_issuers: &str) -> Result<AuthorityInfoAccessSyntax
     Ok(AuthorityInfoAccessSyntax(v))
 }
 
-fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, CaError> {
+pub(crate) fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, CaError> {
     Ok(AuthorityKeyIdentifier {
         key_identifier: Some(octets(kid)?),
         authority_cert_issuer: None,
@@ -842,21 +1049,21 @@ fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, CaError> {
     })
 }
 
-fn certificate_policies(oids: &[der::asn1::ObjectIdentifier]) -> CertificatePolicies {
+pub(crate) fn certificate_policies(oids: &[der::asn1::ObjectIdentifier]) -> CertificatePolicies {
     CertificatePolicies(
         oids.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect(),
     )
 }
 
-fn octets(b: &[u8]) -> Result<OctetString, CaError> {
+pub(crate) fn octets(b: &[u8]) -> Result<OctetString, CaError> {
     OctetString::new(b).map_err(CaError::encoding)
 }
 
-fn time_of(unix: i64) -> Result<OffsetDateTime, CaError> {
+pub(crate) fn time_of(unix: i64) -> Result<OffsetDateTime, CaError> {
     OffsetDateTime::from_unix_timestamp(unix).map_err(CaError::encoding)
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b
@@ -864,7 +1071,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A positive serial of 16 octets from the OS CSPRNG: 126 random bits, the
 /// top bit clear (positive) and the next set (no leading zero octet).
-fn new_serial() -> Result<SerialNumber, CaError> {
+pub(crate) fn new_serial() -> Result<SerialNumber, CaError> {
     let mut b = random_bytes::<16>();
     b[0] = (b[0] & 0x7f) | 0x40;
     SerialNumber::new(&b).map_err(CaError::encoding)
@@ -886,8 +1093,8 @@ pub fn serial_hex(s: &SerialNumber) -> String {
     hex::encode(s.as_bytes())
 }
 
-fn tbs(
-    signer: &CaSigner,
+pub(crate) fn tbs(
+    signature: &spki::AlgorithmIdentifierOwned,
     issuer: Name,
     subject: Name,
     not_before: OffsetDateTime,
@@ -898,7 +1105,7 @@ fn tbs(
     Ok(TbsCertificate {
         version: x509_cert::Version::V3,
         serial_number: new_serial()?,
-        signature: signer.algorithm_identifier().clone(),
+        signature: signature.clone(),
         issuer,
         validity: Validity { not_before: x509::x509_time(not_before)?, not_after: x509::x509_time(not_after)? },
         subject,
@@ -911,7 +1118,7 @@ fn tbs(
 
 /// Sign a CA certificate (with `issuer`'s key, or its own for the root) and
 /// keep it with its signer.
-async fn certify(
+pub(crate) async fn certify(
     registry: &Registry,
     clock: &dyn Clock,
     issuer: Option<&Authority>,
@@ -922,12 +1129,15 @@ async fn certify(
 ) -> Result<Authority, CaError> {
     let meta =
         Meta { kind, profile, holder: None, hsm_key_label: Some(subject.key_label().to_owned()), issued_for: None };
-    let signer = issuer.map_or(&subject, |i| &i.signer);
+    let signer = match issuer {
+        Some(i) => i.signer()?,
+        None => &subject,
+    };
     let der = sign_and_store(registry, clock, signer, tbs, issuer.map(|i| &i.serial), &meta).await?;
-    authority(subject, der)
+    authority(Some(subject), der)
 }
 
-fn authority(signer: CaSigner, der: Vec<u8>) -> Result<Authority, CaError> {
+pub(crate) fn authority(signer: Option<CaSigner>, der: Vec<u8>) -> Result<Authority, CaError> {
     let cert = Certificate::from_der(&der).map_err(CaError::encoding)?;
     let key_id = x509::key_identifier(&cert.tbs_certificate.subject_public_key_info);
     Ok(Authority { serial: serial_hex(&cert.tbs_certificate.serial_number), signer, cert, der, key_id })
@@ -935,7 +1145,7 @@ fn authority(signer: CaSigner, der: Vec<u8>) -> Result<Authority, CaError> {
 
 /// Reserve the serial with the TBS, sign through the HSM, store the result.
 /// A clash of serials draws a new one; a signing failure burns the reservation.
-async fn sign_and_store(
+pub(crate) async fn sign_and_store(
     registry: &Registry,
     clock: &dyn Clock,
     signer: &CaSigner,

@@ -141,3 +141,143 @@ pub fn check_end_entity(tbs: &TbsCertificate, profile: &Profile, max_years: u8) 
     }
     Ok(())
 }
+
+/// Which CA-side certificate a ceremony is about to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaCertKind {
+    Root,
+    Issuing,
+    OcspResponder,
+    /// The QTSP's own seal.
+    Seal,
+    /// A time-stamping unit.
+    Tsa,
+}
+
+impl CaCertKind {
+    fn name(self) -> &'static str {
+        match self {
+            CaCertKind::Root => "root CA",
+            CaCertKind::Issuing => "issuing CA",
+            CaCertKind::OcspResponder => "OCSP responder",
+            CaCertKind::Seal => "QTSP seal",
+            CaCertKind::Tsa => "time-stamping unit",
+        }
+    }
+}
+
+/// Refuse a to-be-signed CA, OCSP-responder certificate that breaks RFC 5280
+/// / EN 319 412-2 for its kind: v3, serial, validity inside the issuer's,
+/// issuer name = issuer's subject (own subject for the root), each
+/// extension once, basicConstraints / keyUsage / extKeyUsage as the kind
+/// needs, SKI, and AKI = the issuer's key id (except on the root).
+pub fn check_ca_certificate(
+    tbs: &TbsCertificate,
+    kind: CaCertKind,
+    issuer: Option<&x509_cert::Certificate>,
+) -> Result<(), CaError> {
+    use const_oid::db::rfc5280 as r;
+    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
+    let fail = |reason: String| Err(CaError::ProfileViolation { profile: kind.name().into(), reason });
+    if tbs.version != x509_cert::Version::V3 {
+        return fail("not an X.509 v3 certificate".into());
+    }
+    let serial = tbs.serial_number.as_bytes();
+    if serial.first().is_some_and(|b| *b >= 0x80) || serial.iter().skip_while(|b| **b == 0).count() < 9 || serial.len() > 20 {
+        return fail("serial must be positive with at least 64 random bits and at most 20 octets".into());
+    }
+    let nb = crate::x509::unix_seconds(&tbs.validity.not_before);
+    let na = crate::x509::unix_seconds(&tbs.validity.not_after);
+    if na <= nb {
+        return fail("validity must be positive".into());
+    }
+    match (kind, issuer) {
+        (CaCertKind::Root, None) => {
+            if tbs.issuer != tbs.subject {
+                return fail("a root is self-issued: issuer must equal subject".into());
+            }
+        }
+        (CaCertKind::Root, Some(_)) | (_, None) => return fail("wrong issuer for this kind of certificate".into()),
+        (_, Some(i)) => {
+            let it = &i.tbs_certificate;
+            if tbs.issuer != it.subject {
+                return fail("issuer must be the issuing certificate's subject".into());
+            }
+            if na > crate::x509::unix_seconds(&it.validity.not_after) || nb < crate::x509::unix_seconds(&it.validity.not_before) {
+                return fail("validity must lie within the issuer's".into());
+            }
+        }
+    }
+    let exts = tbs.extensions.as_deref().unwrap_or(&[]);
+    let mut seen = BTreeSet::new();
+    for e in exts {
+        if !seen.insert(e.extn_id) {
+            return fail(format!("extension {} appears twice", e.extn_id));
+        }
+    }
+    let find = |id| exts.iter().find(|e| e.extn_id == id);
+    let bad = |what: &str| CaError::ProfileViolation { profile: kind.name().into(), reason: format!("{what} does not decode") };
+
+    let ku = find(r::ID_CE_KEY_USAGE).ok_or_else(|| bad("keyUsage (missing)"))?;
+    let usage = KeyUsage::from_der(ku.extn_value.as_bytes()).map_err(|_| bad("keyUsage"))?;
+    let want = match kind {
+        CaCertKind::Root | CaCertKind::Issuing => KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+        CaCertKind::OcspResponder | CaCertKind::Tsa => KeyUsage(KeyUsages::DigitalSignature.into()),
+        CaCertKind::Seal => KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+    };
+    if !ku.critical || usage != want {
+        return fail(
+            "keyUsage must be critical: keyCertSign+cRLSign for a CA, digitalSignature for a responder or TSU, \
+             digitalSignature+nonRepudiation for a seal"
+                .into(),
+        );
+    }
+    let bc = find(r::ID_CE_BASIC_CONSTRAINTS)
+        .map(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).map(|b| (e.critical, b)))
+        .transpose()
+        .map_err(|_| bad("basicConstraints"))?;
+    match (kind, bc) {
+        (CaCertKind::Root, Some((true, b))) if b.ca && b.path_len_constraint.is_none() => {}
+        (CaCertKind::Issuing, Some((true, b))) if b.ca && b.path_len_constraint == Some(0) => {}
+        (CaCertKind::OcspResponder | CaCertKind::Seal | CaCertKind::Tsa, None) => {}
+        (CaCertKind::OcspResponder | CaCertKind::Seal | CaCertKind::Tsa, Some((_, b))) if !b.ca => {}
+        _ => return fail("basicConstraints: critical cA (pathLen 0 for an issuing CA), none or not cA for a responder".into()),
+    }
+    let eku = find(r::ID_CE_EXT_KEY_USAGE)
+        .map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|_| bad("extKeyUsage"))?;
+    let eku_critical = find(r::ID_CE_EXT_KEY_USAGE).is_some_and(|e| e.critical);
+    match (kind, eku) {
+        (CaCertKind::OcspResponder, Some(e)) if e.0 == [oid::ID_KP_OCSP_SIGNING] => {}
+        (CaCertKind::Tsa, Some(e)) if e.0 == [oid::ID_KP_TIME_STAMPING] && eku_critical => {}
+        (CaCertKind::Root | CaCertKind::Issuing | CaCertKind::Seal, None) => {}
+        _ => {
+            return fail(
+                "extKeyUsage: id-kp-OCSPSigning alone on a responder, id-kp-timeStamping alone and critical on a \
+                 TSU, none on a CA or seal"
+                    .into(),
+            )
+        }
+    }
+    let ski = find(r::ID_CE_SUBJECT_KEY_IDENTIFIER).ok_or_else(|| bad("subjectKeyIdentifier (missing)"))?;
+    let ski = SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes()).map_err(|_| bad("subjectKeyIdentifier"))?;
+    if ski.0.as_bytes() != crate::x509::key_identifier(&tbs.subject_public_key_info).as_slice() {
+        return fail("subjectKeyIdentifier must be the key's identifier".into());
+    }
+    match (find(r::ID_CE_AUTHORITY_KEY_IDENTIFIER), issuer) {
+        (None, None) => {}
+        (Some(e), Some(i)) => {
+            let aki = AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).map_err(|_| bad("authorityKeyIdentifier"))?;
+            let issuer_kid = crate::x509::key_identifier(&i.tbs_certificate.subject_public_key_info);
+            if aki.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(issuer_kid.as_slice()) {
+                return fail("authorityKeyIdentifier must be the issuer's key identifier".into());
+            }
+        }
+        _ => return fail("authorityKeyIdentifier: required below the root, absent on it".into()),
+    }
+    if kind == CaCertKind::OcspResponder && find(oid::OCSP_NOCHECK).is_none() {
+        return fail("a delegated responder certificate carries id-pkix-ocsp-nocheck".into());
+    }
+    Ok(())
+}

@@ -55,6 +55,10 @@ pub enum CaError {
     AlreadyInitialised(String),
     #[error("the CA is not initialised: run `qcert init` first")]
     NotInitialised,
+    /// The root key is not on this token (it is kept offline): root-signed
+    /// objects come from `qcert ceremony`.
+    #[error("the root CA key is offline (not on this token): {0}")]
+    RootOffline(String),
     #[error(transparent)]
     Hsm(#[from] HsmError),
     #[error(transparent)]

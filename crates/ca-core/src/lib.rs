@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod ca;
+pub mod ceremony;
 pub mod clock;
 pub mod cms;
 pub mod conformance;

@@ -36,6 +36,11 @@ impl CaSigner {
         self.key.spki_der()
     }
 
+    /// Algorithm and size of the key.
+    pub fn key_algorithm(&self) -> qcert_hsm::KeyAlgorithm {
+        self.key.algorithm()
+    }
+
     pub fn key_label(&self) -> &str {
         self.key.label()
     }

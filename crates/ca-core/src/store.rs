@@ -339,6 +339,25 @@ impl Registry {
         }
     }
 
+    /// Point `k.role` at a new key and certificate (a renewed OCSP
+    /// responder); the old certificate stays in `certificates`.
+    pub async fn replace_ca_key(&self, k: &CaKeyRecord, now: i64) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE ca_keys SET key_label = $1, key_algorithm = $2, certificate_serial = $3, created_at = $4 WHERE role = $5",
+        )
+        .bind(&k.key_label)
+        .bind(&k.key_algorithm)
+        .bind(&k.certificate_serial)
+        .bind(now)
+        .bind(&k.role)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(k.role.clone()));
+        }
+        Ok(())
+    }
+
     pub async fn ca_key(&self, role: &str) -> Result<Option<CaKeyRecord>, StoreError> {
         let row = sqlx::query("SELECT role, key_label, key_algorithm, certificate_serial FROM ca_keys WHERE role = $1")
             .bind(role)
@@ -353,6 +372,31 @@ impl Registry {
             })
         })
         .transpose()
+    }
+
+    /// Enrol a ceremony officer; false if the name is enrolled already (unchanged).
+    pub async fn put_ceremony_officer(&self, name: &str, role: &str, verifier: &str, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query("INSERT INTO ceremony_officers (name, role, verifier, enrolled_at) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(role)
+            .bind(verifier)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The Argon2id verifier of an enrolled ceremony officer.
+    pub async fn ceremony_officer_verifier(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT verifier FROM ceremony_officers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<String, _>("verifier")?)).transpose()
     }
 
     /// Any CA key recorded at all?
@@ -608,6 +652,38 @@ impl Registry {
 
     /// Start publishing a CRL for `issuer_serial`: takes the next CRLNumber
     /// and holds it (and the right to publish) until `commit` or drop.
+    /// Store a CRL signed elsewhere (an ARL from the offline root's
+    /// ceremony) unless one with its number is stored; the counter moves
+    /// past its number. True if stored.
+    pub async fn import_crl(&self, c: &CrlRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO crls (issuer_serial, crl_number, this_update, next_update, entries, der) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (issuer_serial, crl_number) DO NOTHING",
+        )
+        .bind(&c.issuer_serial)
+        .bind(c.crl_number)
+        .bind(c.this_update)
+        .bind(c.next_update)
+        .bind(c.entries)
+        .bind(&c.der)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        sqlx::query(
+            "INSERT INTO crl_counters (issuer_serial, last_number) VALUES ($1, $2) ON CONFLICT (issuer_serial) \
+             DO UPDATE SET last_number = CASE WHEN crl_counters.last_number < excluded.last_number \
+             THEN excluded.last_number ELSE crl_counters.last_number END",
+        )
+        .bind(&c.issuer_serial)
+        .bind(c.crl_number)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
     pub async fn begin_crl(&self, issuer_serial: &str) -> Result<CrlPublication, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(

@@ -57,6 +57,16 @@ impl KeyAlgorithm {
         }
     }
 
+    /// Key size in bits (the curve's field size for EC keys).
+    pub fn size_bits(self) -> u32 {
+        match self {
+            KeyAlgorithm::EcP256 => 256,
+            KeyAlgorithm::EcP384 => 384,
+            KeyAlgorithm::Rsa3072 => 3072,
+            KeyAlgorithm::Rsa4096 => 4096,
+        }
+    }
+
     /// Name used in configuration files: `ec-p256`, `ec-p384`, `rsa-3072`, `rsa-4096`.
     pub fn name(self) -> &'static str {
         match self {

@@ -52,6 +52,17 @@ pub struct HsmConfig {
     pub pin: SecretString,
 }
 
+/// What the module reports about the token (for key ceremony reports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial_number: String,
+    pub firmware_version: String,
+    pub hardware_version: String,
+}
+
 /// A key pair on the token, looked up once and then used for every signature.
 #[derive(Debug)]
 pub struct KeyRef {
@@ -166,6 +177,26 @@ impl Hsm {
     /// Label of the token this connection uses.
     pub fn token_label(&self) -> &str {
         &self.inner.token_label
+    }
+
+    /// Manufacturer, model, serial number and firmware of the token, as the
+    /// module reports them (`C_GetTokenInfo`).
+    pub fn token_facts(&self) -> Result<TokenFacts, HsmError> {
+        let lease = self.checkout()?;
+        let slot = self.slot().ok_or(HsmError::Disconnected("no slot".into()))?;
+        let info = match self.inner.pkcs11.get_token_info(slot) {
+            Ok(i) => i,
+            Err(e) => return Err(lease.fail("get token info", e)),
+        };
+        drop(lease);
+        Ok(TokenFacts {
+            label: info.label().trim_end().to_owned(),
+            manufacturer: info.manufacturer_id().trim_end().to_owned(),
+            model: info.model().trim_end().to_owned(),
+            serial_number: info.serial_number().trim_end().to_owned(),
+            firmware_version: info.firmware_version().to_string(),
+            hardware_version: info.hardware_version().to_string(),
+        })
     }
 
     /// The `Pkcs11` context behind this connection (shared by the whole process).

@@ -15,7 +15,7 @@ use qcert_ca_core::{Ca, Clock, Holder, KeySource, Policy, Registry, SystemClock,
 use qcert_hsm::Hsm;
 
 use crate::config::Settings;
-use crate::{bench, home, http};
+use crate::{bench, ceremony, home, http};
 
 #[derive(Debug, Parser)]
 #[command(name = "qcert", version, about = "Qualified electronic-signature certificate authority")]
@@ -34,8 +34,16 @@ pub struct Cli {
 pub enum Command {
     /// Key ceremony: create the root CA, issuing CA and OCSP responder keys and
     /// certificates on the HSM. On a home without qcert.toml, first create an
-    /// embedded home (SQLite, SoftHSM token, PINs under secrets/).
+    /// embedded home (SQLite, an online and a root SoftHSM token, PINs and
+    /// the demo officers' credentials under secrets/) and run the ceremonies
+    /// of policies/ceremony-*.toml (root, issuing-ca, ocsp-responder, arl).
     Init,
+    /// Scripted key ceremonies, one configuration file each (policies/ceremony-*.toml),
+    /// with dual control and a hash-stamped report.
+    Ceremony {
+        #[command(subcommand)]
+        what: ceremony::CeremonyCommand,
+    },
     /// Issue a qualified certificate for a CSR (TOKEN) or a key made in the HSM (CLOUD).
     Issue(IssueArgs),
     /// Revoke a certificate, permanently, and publish a new CRL at once.
@@ -210,10 +218,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(conf) = &settings.softhsm_conf {
         std::env::set_var(qcert_hsm::softhsm::CONF_ENV, conf);
     }
+    if let Command::Ceremony { what } = &cli.command {
+        // Root-token ceremonies load the root token's store instead.
+        ceremony::select_token_env(&settings, what)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Init => init(&settings, created).await,
+            Command::Ceremony { what } => ceremony::run(&settings, what, &env, clock()?).await,
             Command::Issue(args) => issue(&settings, args).await,
             Command::Serve { listen } => serve(&settings, listen).await,
             Command::Revoke { serial, reason, invalidity_date, requested_by } => {
@@ -334,15 +347,32 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
             certs.join("root.pem").display()
         );
     }
-    let (hsm, registry, policy, clock) = open_parts(settings).await?;
-    let ca = Ca::init(hsm, registry, policy, clock).await?;
-    ca.refresh_crls().await?;
-    std::fs::create_dir_all(&certs)?;
-    let h = ca.hierarchy();
-    for (name, der) in [("root", &h.root), ("issuing", &h.issuing), ("ocsp", &h.ocsp)] {
-        std::fs::write(certs.join(format!("{name}.pem")), qcert_ca_core::pem("CERTIFICATE", der))?;
+    let two_tokens = settings.policies_dir.join("ceremony-root.toml").exists();
+    if two_tokens {
+        // The ceremonies, each a child process opening only the token
+        // store it needs; the root token is made only for a new home.
+        for name in ceremony::INIT_SEQUENCE {
+            if name == "init-token" && created.is_none() {
+                continue;
+            }
+            ceremony::run_child(&settings.home, name)?;
+        }
+        let ca = open_ca(settings).await?;
+        ca.refresh_crls().await?;
+        ca.registry().close().await;
+    } else {
+        // No ceremony configurations: the single-token key ceremony (the
+        // root key stays on the online token; `serve` says how to move it).
+        let (hsm, registry, policy, clock) = open_parts(settings).await?;
+        let ca = Ca::init(hsm, registry, policy, clock).await?;
+        ca.refresh_crls().await?;
+        std::fs::create_dir_all(&certs)?;
+        let h = ca.hierarchy();
+        for (name, der) in [("root", &h.root), ("issuing", &h.issuing), ("ocsp", &h.ocsp)] {
+            std::fs::write(certs.join(format!("{name}.pem")), qcert_ca_core::pem("CERTIFICATE", der))?;
+        }
+        ca.registry().close().await;
     }
-    ca.registry().close().await;
     for (what, path) in [
         ("document lookup key (HMAC)", settings.document_key_path()),
         ("secret vault key", settings.vault_key_path()),
@@ -359,6 +389,12 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
             "HSM PINs (readable only by you): user PIN {}, SO PIN {}",
             c.pin_file.display(),
             c.so_pin_file.display()
+        );
+        let creds: Vec<String> = c.officer_credentials.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "Root token (softhsm-root/, never opened by serve): its PIN is derived from the two ceremony \
+             officers' credentials {}; give each officer theirs and delete the files",
+            creds.join(" and ")
         );
     }
     Ok(())
@@ -546,10 +582,12 @@ async fn crl(settings: &Settings, scope: &str, out: Option<PathBuf>) -> anyhow::
 /// revocations made by other qcert processes on the same registry applied to
 /// the OCSP cache, and cached answers re-signed before they go stale
 /// (every 2 seconds).
-async fn scheduler(ca: Ca) {
+async fn scheduler(ca: Ca, arl_dir: PathBuf) {
     let mut tick = 0u64;
     loop {
         if tick.is_multiple_of(30) {
+            // Every minute: a new ARL file; every hour: the expiry warning.
+            arl_watch(&ca, &arl_dir, tick.is_multiple_of(1800)).await;
             if let Err(e) = ca.refresh_crls().await {
                 tracing::error!(error = %e, "CRL refresh failed; retrying in a minute");
             }
@@ -560,6 +598,51 @@ async fn scheduler(ca: Ca) {
         ca.refresh_ocsp_cache().await;
         tick += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Take in new ARL files of `dir` (the root's `arl` ceremony writes
+/// `root-arl-<n>.crl` there; copy them over from an offline machine) and,
+/// with `warn`, log a warning 30 days before the current ARL expires.
+async fn arl_watch(ca: &Ca, dir: &std::path::Path, warn: bool) {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crl"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    for file in files {
+        let result = match std::fs::read(&file) {
+            Ok(der) => ca.import_arl(&der).await.map(|_| ()),
+            Err(e) => Err(qcert_ca_core::CaError::Internal(e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::warn!(file = %file.display(), error = %e, "ARL file not taken");
+        }
+    }
+    if !warn {
+        return;
+    }
+    let now = ca.clock().now().unix_timestamp();
+    match ca.current_crl(qcert_ca_core::CrlScope::Root).await {
+        Ok(Some(arl)) if arl.next_update - now < qcert_ca_core::ceremony::ARL_WARNING_DAYS * 86_400 => {
+            let days_left = (arl.next_update - now) / 86_400;
+            tracing::warn!(
+                crl_number = arl.crl_number,
+                days_left,
+                "the root's ARL expires in less than 30 days: run `qcert ceremony arl` on the root token \
+                 (EN 319 411-1 CSS-6.3.9-12)"
+            );
+        }
+        Ok(Some(_)) => {}
+        Ok(None) if !ca.root_key_online() => {
+            tracing::warn!("no ARL yet: run `qcert ceremony arl` on the root token");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not read the current ARL"),
     }
 }
 
@@ -600,7 +683,15 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
     tracing::info!(%local, "qcert serving");
     println!("listening on http://{local}");
     ca.refresh_crls().await?;
-    let scheduler = tokio::spawn(scheduler(ca.clone()));
+    let arl_dir = settings.home.join("arl");
+    arl_watch(&ca, &arl_dir, true).await;
+    if ca.root_key_online() {
+        tracing::warn!(
+            "single-token home: the root key is on the online token and serve signs the ARL. \
+             To take the root offline: README, \"Moving the root offline\""
+        );
+    }
+    let scheduler = tokio::spawn(scheduler(ca.clone(), arl_dir));
     let mail = start_mail_delivery(settings, ca.registry().clone(), orders.vault().clone());
     let notifier = settings.config.notifier.in_serve.then(|| {
         let n = qcert_notifier::Notifier::new(orders.clone()).with_sent_mail_retention(settings.sent_mail_retention());

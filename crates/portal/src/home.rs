@@ -1,5 +1,8 @@
 //! A qcert home: qcert.toml, policies/, the registry file, certs/, and for
-//! the embedded default a SoftHSM token store with its PINs under secrets/.
+//! the embedded default a SoftHSM token store with its PINs under secrets/
+//! (the online token, softhsm/), and the demo ceremony officers'
+//! credentials from which the root token's PIN is derived (the root token
+//! itself, softhsm-root/, is made by `qcert ceremony init-token`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,12 +15,24 @@ use crate::config;
 
 /// The repository's policies/, built into the binary so a fresh home gets them.
 /// The PKI disclosure statements are defaults for the operator to edit.
-pub(crate) const DEFAULT_POLICIES: [(&str, &str); 4] = [
+pub(crate) const DEFAULT_POLICIES: [(&str, &str); 10] = [
     ("ca.toml", include_str!("../../../policies/ca.toml")),
     ("qcp-n-qscd.toml", include_str!("../../../policies/qcp-n-qscd.toml")),
     ("pds-en.txt", include_str!("../../../policies/pds-en.txt")),
     ("pds-ro.txt", include_str!("../../../policies/pds-ro.txt")),
+    ("ceremony-root.toml", include_str!("../../../policies/ceremony-root.toml")),
+    ("ceremony-issuing-ca.toml", include_str!("../../../policies/ceremony-issuing-ca.toml")),
+    ("ceremony-ocsp-responder.toml", include_str!("../../../policies/ceremony-ocsp-responder.toml")),
+    ("ceremony-arl.toml", include_str!("../../../policies/ceremony-arl.toml")),
+    ("ceremony-seal.toml", include_str!("../../../policies/ceremony-seal.toml")),
+    ("ceremony-tsa.toml", include_str!("../../../policies/ceremony-tsa.toml")),
 ];
+
+/// The demo officers' credential files the default ceremony configurations
+/// name. A real ceremony removes `credential_file` so each officer types
+/// their own at the prompt.
+pub(crate) const DEMO_OFFICER_CREDENTIALS: [&str; 2] =
+    ["secrets/officer-a-credential", "secrets/officer-b-credential"];
 
 /// The home chosen by `--home`, else `QCERT_HOME`, else `./qcert-data`.
 pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
@@ -29,6 +44,8 @@ pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> P
 pub struct Created {
     pub pin_file: PathBuf,
     pub so_pin_file: PathBuf,
+    /// The two ceremony officers' (demo) credentials.
+    pub officer_credentials: Vec<PathBuf>,
 }
 
 /// Create a home on the embedded defaults: config, policies, a SoftHSM token
@@ -64,6 +81,12 @@ pub fn create_embedded(home: &Path, env: &dyn Fn(&str) -> Option<String>) -> any
     let so_pin_file = secrets.join("hsm-so-pin");
     write_secret(&pin_file, &user_pin)?;
     write_secret(&so_pin_file, &so_pin)?;
+    let mut officer_credentials = Vec::new();
+    for rel in DEMO_OFFICER_CREDENTIALS {
+        let path = home.join(rel);
+        write_secret(&path, &random_pin())?;
+        officer_credentials.push(path);
+    }
 
     let conf_rel = defaults.hsm.softhsm_conf.clone().unwrap_or_else(|| "softhsm/softhsm2.conf".into());
     let conf_dir = home.join(&conf_rel).parent().map(Path::to_path_buf).unwrap_or_else(|| home.join("softhsm"));
@@ -85,7 +108,7 @@ pub fn create_embedded(home: &Path, env: &dyn Fn(&str) -> Option<String>) -> any
         toml::to_string(&defaults)?
     );
     std::fs::write(home.join("qcert.toml"), text)?;
-    Ok(Created { pin_file, so_pin_file })
+    Ok(Created { pin_file, so_pin_file, officer_credentials })
 }
 
 /// Create a 32-byte key file (64 hex digits, mode 0600) if it does not
@@ -106,13 +129,13 @@ pub fn ensure_key_file(path: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn random_pin() -> String {
+pub(crate) fn random_pin() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
 }
 
-fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

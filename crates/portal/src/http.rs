@@ -631,6 +631,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
         write!(out, "# HELP qcert_crl_size_bytes Size of the newest CRL.\n# TYPE qcert_crl_size_bytes gauge\n{sizes}");
     let _ =
         write!(out, "# HELP qcert_crl_entries Entries on the newest CRL.\n# TYPE qcert_crl_entries gauge\n{entries}");
+    // The ARL from the offline root's `arl` ceremony: alert well before it expires.
+    if let Ok(Some(arl)) = state.ca.current_crl(CrlScope::Root).await {
+        let left = arl.next_update - now;
+        let _ = writeln!(
+            out,
+            "# HELP qcert_arl_seconds_until_next_update Seconds until the root's ARL passes its nextUpdate.\n\
+             # TYPE qcert_arl_seconds_until_next_update gauge\nqcert_arl_seconds_until_next_update {left}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP qcert_arl_expiring 1 when the ARL expires within {} days: run `qcert ceremony arl`.\n\
+             # TYPE qcert_arl_expiring gauge\nqcert_arl_expiring {}",
+            qcert_ca_core::ceremony::ARL_WARNING_DAYS,
+            u8::from(left < qcert_ca_core::ceremony::ARL_WARNING_DAYS * 86_400)
+        );
+    }
 
     match state.orders.backlog().await {
         Ok((waiting, overdue)) => {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit_api;
 pub mod bench;
+pub mod ceremony;
 pub mod cli;
 pub mod config;
 pub mod extract;

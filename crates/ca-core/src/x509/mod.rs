@@ -39,6 +39,7 @@ pub mod oid {
     pub const ID_AD_CA_ISSUERS: Oid = const_oid::db::rfc5280::ID_AD_CA_ISSUERS;
     pub const ID_KP_OCSP_SIGNING: Oid = const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
     pub const ID_KP_SERVER_AUTH: Oid = const_oid::db::rfc5280::ID_KP_SERVER_AUTH;
+    pub const ID_KP_TIME_STAMPING: Oid = const_oid::db::rfc5280::ID_KP_TIME_STAMPING;
 }
 
 /// How an attribute value is encoded in a name.
