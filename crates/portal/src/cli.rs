@@ -357,7 +357,9 @@ async fn init(settings: &Settings, created: Option<home::Created>) -> anyhow::Re
             }
             ceremony::run_child(&settings.home, name)?;
         }
-        let ca = open_ca(settings).await?;
+        // The online CA opens without the root key and publishes its CRL.
+        let (hsm, registry, policy, clock) = open_parts(settings).await?;
+        let ca = Ca::open(hsm, registry, policy, clock).await?;
         ca.refresh_crls().await?;
         ca.registry().close().await;
     } else {
