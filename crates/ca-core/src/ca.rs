@@ -85,6 +85,8 @@ pub enum CrlScope {
     Issuing,
     /// The root's ARL (the issuing CA certificate).
     Root,
+    /// The CRL of an issuing CA retired by a rollover, by generation (1 = the first).
+    Retired(u32),
 }
 
 /// Most certificates one directory search returns.
@@ -189,6 +191,10 @@ struct Inner {
     issuing: Authority,
     ocsp: Authority,
     responder: Responder,
+    /// Generation of the current issuing CA (1 + retired CAs).
+    generation: u32,
+    /// Issuing CAs retired by rollovers: CRLs and OCSP for what they issued.
+    retired: Vec<Retired>,
     /// Where holders are told of revocations (set once, see [`Ca::set_notices`]).
     notices: std::sync::OnceLock<Arc<dyn Notices>>,
 }
@@ -296,7 +302,59 @@ impl Ca {
         }
         let issuing = load_authority(&hsm, &registry, "issuing", true).await?;
         let ocsp = load_authority(&hsm, &registry, "ocsp", true).await?;
-        Ca::assemble(hsm, registry, policy, clock, root, issuing, ocsp)
+        let mut retired = Vec::new();
+        for r in registry.retired_issuing_cas().await? {
+            let issuing = load_by_serial(&hsm, &registry, &r.issuing_key_label, &r.issuing_serial).await?;
+            let ocsp = load_by_serial(&hsm, &registry, &r.ocsp_key_label, &r.ocsp_serial).await?;
+            let responder = Responder::new(
+                ocsp.signer()?.clone(),
+                ocsp.cert.clone(),
+                &issuing.cert,
+                issuing.serial.clone(),
+                policy.ocsp_responses,
+            )?;
+            let generation = u32::try_from(r.generation).unwrap_or(u32::MAX);
+            retired.push(Retired { generation, issuing, ocsp, responder });
+        }
+        let mut ca = Ca::assemble(hsm, registry, policy, clock, root, issuing, ocsp)?;
+        if let Some(inner) = Arc::get_mut(&mut ca.inner) {
+            inner.generation = u32::try_from(retired.len()).unwrap_or(u32::MAX - 1) + 1;
+            inner.retired = retired;
+        }
+        Ok(ca)
+    }
+
+    /// Generation of the current issuing CA (1 until the first rollover).
+    pub fn generation(&self) -> u32 {
+        self.inner.generation
+    }
+
+    /// Certificate DER of the issuing CA of `generation` (current or retired).
+    pub fn issuing_certificate(&self, generation: u32) -> Option<Vec<u8>> {
+        if generation == self.inner.generation {
+            return Some(self.inner.issuing.der.clone());
+        }
+        self.inner.retired.iter().find(|r| r.generation == generation).map(|r| r.issuing.der.clone())
+    }
+
+    /// The CRL of generation `g`'s issuing CA (current or retired), if any.
+    pub fn generation_scope(&self, g: u32) -> Option<CrlScope> {
+        if g == self.inner.generation {
+            Some(CrlScope::Issuing)
+        } else if self.inner.retired.iter().any(|r| r.generation == g) {
+            Some(CrlScope::Retired(g))
+        } else {
+            None
+        }
+    }
+
+    /// Generations of the retired issuing CAs.
+    pub fn retired_generations(&self) -> Vec<u32> {
+        self.inner.retired.iter().map(|r| r.generation).collect()
+    }
+
+    fn responders(&self) -> impl Iterator<Item = &Responder> {
+        std::iter::once(&self.inner.responder).chain(self.inner.retired.iter().map(|r| &r.responder))
     }
 
     /// True when the root key is on this token (a single-token home).
@@ -330,6 +388,8 @@ impl Ca {
                 issuing,
                 ocsp,
                 responder,
+                generation: 1,
+                retired: Vec::new(),
                 notices: std::sync::OnceLock::new(),
             }),
         })
@@ -337,20 +397,37 @@ impl Ca {
 
     /// Answer a DER OCSP request (never fails: errors are OCSP statuses).
     pub async fn ocsp(&self, request: &[u8]) -> Answer {
-        self.inner.responder.respond(request, &self.inner.registry, &*self.inner.clock).await
+        let inner = &*self.inner;
+        // The responder of the CA the request names (a retired CA's own after a rollover).
+        let responder = match crate::ocsp::parse_request(request) {
+            Ok(parsed) if !inner.retired.is_empty() => parsed
+                .cert_ids
+                .first()
+                .and_then(|id| inner.retired.iter().map(|r| &r.responder).find(|r| r.serves(id)))
+                .unwrap_or(&inner.responder),
+            _ => &inner.responder,
+        };
+        responder.respond(request, &inner.registry, &*inner.clock).await
     }
 
     /// Re-sign cached OCSP answers that are about to go stale (at most 500 per call).
     pub async fn refresh_ocsp_cache(&self) -> usize {
-        let due = self.inner.responder.due_for_refresh(&*self.inner.clock, 500);
-        let n = due.len();
-        self.inner.responder.resign(due, &self.inner.registry, &*self.inner.clock).await;
+        let mut n = 0;
+        for responder in self.responders() {
+            let due = responder.due_for_refresh(&*self.inner.clock, 500);
+            n += due.len();
+            responder.resign(due, &self.inner.registry, &*self.inner.clock).await;
+        }
         n
     }
 
     /// Apply revocations made by other processes to the OCSP cache.
     pub async fn sync_revocations(&self) -> Result<usize, CaError> {
-        self.inner.responder.sync_revocations(&self.inner.registry, &*self.inner.clock).await
+        let mut n = 0;
+        for responder in self.responders() {
+            n += responder.sync_revocations(&self.inner.registry, &*self.inner.clock).await?;
+        }
+        Ok(n)
     }
 
     /// The OCSP responder (cache statistics).
@@ -519,9 +596,17 @@ impl Ca {
             }
             other => other.into(),
         })?;
-        let dropped = inner.responder.invalidate(&record.serial);
-        inner.responder.resign(dropped, &inner.registry, &*inner.clock).await;
-        let scope = if record.issuer_serial == inner.root.serial { CrlScope::Root } else { CrlScope::Issuing };
+        for responder in self.responders() {
+            let dropped = responder.invalidate(&record.serial);
+            responder.resign(dropped, &inner.registry, &*inner.clock).await;
+        }
+        let scope = if record.issuer_serial == inner.root.serial {
+            CrlScope::Root
+        } else if let Some(r) = inner.retired.iter().find(|r| r.issuing.serial == record.issuer_serial) {
+            CrlScope::Retired(r.generation)
+        } else {
+            CrlScope::Issuing
+        };
         if newly_revoked {
             tracing::info!(%serial, reason = reason.name(), requested_by, "certificate revoked");
             let event = audit::Event {
@@ -556,10 +641,17 @@ impl Ca {
         Ok(Revocation { record, newly_revoked })
     }
 
-    fn authority(&self, scope: CrlScope) -> &Authority {
+    fn authority(&self, scope: CrlScope) -> Result<&Authority, CaError> {
         match scope {
-            CrlScope::Issuing => &self.inner.issuing,
-            CrlScope::Root => &self.inner.root,
+            CrlScope::Issuing => Ok(&self.inner.issuing),
+            CrlScope::Root => Ok(&self.inner.root),
+            CrlScope::Retired(g) => self
+                .inner
+                .retired
+                .iter()
+                .find(|r| r.generation == g)
+                .map(|r| &r.issuing)
+                .ok_or_else(|| CaError::InvalidInput(format!("no retired issuing CA of generation {g}"))),
         }
     }
 
@@ -581,7 +673,7 @@ impl Ca {
     pub async fn prepare_crl(&self, scope: CrlScope) -> Result<PreparedCrl, CaError> {
         let inner = &*self.inner;
         let now = inner.clock.now();
-        prepare_crl_of(&inner.registry, self.authority(scope), now, now + inner.policy.crl.validity()).await
+        prepare_crl_of(&inner.registry, self.authority(scope)?, now, now + inner.policy.crl.validity()).await
     }
 
     /// Take in an ARL file from the root's `arl` ceremony: stored as the
@@ -647,7 +739,7 @@ impl Ca {
 
     /// The newest stored CRL for `scope`.
     pub async fn current_crl(&self, scope: CrlScope) -> Result<Option<CrlRecord>, CaError> {
-        Ok(self.inner.registry.latest_crl(&self.authority(scope).serial).await?)
+        Ok(self.inner.registry.latest_crl(&self.authority(scope)?.serial).await?)
     }
 
     /// Publish the CRLs that are missing, older than the refresh interval,
@@ -657,7 +749,9 @@ impl Ca {
     pub async fn refresh_crls(&self) -> Result<(), CaError> {
         let now = self.inner.clock.now().unix_timestamp();
         let refresh = self.inner.policy.crl.refresh().whole_seconds();
-        for scope in [CrlScope::Issuing, CrlScope::Root] {
+        let retired = self.inner.retired.iter().map(|r| CrlScope::Retired(r.generation));
+        let scopes: Vec<CrlScope> = [CrlScope::Issuing, CrlScope::Root].into_iter().chain(retired).collect();
+        for scope in scopes {
             if scope == CrlScope::Root && self.inner.root.signer.is_none() {
                 // The ARL comes from the `arl` ceremony (imported by `serve`).
                 continue;
@@ -801,7 +895,8 @@ impl Ca {
             x509::raw_extension(oid::QC_STATEMENTS, false, &statements)?,
             x509::extension(false, &SubjectAltName(vec![GeneralName::Rfc822Name(x509::ia5(holder.email.as_str())?)]))?,
         ];
-        ext.extend(chain_extensions(&inner.issuing, &kid, &urls.issuing_crl, Some(&urls.ocsp), &urls.issuing_cert)?);
+        let (crl, cert) = (generation_url(&urls.issuing_crl, inner.generation), generation_url(&urls.issuing_cert, inner.generation));
+        ext.extend(chain_extensions(&inner.issuing, &kid, &crl, Some(&urls.ocsp), &cert)?);
         tbs(inner.issuing.signer()?.algorithm_identifier(), inner.issuing.name().clone(), subject, not_before, not_after, spki, ext)
     }
 }
@@ -854,6 +949,45 @@ pub(crate) async fn prepare_crl_of(
         der,
     };
     Ok(PreparedCrl { publication, record })
+}
+
+/// An issuing CA retired by a rollover, with its own responder.
+#[derive(Debug)]
+struct Retired {
+    generation: u32,
+    issuing: Authority,
+    #[allow(dead_code)] // kept with its CA: the responder signs with its key
+    ocsp: Authority,
+    responder: Responder,
+}
+
+/// The URL of generation `g`'s CRL or certificate: `…/issuing.crl` for the
+/// first issuing CA, `…/issuing-<g>.crl` after rollovers.
+pub fn generation_url(url: &str, g: u32) -> String {
+    match url.rsplit_once("/issuing.") {
+        Some((base, ext)) if g > 1 => format!("{base}/issuing-{g}.{ext}"),
+        _ => url.to_owned(),
+    }
+}
+
+/// A CA certificate by serial with its key `label` on `hsm` (which must match).
+async fn load_by_serial(hsm: &Hsm, registry: &Registry, label: &str, serial: &str) -> Result<Authority, CaError> {
+    let cert = registry
+        .certificate(serial)
+        .await?
+        .and_then(|c| c.der)
+        .ok_or_else(|| CaError::Internal(format!("certificate {serial} missing from the registry")))?;
+    let key = {
+        let hsm = hsm.clone();
+        let label = label.to_owned();
+        tokio::task::spawn_blocking(move || hsm.find_key(&label)).await.map_err(|e| CaError::Internal(e.to_string()))??
+    };
+    let signer = CaSigner::new(hsm.clone(), key)?;
+    let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;
+    if parsed.tbs_certificate.subject_public_key_info.to_der().map_err(CaError::encoding)? != signer.spki_der() {
+        return Err(CaError::Internal(format!("key {label:?} on the HSM does not match certificate {serial}")));
+    }
+    authority(Some(signer), cert)
 }
 
 /// The CA certificate of `role` from the registry, with its key from
@@ -982,6 +1116,7 @@ pub(crate) fn service_tbs(
     spec: &CaKeySpec,
     kind: ServiceCert,
     issuing: &Authority,
+    generation: u32,
     spki: SubjectPublicKeyInfoOwned,
     now: OffsetDateTime,
 ) -> Result<TbsCertificate, CaError> {
@@ -997,7 +1132,8 @@ pub(crate) fn service_tbs(
     };
     ext.push(x509::extension(false, &certificate_policies(&[policy.ca_policy_oid]))?);
     let urls = &policy.urls;
-    ext.extend(chain_extensions(issuing, &kid, &urls.issuing_crl, Some(&urls.ocsp), &urls.issuing_cert)?);
+    let (crl, cert) = (generation_url(&urls.issuing_crl, generation), generation_url(&urls.issuing_cert, generation));
+    ext.extend(chain_extensions(issuing, &kid, &crl, Some(&urls.ocsp), &cert)?);
     let not_after = (now + spec.validity).min(time_of(issuing.not_after())?);
     let alg = issuing.signer()?.algorithm_identifier();
     tbs(alg, issuing.name().clone(), ca_name(policy, &spec.common_name)?, now, not_after, spki, ext)

@@ -136,9 +136,28 @@ pub async fn issuing_ca(
     policy: &Policy,
     spec: &CaKeySpec,
     subject_spki_der: &[u8],
+    rollover: bool,
     clock: &dyn Clock,
 ) -> Result<Certified, CaError> {
-    refuse_existing_role(registry, "issuing").await?;
+    let retiring = if rollover {
+        let issuing = registry.ca_key("issuing").await?.ok_or_else(|| {
+            CaError::InvalidInput("rollover: there is no issuing CA to replace; run without rollover".into())
+        })?;
+        let ocsp = registry.ca_key("ocsp").await?.ok_or_else(|| {
+            CaError::InvalidInput("rollover: the current issuing CA has no OCSP responder; run ocsp-responder first".into())
+        })?;
+        let generation = i64::try_from(registry.retired_issuing_cas().await?.len()).unwrap_or(i64::MAX - 1) + 1;
+        Some(crate::store::RetiredCa {
+            generation,
+            issuing_serial: issuing.certificate_serial,
+            issuing_key_label: issuing.key_label,
+            ocsp_serial: ocsp.certificate_serial,
+            ocsp_key_label: ocsp.key_label,
+        })
+    } else {
+        refuse_existing_role(registry, "issuing").await?;
+        None
+    };
     let root = ca::load_authority(root_hsm, registry, "root", true).await?;
     let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der).map_err(CaError::encoding)?;
     let key = KeyFacts::new(&spec.key_label, key_algorithm_of(&spki)?, subject_spki_der);
@@ -154,7 +173,27 @@ pub async fn issuing_ca(
     let meta = meta(CertKind::IssuingCa, "issuing-ca", &spec.key_label);
     let der = ca::sign_and_store(registry, clock, root.signer()?, tbs, Some(&root.serial().to_owned()), &meta).await?;
     let a = ca::authority(None, der)?;
-    record_role(registry, "issuing", &spec.key_label, spec.key_algorithm, a.serial(), now.unix_timestamp()).await?;
+    match retiring {
+        None => {
+            record_role(registry, "issuing", &spec.key_label, spec.key_algorithm, a.serial(), now.unix_timestamp())
+                .await?;
+        }
+        Some(old) => {
+            let rec = CaKeyRecord {
+                role: "issuing".into(),
+                key_label: spec.key_label.clone(),
+                key_algorithm: spec.key_algorithm.name().into(),
+                certificate_serial: a.serial().to_owned(),
+            };
+            registry.roll_over_issuing(&old, &rec, now.unix_timestamp()).await?;
+            tracing::info!(
+                retired = %old.issuing_serial,
+                generation = old.generation + 1,
+                "rollover: the previous issuing CA is retired (its CRL and OCSP go on); \
+                 run the ocsp-responder ceremony for the new CA"
+            );
+        }
+    }
     tracing::info!(serial = %a.serial(), "issuing-ca ceremony: issuing CA certified by the root");
     Ok(Certified {
         serial: a.serial().to_owned(),
@@ -228,7 +267,8 @@ pub async fn service_certificate(
     let key = hsm.generate_key(&spec.key_label, spec.key_algorithm)?;
     let signer = CaSigner::new(hsm.clone(), key)?;
     let spki = SubjectPublicKeyInfoOwned::from_der(signer.spki_der()).map_err(CaError::encoding)?;
-    let tbs = ca::service_tbs(policy, spec, kind, &issuing, spki, now)?;
+    let generation = u32::try_from(registry.retired_issuing_cas().await?.len()).unwrap_or(u32::MAX - 1) + 1;
+    let tbs = ca::service_tbs(policy, spec, kind, &issuing, generation, spki, now)?;
     let (lint, profile) = match kind {
         ca::ServiceCert::Seal => (CaCertKind::Seal, "qtsp-seal"),
         ca::ServiceCert::Tsa => (CaCertKind::Tsa, "tsa"),

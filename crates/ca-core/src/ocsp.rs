@@ -337,6 +337,11 @@ impl Responder {
         })
     }
 
+    /// Does this responder answer for the issuer `id` names?
+    pub fn serves(&self, id: &CertId) -> bool {
+        self.check_issuer(id).is_ok()
+    }
+
     fn check_issuer(&self, id: &CertId) -> Result<(), Refusal> {
         let (name, key) = match id.hash_algorithm.oid {
             const_oid::db::rfc5912::ID_SHA_1 => &self.issuer.sha1,

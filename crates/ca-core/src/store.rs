@@ -399,11 +399,72 @@ impl Registry {
         row.map(|r| Ok(r.try_get::<String, _>("verifier")?)).transpose()
     }
 
+    /// Issuing CAs retired by rollovers, oldest first.
+    pub async fn retired_issuing_cas(&self) -> Result<Vec<RetiredCa>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT generation, issuing_serial, issuing_key_label, ocsp_serial, ocsp_key_label \
+             FROM retired_issuing_cas ORDER BY generation",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RetiredCa {
+                    generation: r.try_get("generation")?,
+                    issuing_serial: r.try_get("issuing_serial")?,
+                    issuing_key_label: r.try_get("issuing_key_label")?,
+                    ocsp_serial: r.try_get("ocsp_serial")?,
+                    ocsp_key_label: r.try_get("ocsp_key_label")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Rollover, at once: the current issuing CA and its responder become
+    /// `retired`, `new_issuing` the current issuing CA (its responder comes
+    /// from the next `ocsp-responder` ceremony).
+    pub async fn roll_over_issuing(&self, retired: &RetiredCa, new_issuing: &CaKeyRecord, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO retired_issuing_cas (generation, issuing_serial, issuing_key_label, ocsp_serial, ocsp_key_label, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(retired.generation)
+        .bind(&retired.issuing_serial)
+        .bind(&retired.issuing_key_label)
+        .bind(&retired.ocsp_serial)
+        .bind(&retired.ocsp_key_label)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM ca_keys WHERE role IN ('issuing', 'ocsp')").execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO ca_keys (role, key_label, key_algorithm, certificate_serial, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&new_issuing.role)
+            .bind(&new_issuing.key_label)
+            .bind(&new_issuing.key_algorithm)
+            .bind(&new_issuing.certificate_serial)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Any CA key recorded at all?
     pub async fn has_ca(&self) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM ca_keys").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
+}
+
+/// An issuing CA replaced by a rollover, with its OCSP responder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredCa {
+    pub generation: i64,
+    pub issuing_serial: String,
+    pub issuing_key_label: String,
+    pub ocsp_serial: String,
+    pub ocsp_key_label: String,
 }
 
 /// A revocation as stored. Permanent: never updated, never deleted.

@@ -113,8 +113,12 @@ impl CeremonyCommand {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CeremonyConfig {
-    /// Which ceremony this file drives: root, issuing-ca, ocsp-responder, arl.
+    /// Which ceremony this file drives: root, issuing-ca, ocsp-responder, arl, seal, tsa.
     pub ceremony: String,
+    /// issuing-ca only: replace the current issuing CA, which is retired (keeps
+    /// its CRL and OCSP for what it issued); new issuance moves to the new one.
+    #[serde(default)]
+    pub rollover: bool,
     /// The root token (root, issuing-ca, arl). Online ceremonies use qcert.toml's [hsm].
     pub token: Option<TokenSection>,
     /// The key to make (root, issuing-ca, ocsp-responder).
@@ -517,12 +521,15 @@ async fn run_ceremony(
                 CeremonyCommand::IssuingCa(_) => {
                     let spec = key_spec(c)?;
                     // Nothing is generated if the registry has an issuing CA already.
-                    if registry.ca_key("issuing").await?.is_some() {
+                    if !c.rollover && registry.ca_key("issuing").await?.is_some() {
                         bail!("the registry already has an issuing CA; refusing to run the issuing-ca ceremony again");
                     }
                     let (spki, online) = keygen_child(settings, &spec)?;
                     hsm_entries.push(TokenEntry::new("online token", online));
-                    let made = ceremony::issuing_ca(&root, registry, policy, &spec, &spki, &*clock).await?;
+                    let made = ceremony::issuing_ca(&root, registry, policy, &spec, &spki, c.rollover, &*clock).await?;
+                    if c.rollover {
+                        checks.push("rollover: the previous issuing CA retired, keeping its CRL and OCSP responder");
+                    }
                     checks.push("root key on the token matches the root certificate (SPKI)");
                     checks.push("issuing CA TBS linted (conformance::check_ca_certificate) before signing");
                     keys.push(KeyEntry::new("issuing", &settings.config.hsm.token_label, &made.key));

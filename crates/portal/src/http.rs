@@ -363,10 +363,16 @@ async fn health(State(state): State<AppState>) -> Response {
 /// `.pem` or `Accept: application/x-pem-file`: PEM).
 async fn ca_certificate(State(state): State<AppState>, ApiPath(name): ApiPath<String>, request: HeaderMap) -> Response {
     let h = state.ca.hierarchy();
+    let generation = name.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crt")).and_then(|g| g.parse::<u32>().ok());
     let der = match name.as_str() {
         "root.crt" => h.root,
-        "issuing.crt" => h.issuing,
+        // The first issuing CA's (its certificates' AIA); issuing-<g>.crt after rollovers.
+        "issuing.crt" => state.ca.issuing_certificate(1).unwrap_or(h.issuing),
         "ocsp.crt" => h.ocsp,
+        _ if generation.is_some() => match generation.and_then(|g| state.ca.issuing_certificate(g)) {
+            Some(der) => der,
+            None => return not_found().await.into_response(),
+        },
         _ => {
             let (serial, pem_suffix) = match name.rsplit_once('.') {
                 Some((s, "pem")) => (s, true),
@@ -477,9 +483,14 @@ pub fn status_cache_headers(
 
 /// `GET /crl/issuing.crl` and `/crl/root.crl`: the newest CRL, DER.
 async fn crl(State(state): State<AppState>, ApiPath(name): ApiPath<String>, request: HeaderMap) -> Response {
-    let scope = match name.as_str() {
-        "issuing.crl" => CrlScope::Issuing,
-        "root.crl" => CrlScope::Root,
+    // issuing.crl is the first issuing CA's, issuing-<g>.crl generation g's (after rollovers).
+    let generation = match name.as_str() {
+        "issuing.crl" => Some(1),
+        other => other.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crl")).and_then(|g| g.parse::<u32>().ok()),
+    };
+    let scope = match (name.as_str(), generation.and_then(|g| state.ca.generation_scope(g))) {
+        ("root.crl", _) => CrlScope::Root,
+        (_, Some(scope)) => scope,
         _ => return not_found().await.into_response(),
     };
     let record = match state.ca.current_crl(scope).await {

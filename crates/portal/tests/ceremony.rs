@@ -350,3 +350,126 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+fn pyhanko(home: &Path, issuing: &str, ee: &Path, mode: &str) -> (bool, String) {
+    let out = Command::new(venv_tool("python3"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/judges/pyhanko_validate.py"))
+        .arg(home.join("certs/root.pem"))
+        .arg(home.join(format!("certs/{issuing}.pem")))
+        .arg(ee)
+        .arg(mode)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.code().is_some_and(|c| c != 2), "pyhanko tooling: {text}");
+    (out.status.success(), text)
+}
+
+fn ocsp_status(home: &Path, issuing: &str, ee: &Path, base: &str) -> String {
+    run_ok(
+        Command::new("openssl")
+            .args(["ocsp", "-issuer"])
+            .arg(home.join(format!("certs/{issuing}.pem")))
+            .arg("-CAfile")
+            .arg(home.join("certs/root.pem"))
+            .arg("-cert")
+            .arg(ee)
+            .args(["-url", &format!("{base}/ocsp")]),
+    )
+}
+
+#[test]
+fn rollover_moves_issuance_to_a_new_ca_while_the_old_one_keeps_answering() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    init(&home, Some(&base));
+    let issue = |name: &str| {
+        let csr = tmp.path().join(format!("{name}.der"));
+        std::fs::write(&csr, qcert_tests::openssl_csr(qcert_tests::CsrKey::P256)).unwrap();
+        let ee = tmp.path().join(format!("{name}.pem"));
+        let (out, text) = output(qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(issue_args(&csr, &ee)));
+        assert!(out.status.success(), "{text}");
+        ee
+    };
+    let old = issue("old");
+
+    // The rollover: a second issuing CA certified by the root, then its responder.
+    let cfg = std::fs::read_to_string(home.join("policies/ceremony-issuing-ca.toml")).unwrap();
+    let rollover = tmp.path().join("rollover.toml");
+    std::fs::write(
+        &rollover,
+        cfg.replace("ceremony = \"issuing-ca\"", "ceremony = \"issuing-ca\"\nrollover = true")
+            .replace("label = \"qcert-issuing-ca\"", "label = \"qcert-issuing-ca-2\"")
+            .replace("Qualified Signature CA\"", "Qualified Signature CA 2\"")
+            .replace("certs/issuing.pem", "certs/issuing-2.pem")
+            .replace("ceremonies/issuing-ca-{date}", "ceremonies/rollover-{date}"),
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(home.join("policies/ceremony-ocsp-responder.toml")).unwrap();
+    let responder = tmp.path().join("ocsp-2.toml");
+    std::fs::write(
+        &responder,
+        cfg.replace("label = \"qcert-ocsp-responder\"", "label = \"qcert-ocsp-responder-2\"")
+            .replace("certs/ocsp.pem", "certs/ocsp-2.pem")
+            .replace("ceremonies/ocsp-responder-{date}", "ceremonies/ocsp-responder-2-{date}"),
+    )
+    .unwrap();
+    let (out, text) = output(qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(["ceremony", "issuing-ca", "--config"]).arg(&rollover));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(["ceremony", "ocsp-responder", "--config"]).arg(&responder));
+    assert!(out.status.success(), "{text}");
+    for name in ["issuing-2", "ocsp-2"] {
+        let cert = home.join(format!("certs/{name}.pem"));
+        let text = run_ok(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(&cert));
+        assert!(!text.contains("pki.qcert-demo.eu"), "{text}");
+    }
+    let new = issue("new");
+    let issuer = |ee: &Path| run_ok(Command::new("openssl").args(["x509", "-noout", "-issuer", "-in"]).arg(ee));
+    assert!(issuer(&new).contains("Signature CA 2"), "new issuance moves to the new CA: {}", issuer(&new));
+    assert!(!issuer(&old).contains("Signature CA 2"));
+    let crl_dp = run_ok(Command::new("openssl").args(["x509", "-noout", "-ext", "crlDistributionPoints", "-in"]).arg(&new));
+    assert!(crl_dp.contains("/crl/issuing-2.crl"), "each CA its own CRL: {crl_dp}");
+
+    let log = tmp.path().join("serve.log");
+    let guard = start_serve(&home, &base, port, &log, None);
+    let (code, crl1) = get(&format!("{base}/crl/issuing.crl"));
+    let (code2, crl2) = get(&format!("{base}/crl/issuing-2.crl"));
+    assert_eq!((code, code2), (200, 200));
+    assert_ne!(crl1, crl2);
+    let (code, cert2) = get(&format!("{base}/certs/issuing-2.crt"));
+    assert_eq!(code, 200);
+    assert!(!cert2.is_empty());
+    assert_eq!(get(&format!("{base}/crl/issuing-3.crl")).0, 404);
+
+    // Both validated live, each through its own CA's OCSP responder and CRL.
+    for (ee, ca) in [(&old, "issuing"), (&new, "issuing-2")] {
+        for mode in ["ocsp", "crl"] {
+            let (ok, text) = pyhanko(&home, ca, ee, mode);
+            assert!(ok, "{} {mode}: {text}", ee.display());
+        }
+        assert!(ocsp_status(&home, ca, ee, &base).contains(": good"));
+    }
+    // Revocation works for both.
+    for ee in [&old, &new] {
+        let serial = run_ok(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(ee));
+        let serial = serial.trim().trim_start_matches("serial=").to_owned();
+        let (out, text) = output(qcert(&home).args(["revoke", "--serial", &serial, "--reason", "keyCompromise"]));
+        assert!(out.status.success(), "{text}");
+    }
+    for (ee, ca) in [(&old, "issuing"), (&new, "issuing-2")] {
+        let mut status = String::new();
+        for _ in 0..20 {
+            status = ocsp_status(&home, ca, ee, &base);
+            if status.contains(": revoked") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        assert!(status.contains(": revoked"), "{ca}: {status}");
+        let (ok, text) = pyhanko(&home, ca, ee, "crl");
+        assert!(!ok && text.contains("INVALID"), "{ca} crl: {text}");
+    }
+    drop(guard);
+}
