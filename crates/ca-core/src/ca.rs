@@ -54,9 +54,9 @@ pub(crate) struct Authority {
 
 impl Authority {
     pub(crate) fn signer(&self) -> Result<&CaSigner, CaError> {
-        self.signer.as_ref().ok_or_else(|| {
-            CaError::RootOffline("sign the root's ARL and CA certificates with `qcert ceremony`".into())
-        })
+        self.signer
+            .as_ref()
+            .ok_or_else(|| CaError::RootOffline("sign the root's ARL and CA certificates with `qcert ceremony`".into()))
     }
     pub(crate) fn cert(&self) -> &Certificate {
         &self.cert
@@ -895,9 +895,18 @@ impl Ca {
             x509::raw_extension(oid::QC_STATEMENTS, false, &statements)?,
             x509::extension(false, &SubjectAltName(vec![GeneralName::Rfc822Name(x509::ia5(holder.email.as_str())?)]))?,
         ];
-        let (crl, cert) = (generation_url(&urls.issuing_crl, inner.generation), generation_url(&urls.issuing_cert, inner.generation));
+        let (crl, cert) =
+            (generation_url(&urls.issuing_crl, inner.generation), generation_url(&urls.issuing_cert, inner.generation));
         ext.extend(chain_extensions(&inner.issuing, &kid, &crl, Some(&urls.ocsp), &cert)?);
-        tbs(inner.issuing.signer()?.algorithm_identifier(), inner.issuing.name().clone(), subject, not_before, not_after, spki, ext)
+        tbs(
+            inner.issuing.signer()?.algorithm_identifier(),
+            inner.issuing.name().clone(),
+            subject,
+            not_before,
+            not_after,
+            spki,
+            ext,
+        )
     }
 }
 
@@ -980,7 +989,9 @@ async fn load_by_serial(hsm: &Hsm, registry: &Registry, label: &str, serial: &st
     let key = {
         let hsm = hsm.clone();
         let label = label.to_owned();
-        tokio::task::spawn_blocking(move || hsm.find_key(&label)).await.map_err(|e| CaError::Internal(e.to_string()))??
+        tokio::task::spawn_blocking(move || hsm.find_key(&label))
+            .await
+            .map_err(|e| CaError::Internal(e.to_string()))??
     };
     let signer = CaSigner::new(hsm.clone(), key)?;
     let parsed = Certificate::from_der(&cert).map_err(CaError::encoding)?;

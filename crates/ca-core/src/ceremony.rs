@@ -72,7 +72,9 @@ async fn refuse_existing_role(registry: &Registry, role: &str) -> Result<(), CaE
 
 fn refuse_existing_key(hsm: &Hsm, label: &str) -> Result<(), CaError> {
     match hsm.find_key(label) {
-        Ok(_) => Err(CaError::AlreadyInitialised(format!("key {label:?} already exists on token {:?}", hsm.token_label()))),
+        Ok(_) => {
+            Err(CaError::AlreadyInitialised(format!("key {label:?} already exists on token {:?}", hsm.token_label())))
+        }
         Err(HsmError::KeyNotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -144,7 +146,9 @@ pub async fn issuing_ca(
             CaError::InvalidInput("rollover: there is no issuing CA to replace; run without rollover".into())
         })?;
         let ocsp = registry.ca_key("ocsp").await?.ok_or_else(|| {
-            CaError::InvalidInput("rollover: the current issuing CA has no OCSP responder; run ocsp-responder first".into())
+            CaError::InvalidInput(
+                "rollover: the current issuing CA has no OCSP responder; run ocsp-responder first".into(),
+            )
         })?;
         let generation = i64::try_from(registry.retired_issuing_cas().await?.len()).unwrap_or(i64::MAX - 1) + 1;
         Some(crate::store::RetiredCa {
@@ -195,12 +199,7 @@ pub async fn issuing_ca(
         }
     }
     tracing::info!(serial = %a.serial(), "issuing-ca ceremony: issuing CA certified by the root");
-    Ok(Certified {
-        serial: a.serial().to_owned(),
-        der: a.der().to_vec(),
-        key,
-        signed_with: facts_of(root.signer()?),
-    })
+    Ok(Certified { serial: a.serial().to_owned(), der: a.der().to_vec(), key, signed_with: facts_of(root.signer()?) })
 }
 
 /// The OCSP-responder ceremony, on the online token `hsm`: a new key and
@@ -340,7 +339,6 @@ pub fn spki_sha256(cert_der: &[u8]) -> Result<String, CaError> {
     Ok(hex::encode(sha2::Sha256::digest(spki)))
 }
 
-
 /// An Argon2id verifier (PHC string) of an officer's credential.
 pub fn officer_verifier(credential: &secrecy::SecretString) -> Result<String, CaError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -399,10 +397,12 @@ pub(crate) fn verify_signature(
     match algorithm.oid {
         rfc5912::ECDSA_WITH_SHA_256 | rfc5912::ECDSA_WITH_SHA_384 => {
             if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(&spki_der) {
-                return p384::ecdsa::Signature::from_der(signature).is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok());
+                return p384::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok());
             }
             if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der) {
-                return p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok());
+                return p256::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok());
             }
             false
         }

@@ -183,7 +183,10 @@ pub fn check_ca_certificate(
         return fail("not an X.509 v3 certificate".into());
     }
     let serial = tbs.serial_number.as_bytes();
-    if serial.first().is_some_and(|b| *b >= 0x80) || serial.iter().skip_while(|b| **b == 0).count() < 9 || serial.len() > 20 {
+    if serial.first().is_some_and(|b| *b >= 0x80)
+        || serial.iter().skip_while(|b| **b == 0).count() < 9
+        || serial.len() > 20
+    {
         return fail("serial must be positive with at least 64 random bits and at most 20 octets".into());
     }
     let nb = crate::x509::unix_seconds(&tbs.validity.not_before);
@@ -203,7 +206,9 @@ pub fn check_ca_certificate(
             if tbs.issuer != it.subject {
                 return fail("issuer must be the issuing certificate's subject".into());
             }
-            if na > crate::x509::unix_seconds(&it.validity.not_after) || nb < crate::x509::unix_seconds(&it.validity.not_before) {
+            if na > crate::x509::unix_seconds(&it.validity.not_after)
+                || nb < crate::x509::unix_seconds(&it.validity.not_before)
+            {
                 return fail("validity must lie within the issuer's".into());
             }
         }
@@ -216,7 +221,10 @@ pub fn check_ca_certificate(
         }
     }
     let find = |id| exts.iter().find(|e| e.extn_id == id);
-    let bad = |what: &str| CaError::ProfileViolation { profile: kind.name().into(), reason: format!("{what} does not decode") };
+    let bad = |what: &str| CaError::ProfileViolation {
+        profile: kind.name().into(),
+        reason: format!("{what} does not decode"),
+    };
 
     let ku = find(r::ID_CE_KEY_USAGE).ok_or_else(|| bad("keyUsage (missing)"))?;
     let usage = KeyUsage::from_der(ku.extn_value.as_bytes()).map_err(|_| bad("keyUsage"))?;
@@ -241,7 +249,11 @@ pub fn check_ca_certificate(
         (CaCertKind::Issuing, Some((true, b))) if b.ca && b.path_len_constraint == Some(0) => {}
         (CaCertKind::OcspResponder | CaCertKind::Seal | CaCertKind::Tsa, None) => {}
         (CaCertKind::OcspResponder | CaCertKind::Seal | CaCertKind::Tsa, Some((_, b))) if !b.ca => {}
-        _ => return fail("basicConstraints: critical cA (pathLen 0 for an issuing CA), none or not cA for a responder".into()),
+        _ => {
+            return fail(
+                "basicConstraints: critical cA (pathLen 0 for an issuing CA), none or not cA for a responder".into(),
+            )
+        }
     }
     let eku = find(r::ID_CE_EXT_KEY_USAGE)
         .map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()))
@@ -268,7 +280,8 @@ pub fn check_ca_certificate(
     match (find(r::ID_CE_AUTHORITY_KEY_IDENTIFIER), issuer) {
         (None, None) => {}
         (Some(e), Some(i)) => {
-            let aki = AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).map_err(|_| bad("authorityKeyIdentifier"))?;
+            let aki =
+                AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).map_err(|_| bad("authorityKeyIdentifier"))?;
             let issuer_kid = crate::x509::key_identifier(&i.tbs_certificate.subject_public_key_info);
             if aki.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(issuer_kid.as_slice()) {
                 return fail("authorityKeyIdentifier must be the issuer's key identifier".into());

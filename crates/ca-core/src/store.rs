@@ -375,14 +375,21 @@ impl Registry {
     }
 
     /// Enrol a ceremony officer; false if the name is enrolled already (unchanged).
-    pub async fn put_ceremony_officer(&self, name: &str, role: &str, verifier: &str, now: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query("INSERT INTO ceremony_officers (name, role, verifier, enrolled_at) VALUES ($1, $2, $3, $4)")
-            .bind(name)
-            .bind(role)
-            .bind(verifier)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
+    pub async fn put_ceremony_officer(
+        &self,
+        name: &str,
+        role: &str,
+        verifier: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("INSERT INTO ceremony_officers (name, role, verifier, enrolled_at) VALUES ($1, $2, $3, $4)")
+                .bind(name)
+                .bind(role)
+                .bind(verifier)
+                .bind(now)
+                .execute(&self.pool)
+                .await;
         match result {
             Ok(_) => Ok(true),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
@@ -423,7 +430,12 @@ impl Registry {
     /// Rollover, at once: the current issuing CA and its responder become
     /// `retired`, `new_issuing` the current issuing CA (its responder comes
     /// from the next `ocsp-responder` ceremony).
-    pub async fn roll_over_issuing(&self, retired: &RetiredCa, new_issuing: &CaKeyRecord, now: i64) -> Result<(), StoreError> {
+    pub async fn roll_over_issuing(
+        &self,
+        retired: &RetiredCa,
+        new_issuing: &CaKeyRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO retired_issuing_cas (generation, issuing_serial, issuing_key_label, ocsp_serial, ocsp_key_label, retired_at) \

@@ -210,9 +210,11 @@ fn load(settings: &Settings, what: &CeremonyCommand) -> anyhow::Result<Loaded> {
         Some(p) => p,
         None => settings.policies_dir.join(format!("ceremony-{}.toml", what.name())),
     };
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read the ceremony configuration {}", path.display()))?;
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read the ceremony configuration {}", path.display()))?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
-    let config: CeremonyConfig = toml::from_str(text).with_context(|| format!("ceremony configuration {}", path.display()))?;
+    let config: CeremonyConfig =
+        toml::from_str(text).with_context(|| format!("ceremony configuration {}", path.display()))?;
     let expected = what.name();
     ensure!(
         config.ceremony == expected,
@@ -257,13 +259,17 @@ pub fn select_token_env(settings: &Settings, what: &CeremonyCommand) -> anyhow::
 fn key_spec(c: &CeremonyConfig) -> anyhow::Result<CaKeySpec> {
     let key = c.key.as_ref().context("this ceremony needs a [key] section (label, algorithm)")?;
     let cert = c.certificate.as_ref().context("this ceremony needs a [certificate] section")?;
-    let key_algorithm: KeyAlgorithm = key.algorithm.parse().map_err(|e: String| anyhow::anyhow!("key.algorithm: {e}"))?;
+    let key_algorithm: KeyAlgorithm =
+        key.algorithm.parse().map_err(|e: String| anyhow::anyhow!("key.algorithm: {e}"))?;
     let validity = match (cert.validity_years, cert.validity_days) {
         (Some(y), None) if (1..=40).contains(&y) => time::Duration::days(365 * i64::from(y) + i64::from(y / 4)),
         (None, Some(d)) if (1..=3650).contains(&d) => time::Duration::days(i64::from(d)),
         _ => bail!("certificate: set exactly one of validity_years (1..40) or validity_days (1..3650)"),
     };
-    ensure!(!key.label.trim().is_empty() && !cert.common_name.trim().is_empty(), "key.label and certificate.common_name must not be empty");
+    ensure!(
+        !key.label.trim().is_empty() && !cert.common_name.trim().is_empty(),
+        "key.label and certificate.common_name must not be empty"
+    );
     Ok(CaKeySpec { common_name: cert.common_name.clone(), key_label: key.label.clone(), key_algorithm, validity })
 }
 
@@ -632,7 +638,11 @@ async fn run_ceremony(
         },
     )
     .await;
-    println!("{} ceremony complete; report {} (SHA-256 {digest}, also in the audit log)", c.ceremony, planned.report.display());
+    println!(
+        "{} ceremony complete; report {} (SHA-256 {digest}, also in the audit log)",
+        c.ceremony,
+        planned.report.display()
+    );
     for o in &report.outputs {
         println!("  {}: {}", o.kind, o.path);
     }
@@ -653,7 +663,12 @@ fn write_certificate(settings: &Settings, planned: &Planned, made: &Certified) -
     })
 }
 
-async fn enrol_officers(registry: &Registry, c: &CeremonyConfig, creds: &[SecretString], now: i64) -> anyhow::Result<()> {
+async fn enrol_officers(
+    registry: &Registry,
+    c: &CeremonyConfig,
+    creds: &[SecretString],
+    now: i64,
+) -> anyhow::Result<()> {
     for (o, cred) in c.officers.iter().zip(creds) {
         let verifier = ceremony::officer_verifier(cred)?;
         if !registry.put_ceremony_officer(o.name.trim(), &o.role, &verifier, now).await? {
@@ -672,10 +687,9 @@ async fn verify_officers(registry: &Registry, c: &CeremonyConfig, creds: &[Secre
 }
 
 async fn verify_one(registry: &Registry, o: &Officer, cred: &SecretString) -> anyhow::Result<()> {
-    let verifier = registry
-        .ceremony_officer_verifier(o.name.trim())
-        .await?
-        .with_context(|| format!("{} is not an enrolled ceremony officer (officers are enrolled at the root ceremony)", o.name))?;
+    let verifier = registry.ceremony_officer_verifier(o.name.trim()).await?.with_context(|| {
+        format!("{} is not an enrolled ceremony officer (officers are enrolled at the root ceremony)", o.name)
+    })?;
     let matches = tokio::task::spawn_blocking({
         let cred = cred.clone();
         move || ceremony::officer_matches(&verifier, &cred)
@@ -782,7 +796,8 @@ fn keygen_child(settings: &Settings, spec: &CaKeySpec) -> anyhow::Result<(Vec<u8
 fn add_months(t: time::OffsetDateTime, months: u32) -> time::OffsetDateTime {
     let total = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 + i64::from(months);
     let year = i32::try_from(total.div_euclid(12)).unwrap_or(i32::MAX);
-    let month = time::Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1)).unwrap_or(time::Month::January);
+    let month =
+        time::Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1)).unwrap_or(time::Month::January);
     let day = t.day().min(month.length(year));
     match time::Date::from_calendar_date(year, month, day) {
         Ok(d) => t.replace_date(d),

@@ -608,11 +608,9 @@ async fn scheduler(ca: Ca, arl_dir: PathBuf) {
 /// with `warn`, log a warning 30 days before the current ARL expires.
 async fn arl_watch(ca: &Ca, dir: &std::path::Path, warn: bool) {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "crl"))
-            .collect(),
+        Ok(entries) => {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "crl")).collect()
+        }
         Err(_) => Vec::new(),
     };
     files.sort();

@@ -31,8 +31,7 @@ pub(crate) const DEFAULT_POLICIES: [(&str, &str); 10] = [
 /// The demo officers' credential files the default ceremony configurations
 /// name. A real ceremony removes `credential_file` so each officer types
 /// their own at the prompt.
-pub(crate) const DEMO_OFFICER_CREDENTIALS: [&str; 2] =
-    ["secrets/officer-a-credential", "secrets/officer-b-credential"];
+pub(crate) const DEMO_OFFICER_CREDENTIALS: [&str; 2] = ["secrets/officer-a-credential", "secrets/officer-b-credential"];
 
 /// The home chosen by `--home`, else `QCERT_HOME`, else `./qcert-data`.
 pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {

@@ -363,7 +363,8 @@ async fn health(State(state): State<AppState>) -> Response {
 /// `.pem` or `Accept: application/x-pem-file`: PEM).
 async fn ca_certificate(State(state): State<AppState>, ApiPath(name): ApiPath<String>, request: HeaderMap) -> Response {
     let h = state.ca.hierarchy();
-    let generation = name.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crt")).and_then(|g| g.parse::<u32>().ok());
+    let generation =
+        name.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crt")).and_then(|g| g.parse::<u32>().ok());
     let der = match name.as_str() {
         "root.crt" => h.root,
         // The first issuing CA's (its certificates' AIA); issuing-<g>.crt after rollovers.
@@ -486,7 +487,9 @@ async fn crl(State(state): State<AppState>, ApiPath(name): ApiPath<String>, requ
     // issuing.crl is the first issuing CA's, issuing-<g>.crl generation g's (after rollovers).
     let generation = match name.as_str() {
         "issuing.crl" => Some(1),
-        other => other.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crl")).and_then(|g| g.parse::<u32>().ok()),
+        other => {
+            other.strip_prefix("issuing-").and_then(|r| r.strip_suffix(".crl")).and_then(|g| g.parse::<u32>().ok())
+        }
     };
     let scope = match (name.as_str(), generation.and_then(|g| state.ca.generation_scope(g))) {
         ("root.crl", _) => CrlScope::Root,

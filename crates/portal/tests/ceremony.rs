@@ -110,11 +110,19 @@ fn ceremonies_make_a_hierarchy_the_judges_accept_with_honest_reports() {
             assert!(o["name"].as_str().unwrap().starts_with("Security Officer"), "{o}");
         }
         let hsm = r["hsm"].as_array().unwrap();
-        assert!(!hsm.is_empty() && hsm.iter().all(|t| t["model"] == "SoftHSM v2" && !t["serial_number"].as_str().unwrap().is_empty()), "{name}: {hsm:?}");
+        assert!(
+            !hsm.is_empty()
+                && hsm.iter().all(|t| t["model"] == "SoftHSM v2" && !t["serial_number"].as_str().unwrap().is_empty()),
+            "{name}: {hsm:?}"
+        );
         let cfg = std::fs::read(home.join(r["config"]["path"].as_str().unwrap())).unwrap();
         assert_eq!(r["config"]["sha256"].as_str().unwrap(), sha256_hex(&cfg), "{name}: config hash");
         let stamp = std::fs::read_to_string(format!("{}.sha256", path.display())).unwrap();
-        assert_eq!(stamp.split_whitespace().next().unwrap(), sha256_hex(&std::fs::read(path).unwrap()), "{name}: stamp");
+        assert_eq!(
+            stamp.split_whitespace().next().unwrap(),
+            sha256_hex(&std::fs::read(path).unwrap()),
+            "{name}: stamp"
+        );
         let body = std::fs::read_to_string(path).unwrap();
         for secret in ["secrets/officer-a-credential", "secrets/officer-b-credential", "secrets/hsm-user-pin"] {
             let value = std::fs::read_to_string(home.join(secret)).unwrap();
@@ -123,7 +131,9 @@ fn ceremonies_make_a_hierarchy_the_judges_accept_with_honest_reports() {
     }
     let by = |n: &str| &reports.iter().find(|r| r.0 == n).unwrap().1;
     assert_eq!(by("root")["witness"]["name"], "Independent Witness");
-    for (ceremony, role, cert) in [("root", "root", "root"), ("issuing-ca", "issuing", "issuing"), ("ocsp-responder", "ocsp", "ocsp")] {
+    for (ceremony, role, cert) in
+        [("root", "root", "root"), ("issuing-ca", "issuing", "issuing"), ("ocsp-responder", "ocsp", "ocsp")]
+    {
         let key = by(ceremony)["keys"].as_array().unwrap().iter().find(|k| k["role"] == role).unwrap().clone();
         assert_eq!(key["algorithm"], "ec-p384");
         assert_eq!(key["size_bits"], 384);
@@ -134,7 +144,8 @@ fn ceremonies_make_a_hierarchy_the_judges_accept_with_honest_reports() {
         );
     }
     assert_eq!(by("root")["hsm"][0]["label"], "qcert-root");
-    let issuing_tokens: Vec<&str> = by("issuing-ca")["hsm"].as_array().unwrap().iter().map(|t| t["label"].as_str().unwrap()).collect();
+    let issuing_tokens: Vec<&str> =
+        by("issuing-ca")["hsm"].as_array().unwrap().iter().map(|t| t["label"].as_str().unwrap()).collect();
     assert_eq!(issuing_tokens, ["qcert-root", "qcert"], "issuing-ca signs on the root token, keys on the online one");
     let next = by("arl")["outputs"][0]["next_update"].as_str().unwrap().to_owned();
     let next = time::OffsetDateTime::parse(&next, &time::format_description::well_known::Rfc3339).unwrap();
@@ -164,7 +175,11 @@ fn ceremonies_make_a_hierarchy_the_judges_accept_with_honest_reports() {
     assert!(!out.status.success() && text.contains("12"), "{text}");
     let ocsp_cfg = std::fs::read_to_string(home.join("policies/ceremony-ocsp-responder.toml")).unwrap();
     let again = tmp.path().join("again.toml");
-    std::fs::write(&again, ocsp_cfg.replace("report = \"ceremonies/ocsp-responder-{date}.json\"", "report = \"ceremonies/x.json\"")).unwrap();
+    std::fs::write(
+        &again,
+        ocsp_cfg.replace("report = \"ceremonies/ocsp-responder-{date}.json\"", "report = \"ceremonies/x.json\""),
+    )
+    .unwrap();
     let (out, text) = output(qcert(&home).args(["ceremony", "ocsp-responder", "--config"]).arg(&again));
     assert!(!out.status.success() && text.contains("never overwrites"), "{text}");
     assert_eq!(arl_files(&home).len(), 1, "nothing written by refused ceremonies");
@@ -202,7 +217,11 @@ fn ceremonies_make_a_hierarchy_the_judges_accept_with_honest_reports() {
         let (out, text) = output(qcert(&home).args(["ceremony", name]));
         assert!(!out.status.success() && text.contains("already"), "{name} twice: {text}");
     }
-    let text = run_ok(Command::new("openssl").args(["x509", "-noout", "-ext", "extendedKeyUsage", "-in"]).arg(home.join("certs/tsa.pem")));
+    let text = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "extendedKeyUsage", "-in"])
+            .arg(home.join("certs/tsa.pem")),
+    );
     assert!(text.contains("critical") && text.contains("Time Stamping"), "{text}");
 }
 
@@ -308,7 +327,8 @@ fn serve_runs_without_the_root_token_and_serves_the_ceremony_arl() {
     assert!(sql.success(), "registry at {}", db.display());
 
     // The clock 10 days before the ARL's nextUpdate: warned in the log and on /metrics.
-    let next = run_ok(Command::new("openssl").args(["crl", "-noout", "-nextupdate", "-inform", "DER", "-in"]).arg(&second));
+    let next =
+        run_ok(Command::new("openssl").args(["crl", "-noout", "-nextupdate", "-inform", "DER", "-in"]).arg(&second));
     let next = next.trim().trim_start_matches("nextUpdate=").to_owned();
     let fake = run_ok(Command::new("date").args(["-u", "-d", &format!("{next} 10 days ago"), "+%FT%TZ"]));
     let log2 = tmp.path().join("serve2.log");
@@ -416,9 +436,16 @@ fn rollover_moves_issuance_to_a_new_ca_while_the_old_one_keeps_answering() {
             .replace("ceremonies/ocsp-responder-{date}", "ceremonies/ocsp-responder-2-{date}"),
     )
     .unwrap();
-    let (out, text) = output(qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(["ceremony", "issuing-ca", "--config"]).arg(&rollover));
+    let (out, text) = output(
+        qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(["ceremony", "issuing-ca", "--config"]).arg(&rollover),
+    );
     assert!(out.status.success(), "{text}");
-    let (out, text) = output(qcert(&home).env("QCERT_PUBLIC_BASE_URL", &base).args(["ceremony", "ocsp-responder", "--config"]).arg(&responder));
+    let (out, text) = output(
+        qcert(&home)
+            .env("QCERT_PUBLIC_BASE_URL", &base)
+            .args(["ceremony", "ocsp-responder", "--config"])
+            .arg(&responder),
+    );
     assert!(out.status.success(), "{text}");
     for name in ["issuing-2", "ocsp-2"] {
         let cert = home.join(format!("certs/{name}.pem"));
@@ -429,7 +456,8 @@ fn rollover_moves_issuance_to_a_new_ca_while_the_old_one_keeps_answering() {
     let issuer = |ee: &Path| run_ok(Command::new("openssl").args(["x509", "-noout", "-issuer", "-in"]).arg(ee));
     assert!(issuer(&new).contains("Signature CA 2"), "new issuance moves to the new CA: {}", issuer(&new));
     assert!(!issuer(&old).contains("Signature CA 2"));
-    let crl_dp = run_ok(Command::new("openssl").args(["x509", "-noout", "-ext", "crlDistributionPoints", "-in"]).arg(&new));
+    let crl_dp =
+        run_ok(Command::new("openssl").args(["x509", "-noout", "-ext", "crlDistributionPoints", "-in"]).arg(&new));
     assert!(crl_dp.contains("/crl/issuing-2.crl"), "each CA its own CRL: {crl_dp}");
 
     let log = tmp.path().join("serve.log");
