@@ -20,6 +20,7 @@ pub mod ocsp;
 pub mod operators;
 pub mod orders;
 pub mod payment;
+pub mod retention;
 pub mod policy;
 pub mod secret_file;
 pub mod signer;

@@ -63,7 +63,7 @@ pub struct NewOrder<'a> {
     pub document_type: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
+pub(super) const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
      csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial, phone, document_type";
 
@@ -550,7 +550,7 @@ pub struct OrderChange<'a> {
     pub serial: Option<&'a str>,
 }
 
-fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
+pub(super) fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
     Ok(OrderRow {
         id: r.try_get("id")?,
         request_hash: r.try_get("request_hash")?,
