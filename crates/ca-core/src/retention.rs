@@ -14,7 +14,7 @@
 //!   at the end of the financial year (calendar year, UTC) of the last
 //!   payment, `financial_years` later they are deleted, but never before
 //!   the registration data they hold;
-//! - unpaid orders (`Orders::expire_unpaid`) and sent mail rows (the
+//! - unpaid orders (`Orders::expire_unpaid`, at exactly the TTL) and sent mail rows (the
 //!   notifier's purge) have their own settings.
 //!
 //! Never purged: revocations and a certificate's status facts (serial,
@@ -290,25 +290,29 @@ impl Orders {
         let cutoff = policy.registration_cutoff(now);
         for _ in 0..policy.batches_per_tick {
             let due = registry.retention_due_certificates(cutoff, policy.batch).await?;
-            let mut progress = 0;
+            let (mut defer, mut erase, mut waiting) = (Vec::new(), Vec::new(), false);
             for c in &due {
-                if let Some((_, from)) = registry.live_successor(&c.serial).await? {
+                match c.successor_from {
                     // A renewal based on the same registration is kept: this
                     // one's clock starts with the renewal's.
-                    if from > c.retention_from {
-                        registry.defer_retention(&c.serial, from).await?;
-                        report.registration_deferred += 1;
-                        progress += 1;
+                    Some(from) if from > c.retention_from => {
+                        // Still due (the renewal is too): erased after it, in the next batch.
+                        waiting |= from <= cutoff;
+                        defer.push((c.serial.clone(), from));
                     }
-                    continue;
-                }
-                let order = c.issued_for.as_deref().and_then(|f| f.strip_prefix("order:"));
-                if registry.erase_certificate(&c.serial, order, stamp).await? {
-                    report.registration_erased += 1;
-                    progress += 1;
+                    // The renewal is due too: it goes first, this one in the next batch.
+                    Some(_) => waiting = true,
+                    None => {
+                        let order = c.issued_for.as_deref().and_then(|f| f.strip_prefix("order:"));
+                        erase.push((c.serial.clone(), order.map(str::to_owned)));
+                    }
                 }
             }
-            if i64::try_from(due.len()).unwrap_or(0) < policy.batch || progress == 0 {
+            let erased = registry.apply_registration_purge(&defer, &erase, stamp).await?;
+            report.registration_erased += erased;
+            report.registration_deferred += defer.len() as u64;
+            let full = i64::try_from(due.len()).unwrap_or(0) >= policy.batch;
+            if !(full || waiting) || erased == 0 && defer.is_empty() {
                 break;
             }
         }

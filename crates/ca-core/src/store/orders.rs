@@ -485,7 +485,7 @@ impl Registry {
     pub async fn delete_expired_unpaid_orders(&self, created_before: i64, limit: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "DELETE FROM orders WHERE id IN (SELECT o.id FROM orders o WHERE o.state = 'awaiting-payment' \
-             AND o.created_at < $1 \
+             AND o.created_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM payment_events e WHERE e.order_id = o.id) \
              ORDER BY o.created_at LIMIT $2)",
         )

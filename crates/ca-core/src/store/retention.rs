@@ -17,7 +17,16 @@ pub struct DueCertificate {
     pub serial: String,
     pub retention_from: i64,
     pub issued_for: Option<String>,
+    /// The clock of its renewal's certificate, while that is not erased.
+    pub successor_from: Option<i64>,
 }
+
+/// The registration purge's candidates (without LIMIT).
+const DUE_CERTIFICATES: &str = "SELECT c.serial, c.retention_from, c.issued_for, \
+     (SELECT s.retention_from FROM renewals r JOIN certificates s ON s.serial = r.new_serial \
+      WHERE r.serial = c.serial AND r.state <> 'cancelled' AND s.erased_at IS NULL) AS successor_from \
+     FROM certificates c WHERE c.kind = 'end-entity' AND c.erased_at IS NULL AND c.retention_from <= $1 \
+     ORDER BY c.retention_from";
 
 /// What keeps a due order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,87 +59,78 @@ pub struct HolderCertificateRow {
 impl Registry {
     /// At most `limit` end-entity certificates not yet erased whose clock
     /// started at or before `cutoff`, oldest first (index
-    /// `certificates_retention`).
+    /// `certificates_retention`), each with the clock of its renewal that
+    /// is not erased yet, if any (index `renewals_one_per_certificate`).
     pub async fn retention_due_certificates(&self, cutoff: i64, limit: i64) -> Result<Vec<DueCertificate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT serial, retention_from, issued_for FROM certificates \
-             WHERE kind = 'end-entity' AND erased_at IS NULL AND retention_from <= $1 \
-             ORDER BY retention_from LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{DUE_CERTIFICATES} LIMIT $2"))
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(DueCertificate {
                     serial: r.try_get("serial")?,
                     retention_from: r.try_get("retention_from")?,
                     issued_for: r.try_get("issued_for")?,
+                    successor_from: r.try_get("successor_from")?,
                 })
             })
             .collect()
     }
 
-    /// The renewal of `serial` whose certificate is not erased yet: its
-    /// serial and clock start.
-    pub async fn live_successor(&self, serial: &str) -> Result<Option<(String, i64)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.serial, c.retention_from FROM renewals r JOIN certificates c ON c.serial = r.new_serial \
-             WHERE r.serial = $1 AND r.state <> 'cancelled' AND c.erased_at IS NULL",
-        )
-        .bind(serial)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.try_get("serial")?, r.try_get::<Option<i64>, _>("retention_from")?.unwrap_or(i64::MAX))))
-            .transpose()
-    }
-
-    /// Start `serial`'s clock at `from` if that is later: a renewal based
-    /// on the same registration is still kept.
-    pub async fn defer_retention(&self, serial: &str, from: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE certificates SET retention_from = $1 WHERE serial = $2 AND retention_from < $1")
-            .bind(from)
-            .bind(serial)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Erase the personal data of certificate `serial`: names, email,
-    /// country, subject, the signed and to-be-signed DER (both hold the
-    /// name) and listing; its revocation credential (document HMAC,
-    /// password hash) and the personal parts of its audit entries. Serial,
-    /// issuer, status, validity and the revocation stay (OCSP, CRL).
-    /// `order_id` (issued for it) is released for the financial purge.
-    /// False if it was erased already.
-    pub async fn erase_certificate(&self, serial: &str, order_id: Option<&str>, now: i64) -> Result<bool, StoreError> {
+    /// One batch of the registration purge, in one transaction: `defer`
+    /// moves clocks (a renewal is kept longer), `erase` erases the personal
+    /// data of each certificate: names, email, country, subject, the signed
+    /// and to-be-signed DER (both hold the name) and listing; its
+    /// revocation credential (document HMAC, password hash) and the
+    /// personal parts of its audit entries. Serial, issuer, status,
+    /// validity and the revocation stay (OCSP, CRL). The order a
+    /// certificate was issued for (second of the pair) is released for the
+    /// financial purge. Returns how many were erased.
+    pub async fn apply_registration_purge(
+        &self,
+        defer: &[(String, i64)],
+        erase: &[(String, Option<String>)],
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE certificates SET given_name = NULL, surname = NULL, email = NULL, country = NULL, \
-             semantics_id = NULL, subject_dn = '', tbs_der = $1, der = CASE WHEN der IS NULL THEN NULL ELSE $1 END, \
-             published = 0, erased_at = $2, updated_at = $2 WHERE serial = $3 AND erased_at IS NULL",
-        )
-        .bind(Vec::<u8>::new())
-        .bind(now)
-        .bind(serial)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
+        for (serial, from) in defer {
+            sqlx::query("UPDATE certificates SET retention_from = $1 WHERE serial = $2 AND retention_from < $1")
+                .bind(from)
+                .bind(serial)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM revocation_credentials WHERE serial = $1").bind(serial).execute(&mut *tx).await?;
-        sqlx::query(
-            "UPDATE audit_log SET personal = NULL, personal_salt = NULL WHERE subject = $1 AND personal IS NOT NULL",
-        )
-        .bind(serial)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(id) = order_id {
-            sqlx::query("UPDATE orders SET retention_hold = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let mut erased = 0;
+        for (serial, order_id) in erase {
+            let done = sqlx::query(
+                "UPDATE certificates SET given_name = NULL, surname = NULL, email = NULL, country = NULL, \
+                 semantics_id = NULL, subject_dn = '', tbs_der = $1, der = CASE WHEN der IS NULL THEN NULL ELSE $1 END, \
+                 published = 0, erased_at = $2, updated_at = $2 WHERE serial = $3 AND erased_at IS NULL",
+            )
+            .bind(Vec::<u8>::new())
+            .bind(now)
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            erased += 1;
+            sqlx::query("DELETE FROM revocation_credentials WHERE serial = $1").bind(serial).execute(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE audit_log SET personal = NULL, personal_salt = NULL WHERE subject = $1 AND personal IS NOT NULL",
+            )
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(id) = order_id {
+                sqlx::query("UPDATE orders SET retention_hold = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(erased)
     }
 
     /// At most `limit` paid orders not held whose payment was before
@@ -417,11 +417,8 @@ impl Registry {
             Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
             Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
         };
-        let rows = sqlx::query(&format!(
-            "{explain} SELECT serial, retention_from, issued_for FROM certificates \
-             WHERE kind = 'end-entity' AND erased_at IS NULL AND retention_from <= {cutoff} \
-             ORDER BY retention_from LIMIT {limit}"
-        ))
+        let sql = DUE_CERTIFICATES.replace("$1", &cutoff.to_string());
+        let rows = sqlx::query(&format!("{explain} {sql} LIMIT {limit}"))
         .fetch_all(&self.pool)
         .await?;
         let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
