@@ -56,8 +56,11 @@ async fn order(db: &TestDb, desk: &RevocationDesk, doc: &str, email: &str, now: 
 
 /// Mark order `id` paid at `at` (with a payment event) and in `state`.
 async fn paid(db: &TestDb, id: &str, state: &str, at: i64) {
-    execute_sql(db, &format!("UPDATE orders SET state = '{state}', paid_at = {at}, payment_ref = 'ref-{id}' WHERE id = '{id}'"))
-        .await;
+    execute_sql(
+        db,
+        &format!("UPDATE orders SET state = '{state}', paid_at = {at}, payment_ref = 'ref-{id}' WHERE id = '{id}'"),
+    )
+    .await;
     execute_sql(
         db,
         &format!("INSERT INTO payment_events (event_id, order_id, received_at) VALUES ('evt-{id}', '{id}', {at})"),
@@ -159,7 +162,9 @@ async fn registration_records_and_orders_go_exactly_when_their_period_ends(db: &
     assert!(r.outbox_mark_sent(mail_id, now).await.unwrap());
     assert_eq!(r.revocation(&b.serial).await.unwrap().unwrap().revoked_at, now);
 
-    let reg_end = |from: OffsetDateTime| OffsetDateTime::from_unix_timestamp(policy.registration_end(from.unix_timestamp())).unwrap();
+    let reg_end = |from: OffsetDateTime| {
+        OffsetDateTime::from_unix_timestamp(policy.registration_end(from.unix_timestamp())).unwrap()
+    };
     let fin_end = OffsetDateTime::from_unix_timestamp(policy.financial_end(now)).unwrap();
     let ttl = orders.form_limits().unpaid_ttl;
     let records = [
@@ -231,14 +236,8 @@ struct Desk {
 
 impl Desk {
     async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.server.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r =
+            self.http.post(format!("{}{path}", self.server.base)).bearer_auth(token).json(&body).send().await.unwrap();
         let (s, h) = (r.status(), r.headers().clone());
         (s, r.json().await.unwrap_or(Value::Null), h)
     }
@@ -372,7 +371,9 @@ async fn export_holds_every_item_and_erasure_keeps_what_the_law_keeps(db: &TestD
     // At the end of the registration period the personal part of the
     // rejection's audit entry is erased too, and the chain still verifies.
     let end = orders.retention().registration_end(kept.retention_from.unwrap());
-    let end = OffsetDateTime::from_unix_timestamp(end).unwrap().max(OffsetDateTime::from_unix_timestamp(orders.retention().financial_end(now)).unwrap());
+    let end = OffsetDateTime::from_unix_timestamp(end)
+        .unwrap()
+        .max(OffsetDateTime::from_unix_timestamp(orders.retention().financial_end(now)).unwrap());
     clock.set(end);
     orders.purge_expired_records(end).await.unwrap();
     assert!(r.order(&issued).await.unwrap().is_none() && r.order(&rejected).await.unwrap().is_none());

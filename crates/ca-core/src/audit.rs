@@ -246,4 +246,52 @@ mod tests {
         assert_ne!(base, entry_hash(1, &f, "00"));
         assert_eq!(base, entry_hash(1, &f, GENESIS));
     }
+
+    fn row(seq: i64, version: i64, personal: Option<(&str, &str)>, prev: &str) -> AuditRow {
+        let f = AuditFields {
+            at: 7,
+            actor: "ra-officer:radu",
+            action: "order.reject",
+            subject: "o1",
+            outcome: "success",
+            detail: "",
+        };
+        let digest = personal.map(|(salt, text)| personal_digest(salt, text));
+        let hash = match version {
+            1 => entry_hash(seq, &f, prev),
+            _ => entry_hash_v2(seq, &f, digest.as_deref().unwrap_or(""), prev),
+        };
+        AuditRow {
+            seq,
+            at: f.at,
+            actor: f.actor.into(),
+            action: f.action.into(),
+            subject: f.subject.into(),
+            outcome: f.outcome.into(),
+            detail: f.detail.into(),
+            prev_hash: prev.into(),
+            hash,
+            hash_version: version,
+            personal: personal.map(|(_, t)| t.to_owned()),
+            personal_salt: personal.map(|(s, _)| s.to_owned()),
+            personal_digest: digest,
+        }
+    }
+
+    #[test]
+    fn old_entries_keep_rule_1_and_erased_personal_parts_still_verify() {
+        let old = row(1, 1, None, GENESIS);
+        assert_eq!(check(&old, 1, GENESIS), Ok(()));
+        let new = row(2, 2, Some(("00ff", "blurred photo of Ioana")), &old.hash);
+        assert_eq!(check(&new, 2, &old.hash), Ok(()));
+        let erased = AuditRow { personal: None, personal_salt: None, ..new.clone() };
+        assert_eq!(check(&erased, 2, &old.hash), Ok(()), "erasure keeps the chain");
+        let edited = AuditRow { personal: Some("sharp photo".into()), ..new.clone() };
+        assert!(check(&edited, 2, &old.hash).is_err());
+        let half = AuditRow { personal_salt: None, ..new.clone() };
+        assert!(check(&half, 2, &old.hash).is_err());
+        let downgraded = AuditRow { hash_version: 1, ..new.clone() };
+        assert!(check(&downgraded, 2, &old.hash).is_err(), "a rule-2 hash does not pass as rule 1");
+        assert_ne!(row(2, 2, None, &old.hash).hash, row(2, 1, None, &old.hash).hash);
+    }
 }

@@ -56,7 +56,13 @@ pub const MIN_REGISTRATION_YEARS: u32 = 7;
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
-        RetentionPolicy { registration_years: 10, financial_years: 10, sent_mail_days: 30, batch: 1000, batches_per_tick: 10 }
+        RetentionPolicy {
+            registration_years: 10,
+            financial_years: 10,
+            sent_mail_days: 30,
+            batch: 1000,
+            batches_per_tick: 10,
+        }
     }
 }
 
@@ -344,16 +350,23 @@ impl Orders {
             (
                 "registration-records",
                 report.registration_erased,
-                format!("erased={} {} years after the last certificate ceased to be valid", report.registration_erased, policy.registration_years),
+                format!(
+                    "erased={} {} years after the last certificate ceased to be valid",
+                    report.registration_erased, policy.registration_years
+                ),
             ),
             (
                 "orders",
                 report.orders_deleted,
-                format!("deleted={} {} years after the end of the financial year", report.orders_deleted, policy.financial_years),
+                format!(
+                    "deleted={} {} years after the end of the financial year",
+                    report.orders_deleted, policy.financial_years
+                ),
             ),
         ] {
             if n > 0 {
-                let e = Event { actor: "notifier", action: "retention.purge", subject, outcome: Outcome::Success, detail };
+                let e =
+                    Event { actor: "notifier", action: "retention.purge", subject, outcome: Outcome::Success, detail };
                 audit::record(registry, stamp, &e).await;
             }
         }
@@ -557,7 +570,8 @@ impl Orders {
             let mut last = o.paid_at;
             for r in registry.renewals_of(Some(&o.id), None).await? {
                 last = last.max(r.paid_at);
-                refunds += registry.renewal_payment_events_of(&r.id).await?.iter().filter(|e| e.refund_due).count() as u64;
+                refunds +=
+                    registry.renewal_payment_events_of(&r.id).await?.iter().filter(|e| e.refund_due).count() as u64;
             }
             refunds += registry.payment_events_of(&o.id).await?.iter().filter(|e| e.refund_due).count() as u64;
             if let Some(p) = last {
@@ -656,7 +670,8 @@ pub fn categories(p: &RetentionPolicy, unpaid_hours: i64) -> Vec<Category> {
             category: "holder data and registration records",
             purpose: "identity validation and issuance of qualified certificates",
             legal_basis: "GDPR Art. 6(1)(b) contract; Art. 6(1)(c) legal obligation (eIDAS Art. 24(1), 24(2)(h))",
-            recipients: "RA officers of the trust service provider; conformity assessment and supervisory bodies on request",
+            recipients:
+                "RA officers of the trust service provider; conformity assessment and supervisory bodies on request",
             retention: registration.clone(),
             source: "the holder (order form) and the RA officer's identity validation",
         },
@@ -666,7 +681,9 @@ pub fn categories(p: &RetentionPolicy, unpaid_hours: i64) -> Vec<Category> {
             legal_basis: "GDPR Art. 6(1)(b) contract; Art. 6(1)(c) (eIDAS Art. 24(2), 24(4))",
             recipients: "relying parties (the certificate, when the holder signs or it is listed in the public \
                          directory); the revocation status is public (CRL, OCSP)",
-            retention: format!("personal data: {registration}; revocation status: while the CA exists (eIDAS Art. 24(4))"),
+            retention: format!(
+                "personal data: {registration}; revocation status: while the CA exists (eIDAS Art. 24(4))"
+            ),
             source: "the holder's order and the CA",
         },
         Category {

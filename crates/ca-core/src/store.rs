@@ -173,7 +173,8 @@ pub struct Registry {
     backend: Backend,
 }
 
-pub(crate) const CERT_COLUMNS: &str = "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
+pub(crate) const CERT_COLUMNS: &str =
+    "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
      country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, issued_for";
 
 impl Registry {

@@ -691,10 +691,7 @@ fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSect
 fn check_retention(r: &RetentionSection) -> Result<(), ConfigError> {
     let min = qcert_ca_core::retention::MIN_REGISTRATION_YEARS;
     if r.registration_years < min {
-        return Err(cfg_err(
-            "retention.registration_years",
-            format!("at least {min} (EN 319 411-1 OVR-6.4.6-01)"),
-        ));
+        return Err(cfg_err("retention.registration_years", format!("at least {min} (EN 319 411-1 OVR-6.4.6-01)")));
     }
     if !(1..=100).contains(&r.financial_years) {
         return Err(cfg_err("retention.financial_years", "1 to 100"));

@@ -16,9 +16,7 @@ use crate::api::{Acting, ApiJson, RaOfficer};
 use crate::http::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/ra/holders/export", post(export))
-        .route("/api/v1/ra/holders/erasure", post(erasure))
+    Router::new().route("/api/v1/ra/holders/export", post(export)).route("/api/v1/ra/holders/erasure", post(erasure))
 }
 
 #[derive(Deserialize)]

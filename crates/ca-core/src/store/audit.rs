@@ -60,15 +60,14 @@ pub struct AuditQuery<'a> {
     pub limit: i64,
 }
 
-pub(super) const AUDIT_COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash, hash_version, \
+pub(super) const AUDIT_COLUMNS: &str =
+    "seq, at, actor, action, subject, outcome, detail, prev_hash, hash, hash_version, \
      personal, personal_salt, personal_digest";
 
 impl Registry {
     /// Entries matching `q`, newest first, at most `q.limit`.
     pub async fn audit_search(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = String::from(
-            &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"),
-        );
+        let mut sql = String::from(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
         let mut n = 0;
         let mut cond = |column: &str, op: &str, present: bool| {
             if present {
@@ -136,13 +135,11 @@ impl Registry {
 
     /// Entries with `seq > after`, oldest first, at most `limit`.
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"),
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 

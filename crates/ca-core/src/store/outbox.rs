@@ -71,7 +71,8 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
 }
 
-pub(super) const RECORD_COLUMNS: &str = "id, dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
+pub(super) const RECORD_COLUMNS: &str =
+    "id, dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
      attempts, next_attempt_at, lease_until, sent_at, failed_at, last_error";
 
 const CLAIM_COLUMNS: &str =

@@ -57,7 +57,8 @@ pub struct ReminderDecision {
     pub mail: Option<NewOutboxMail>,
 }
 
-pub(super) const COLUMNS: &str = "id, serial, order_id, product, years, csr, state, issue_at, new_serial, created_at, paid_at";
+pub(super) const COLUMNS: &str =
+    "id, serial, order_id, product, years, csr, state, issue_at, new_serial, created_at, paid_at";
 
 impl Registry {
     /// Insert a renewal awaiting payment; `Ok(false)` if the certificate

@@ -62,11 +62,8 @@ impl Registry {
     /// `certificates_retention`), each with the clock of its renewal that
     /// is not erased yet, if any (index `renewals_one_per_certificate`).
     pub async fn retention_due_certificates(&self, cutoff: i64, limit: i64) -> Result<Vec<DueCertificate>, StoreError> {
-        let rows = sqlx::query(&format!("{DUE_CERTIFICATES} LIMIT $2"))
-            .bind(cutoff)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("{DUE_CERTIFICATES} LIMIT $2")).bind(cutoff).bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(DueCertificate {
@@ -233,7 +230,8 @@ impl Registry {
 
     /// When order `id` was restricted, if it was.
     pub async fn order_restricted_at(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        let r = sqlx::query("SELECT restricted_at FROM orders WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let r =
+            sqlx::query("SELECT restricted_at FROM orders WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(r.map(|r| r.try_get::<Option<i64>, _>("restricted_at")).transpose()?.flatten())
     }
 
@@ -327,7 +325,11 @@ impl Registry {
     }
 
     /// Renewals of order `id` or of certificate `serial`.
-    pub async fn renewals_of(&self, order_id: Option<&str>, serial: Option<&str>) -> Result<Vec<RenewalRow>, StoreError> {
+    pub async fn renewals_of(
+        &self,
+        order_id: Option<&str>,
+        serial: Option<&str>,
+    ) -> Result<Vec<RenewalRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {} FROM renewals WHERE order_id = $1 OR serial = $2 ORDER BY created_at",
             super::renewals::COLUMNS
@@ -418,9 +420,7 @@ impl Registry {
             Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
         };
         let sql = DUE_CERTIFICATES.replace("$1", &cutoff.to_string());
-        let rows = sqlx::query(&format!("{explain} {sql} LIMIT {limit}"))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{explain} {sql} LIMIT {limit}")).fetch_all(&self.pool).await?;
         let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
         Ok(lines.join("\n"))
     }
