@@ -21,6 +21,9 @@ pub struct DueCertificate {
     pub successor_from: Option<i64>,
 }
 
+/// Serials per set-based statement of the registration purge.
+const ERASE_CHUNK: usize = 500;
+
 /// The registration purge's candidates (without LIMIT).
 const DUE_CERTIFICATES: &str = "SELECT c.serial, c.retention_from, c.issued_for, \
      (SELECT s.retention_from FROM renewals r JOIN certificates s ON s.serial = r.new_serial \
@@ -100,29 +103,35 @@ impl Registry {
                 .await?;
         }
         let mut erased = 0;
-        for (serial, order_id) in erase {
-            let done = sqlx::query(
+        // Set-based, a chunk of serials per statement (bind limits: SQLite 32766, PostgreSQL 65535).
+        for chunk in erase.chunks(ERASE_CHUNK) {
+            let list =
+                |first: usize| (first..first + chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
                 "UPDATE certificates SET given_name = NULL, surname = NULL, email = NULL, country = NULL, \
                  semantics_id = NULL, subject_dn = '', tbs_der = $1, der = CASE WHEN der IS NULL THEN NULL ELSE $1 END, \
-                 published = 0, erased_at = $2, updated_at = $2 WHERE serial = $3 AND erased_at IS NULL",
-            )
-            .bind(Vec::<u8>::new())
-            .bind(now)
-            .bind(serial)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                continue;
+                 published = 0, erased_at = $2, updated_at = $2 WHERE erased_at IS NULL AND serial IN ({})",
+                list(3)
+            );
+            let mut q = sqlx::query(&sql).bind(Vec::<u8>::new()).bind(now);
+            for (serial, _) in chunk {
+                q = q.bind(serial);
             }
-            erased += 1;
-            sqlx::query("DELETE FROM revocation_credentials WHERE serial = $1").bind(serial).execute(&mut *tx).await?;
-            sqlx::query(
-                "UPDATE audit_log SET personal = NULL, personal_salt = NULL WHERE subject = $1 AND personal IS NOT NULL",
-            )
-            .bind(serial)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(id) = order_id {
+            erased += q.execute(&mut *tx).await?.rows_affected();
+            for sql in [
+                format!("DELETE FROM revocation_credentials WHERE serial IN ({})", list(1)),
+                format!(
+                    "UPDATE audit_log SET personal = NULL, personal_salt = NULL WHERE personal IS NOT NULL AND subject IN ({})",
+                    list(1)
+                ),
+            ] {
+                let mut q = sqlx::query(&sql);
+                for (serial, _) in chunk {
+                    q = q.bind(serial);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for id in chunk.iter().filter_map(|(_, order)| order.as_deref()) {
                 sqlx::query("UPDATE orders SET retention_hold = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
             }
         }
