@@ -22,6 +22,7 @@ pub mod operators;
 pub mod orders;
 pub mod payment;
 pub mod policy;
+pub mod retention;
 pub mod secret_file;
 pub mod signer;
 pub mod store;

@@ -363,6 +363,7 @@ pub struct Orders {
     limits: CodeLimits,
     form_limits: FormLimits,
     payment: Arc<PaymentSettings>,
+    retention: crate::retention::RetentionPolicy,
 }
 
 impl Orders {
@@ -390,7 +391,18 @@ impl Orders {
             limits: CodeLimits::default(),
             form_limits: FormLimits::default(),
             payment: Arc::new(PaymentSettings::default()),
+            retention: crate::retention::RetentionPolicy::default(),
         }
+    }
+
+    /// Other retention periods than [`crate::retention::RetentionPolicy::default`].
+    pub fn with_retention(mut self, retention: crate::retention::RetentionPolicy) -> Orders {
+        self.retention = retention;
+        self
+    }
+
+    pub fn retention(&self) -> crate::retention::RetentionPolicy {
+        self.retention
     }
 
     /// The same workflow with other order-form limits.
@@ -847,7 +859,15 @@ impl Orders {
         if !self.ca().registry().transition_order(&row.id, "awaiting-identity", "rejected", change, now).await? {
             return Err(Self::state_conflict(&row, "awaiting identity validation"));
         }
-        self.audit(&actor, "order.reject", &row.id, Outcome::Success, format!("reason={reason}")).await;
+        // The reason is free text about a person: outside the hash (audit.rs).
+        let e = Event {
+            actor: &actor,
+            action: "order.reject",
+            subject: &row.id,
+            outcome: Outcome::Success,
+            detail: "reason in the personal part".into(),
+        };
+        audit::record_with_personal(self.ca().registry(), now, &e, Some(reason)).await;
         let url = self.order_url(&row.id)?;
         self.notify(
             &row,

@@ -11,6 +11,7 @@ pub mod operators;
 pub mod orders;
 pub mod outbox;
 pub mod renewals;
+pub mod retention;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -172,7 +173,8 @@ pub struct Registry {
     backend: Backend,
 }
 
-const CERT_COLUMNS: &str = "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
+pub(crate) const CERT_COLUMNS: &str =
+    "serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, email, \
      country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, issued_for";
 
 impl Registry {
@@ -228,8 +230,8 @@ impl Registry {
         let result = sqlx::query(
             "INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
              email, country, semantics_id, not_before, not_after, key_id, hsm_key_label, tbs_der, der, created_at, updated_at, \
-             issued_for) \
-             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $16, $17)",
+             issued_for, retention_from) \
+             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, $16, $17, $12)",
         )
         .bind(&c.serial)
         .bind(&c.issuer_serial)
@@ -552,7 +554,16 @@ impl Registry {
                 .execute(&self.pool)
                 .await;
         match result {
-            Ok(_) => Ok((r.clone(), true)),
+            Ok(_) => {
+                // The registration records' retention clock starts when the
+                // certificate ceases to be valid (migration 0024).
+                sqlx::query("UPDATE certificates SET retention_from = $1 WHERE serial = $2 AND retention_from > $1")
+                    .bind(r.revoked_at)
+                    .bind(&r.serial)
+                    .execute(&self.pool)
+                    .await?;
+                Ok((r.clone(), true))
+            }
             // Somebody else revoked it between our read and our insert: theirs is the first.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 let first = self.revocation(&r.serial).await?.ok_or_else(|| StoreError::NotFound(r.serial.clone()))?;
@@ -884,7 +895,7 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
-fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
+pub(crate) fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
     let kind: String = r.try_get("kind")?;
     let status: String = r.try_get("status")?;
     let bad = |what: &str, v: &str| StoreError::Database(sqlx::Error::Decode(format!("unknown {what} {v:?}").into()));

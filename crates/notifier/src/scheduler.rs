@@ -1,6 +1,8 @@
 //! The notifier's tick (DOMAIN.md "Renewal"): renewal reminders 45 and 15
 //! days before notAfter, and issuance of paid renewals 3 days before;
-//! unpaid orders past their expiry are deleted.
+//! unpaid orders past their expiry are deleted, and so are sent mail rows,
+//! registration records and orders past their retention
+//! (`qcert_ca_core::retention`).
 //!
 //! Exactly once, also with several notifier processes and across crashes:
 //! a reminder's outbox row (unique dedupe key `reminder-45:<serial>` /
@@ -54,6 +56,8 @@ pub struct TickReport {
     pub orders_expired: u64,
     /// Sent mail rows deleted after the retention period.
     pub mails_purged: u64,
+    /// Registration records and orders past their retention (`[retention]`).
+    pub retention: qcert_ca_core::retention::PurgeReport,
 }
 
 /// Errors of a tick.
@@ -95,6 +99,16 @@ impl Notifier {
             let n = registry.outbox_purge_sent(before, PURGE_BATCH).await.map_err(CaError::from)?;
             purged += n;
             if n < u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX) {
+                if purged > 0 {
+                    let e = qcert_ca_core::audit::Event {
+                        actor: "notifier",
+                        action: "retention.purge",
+                        subject: "sent-mail",
+                        outcome: qcert_ca_core::audit::Outcome::Success,
+                        detail: format!("deleted={purged} sent {} days ago or more", self.keep_sent_mail.whole_days()),
+                    };
+                    qcert_ca_core::audit::record(registry, now.unix_timestamp(), &e).await;
+                }
                 return Ok(purged);
             }
         }
@@ -109,6 +123,7 @@ impl Notifier {
         report.orders_recovered = self.orders.recover_stalled(now).await?;
         report.orders_expired = self.orders.expire_unpaid(now).await?;
         report.mails_purged = self.purge_sent_mail(now).await?;
+        report.retention = self.orders.purge_expired_records(now).await?;
         loop {
             let r = self.orders.issue_due_renewals(now, PAGE).await?;
             let done = r.issued + r.cancelled + r.failed;

@@ -61,6 +61,20 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// One notifier tick whose retention purge erases the registration
+    /// data of N stored certificates' expired share (index range scan, with
+    /// the candidate query's plan), next to a plain tick on the same
+    /// registry and a full scan of the table.
+    Purge {
+        #[arg(long, default_value_t = 1_000_000)]
+        certificates: i64,
+        /// Every Nth certificate is past its retention (100 = 1%).
+        #[arg(long, default_value_t = 100)]
+        due_every: i64,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -85,6 +99,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Notifier { certificates, due_every, renewals, database } => {
             notifier(certificates, due_every.max(1), renewals, &database)
         }
+        BenchCommand::Purge { certificates, due_every, database } => purge(certificates, due_every.max(1), &database),
     }
 }
 
@@ -500,6 +515,77 @@ fn notifier(certificates: i64, due_every: i64, renewals: i64, database: &str) ->
         })?;
         drop_throwaway(&runtime, cleanup)?;
     }
+    Ok(())
+}
+
+fn purge(certificates: i64, due_every: i64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::desk::{DeskSettings, DocumentKey, RevocationDesk};
+    use qcert_ca_core::retention::RetentionPolicy;
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let name = if database == "sqlite" { "sqlite" } else { "postgres" };
+    println!("qcert bench purge: registry {name}");
+    let hsm = env.token("purge")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 1)?;
+    runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 4).await?;
+        let policy = RetentionPolicy::default();
+        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
+        // Due: ceased to be valid a day more than the retention ago; the
+        // others are valid for 60 days and more (no reminder due either).
+        let due_from = policy.registration_cutoff(now) - 86_400;
+        let later_from = now.unix_timestamp() + 60 * 86_400;
+        let start = Instant::now();
+        ca.registry().fill_bench_retention(&issuing_serial(&ca)?, certificates, due_every, due_from, later_from).await?;
+        println!("filled {certificates} certificates in {:.1}s", start.elapsed().as_secs_f64());
+        let plan = ca.registry().explain_retention(policy.registration_cutoff(now), policy.batch).await?;
+        println!("registration purge query plan:\n  {}", plan.replace('\n', "\n  "));
+        anyhow::ensure!(plan.contains("certificates_retention"), "the purge's query does not use its index");
+        let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), DeskSettings::default()).await?;
+        let vault = Arc::new(qcert_ca_core::vault::Vault::random());
+        let notices =
+            Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+        let orders = qcert_ca_core::orders::Orders::new(
+            desk,
+            vault,
+            qcert_ca_core::payment::WebhookKey::random(),
+            notices,
+            "http://pki.qcert-demo.eu",
+        )
+        .with_retention(policy);
+        let notifier = qcert_notifier::Notifier::new(orders);
+        let start = Instant::now();
+        let scanned = ca.registry().bench_full_scan().await?;
+        let scan = start.elapsed().as_secs_f64();
+        // The plain tick: two days earlier nothing is due yet.
+        let start = Instant::now();
+        let plain = notifier.tick(now - time::Duration::days(2)).await?;
+        let plain_secs = start.elapsed().as_secs_f64();
+        anyhow::ensure!(plain.retention.registration_erased == 0, "nothing is due two days early");
+        let start = Instant::now();
+        let report = notifier.tick(now).await?;
+        let purge_secs = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let idle = notifier.tick(now).await?;
+        let idle_secs = start.elapsed().as_secs_f64();
+        let due = certificates / due_every;
+        println!(
+            "{:>12} {:>8} {:>8} {:>12} {:>14} {:>14} {:>12} {:>11}",
+            "certificates", "due", "erased", "plain tick", "purge tick", "next tick", "full scan", "purge/plain"
+        );
+        println!(
+            "{certificates:>12} {due:>8} {:>8} {plain_secs:>11.3}s {purge_secs:>13.3}s {idle_secs:>13.3}s {scan:>11.3}s {:>10.1}x   (scan counted {scanned}; next tick erased {})",
+            report.retention.registration_erased,
+            purge_secs / plain_secs.max(1e-9),
+            idle.retention.registration_erased,
+        );
+        let left = due - i64::try_from(report.retention.registration_erased + idle.retention.registration_erased)?;
+        anyhow::ensure!(left == 0 || i64::from(policy.batches_per_tick) * policy.batch < due, "{left} due certificates left");
+        anyhow::ensure!(qcert_ca_core::audit::verify(ca.registry()).await?.is_ok(), "the audit chain must still verify");
+        ca.registry().close().await;
+        anyhow::Ok(())
+    })?;
+    drop_throwaway(&runtime, cleanup)?;
     Ok(())
 }
 

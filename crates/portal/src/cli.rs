@@ -320,6 +320,7 @@ async fn open_orders(settings: &Settings) -> anyhow::Result<Orders> {
     Orders::new(desk, vault, webhook, notices, settings.portal_url())
         .with_code_limits(settings.code_limits())
         .with_form_limits(settings.form_limits())
+        .with_retention(settings.retention_policy())
         .with_payment(settings.payment_settings())
         .context("setting orders.payment")
 }

@@ -41,6 +41,39 @@ pub struct Config {
     /// Connection limits of `qcert serve`.
     #[serde(default)]
     pub http: HttpSection,
+    /// How long personal data is kept (ca-core's `RetentionPolicy`).
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`: periods of the record classes the notifier's tick purges
+/// (README "Personal data"); unpaid orders (`orders.unpaid_expiry_hours`)
+/// and sent mail (`notifier.keep_sent_mail_days`) have their own settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Years registration records and certificates' personal data are kept
+    /// after the last certificate based on them ceases to be valid (EN 319
+    /// 411-1 OVR-6.4.6-01: at least 7; default 10, Romanian rules).
+    pub registration_years: u32,
+    /// Years orders and payment events are kept after the end of the
+    /// financial year of payment (accounting law: 10).
+    pub financial_years: u32,
+    /// Rows per purge statement, and batches per class and tick.
+    pub batch: u32,
+    pub batches_per_tick: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let d = qcert_ca_core::retention::RetentionPolicy::default();
+        RetentionSection {
+            registration_years: d.registration_years,
+            financial_years: d.financial_years,
+            batch: u32::try_from(d.batch).unwrap_or(1000),
+            batches_per_tick: d.batches_per_tick,
+        }
+    }
 }
 
 /// `[http]`: what one client may hold of `qcert serve`.
@@ -353,6 +386,7 @@ pub fn embedded_defaults() -> Config {
         notifier: NotifierSection::default(),
         mail: MailSection::default(),
         http: HttpSection::default(),
+        retention: RetentionSection::default(),
     }
 }
 
@@ -414,6 +448,7 @@ impl Settings {
         }
         check_http(&config.http)?;
         check_orders(&config.orders)?;
+        check_retention(&config.retention)?;
         let policies_dir = home.join(&config.policies);
         let softhsm_conf = config.hsm.softhsm_conf.as_ref().map(|p| home.join(p));
         Ok(Settings { home: home.to_owned(), listen, database_url, policies_dir, softhsm_conf, config })
@@ -427,6 +462,18 @@ impl Settings {
             currency: p.currency.clone(),
             token_cents: p.token_cents,
             cloud_cents: p.cloud_cents,
+        }
+    }
+
+    /// Retention periods (`[retention]`, `notifier.keep_sent_mail_days`).
+    pub fn retention_policy(&self) -> qcert_ca_core::retention::RetentionPolicy {
+        let r = &self.config.retention;
+        qcert_ca_core::retention::RetentionPolicy {
+            registration_years: r.registration_years,
+            financial_years: r.financial_years,
+            sent_mail_days: self.config.notifier.keep_sent_mail_days,
+            batch: i64::from(r.batch),
+            batches_per_tick: r.batches_per_tick,
         }
     }
 
@@ -641,6 +688,23 @@ fn smtp_to_override<'a>(c: &'a mut Config, var: &str) -> Result<&'a mut SmtpSect
     }
 }
 
+fn check_retention(r: &RetentionSection) -> Result<(), ConfigError> {
+    let min = qcert_ca_core::retention::MIN_REGISTRATION_YEARS;
+    if r.registration_years < min {
+        return Err(cfg_err("retention.registration_years", format!("at least {min} (EN 319 411-1 OVR-6.4.6-01)")));
+    }
+    if !(1..=100).contains(&r.financial_years) {
+        return Err(cfg_err("retention.financial_years", "1 to 100"));
+    }
+    if r.registration_years > 100 {
+        return Err(cfg_err("retention.registration_years", "at most 100"));
+    }
+    if !(1..=100_000).contains(&r.batch) || r.batches_per_tick == 0 {
+        return Err(cfg_err("retention.batch", "batch 1 to 100000, batches_per_tick at least 1"));
+    }
+    Ok(())
+}
+
 fn check_orders(o: &OrdersSection) -> Result<(), ConfigError> {
     for (setting, n) in [
         ("orders.form_per_client", i64::from(o.form_per_client)),
@@ -766,6 +830,16 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         c.notifier.keep_sent_mail_days = v
             .parse()
             .map_err(|_| cfg_err("QCERT_NOTIFIER_KEEP_SENT_MAIL_DAYS", format!("{v:?} is not a number of days")))?;
+    }
+    for (name, slot) in [
+        ("QCERT_RETENTION_REGISTRATION_YEARS", &mut c.retention.registration_years),
+        ("QCERT_RETENTION_FINANCIAL_YEARS", &mut c.retention.financial_years),
+        ("QCERT_RETENTION_BATCH", &mut c.retention.batch),
+        ("QCERT_RETENTION_BATCHES_PER_TICK", &mut c.retention.batches_per_tick),
+    ] {
+        if let Some(v) = env(name) {
+            *slot = v.parse().map_err(|_| cfg_err(name, format!("{v:?} is not a number")))?;
+        }
     }
     if let Some(v) = env("QCERT_ORDERS_PAYMENT_URL") {
         c.orders.payment.url = v;

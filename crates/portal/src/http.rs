@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit_api::routes())
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
+        .merge(crate::holder_api::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -8,6 +8,7 @@ pub mod ceremony;
 pub mod cli;
 pub mod config;
 pub mod extract;
+pub mod holder_api;
 pub mod home;
 pub mod http;
 pub mod orders_api;

@@ -16,6 +16,22 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: String,
     pub hash: String,
+    /// 1: the hash covers the fields above; 2 (migration 0024): also
+    /// `personal_digest`.
+    pub hash_version: i64,
+    /// Free text that may name a person, outside the hash (erasable).
+    pub personal: Option<String>,
+    pub personal_salt: Option<String>,
+    /// SHA-256 of salt and text, which the hash covers (kept on erasure).
+    pub personal_digest: Option<String>,
+}
+
+/// The personal part of an entry: the text, its random salt and digest.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditPersonal<'a> {
+    pub text: &'a str,
+    pub salt: &'a str,
+    pub digest: &'a str,
 }
 
 /// The fields of an entry before it is chained.
@@ -44,12 +60,14 @@ pub struct AuditQuery<'a> {
     pub limit: i64,
 }
 
+pub(super) const AUDIT_COLUMNS: &str =
+    "seq, at, actor, action, subject, outcome, detail, prev_hash, hash, hash_version, \
+     personal, personal_salt, personal_digest";
+
 impl Registry {
     /// Entries matching `q`, newest first, at most `q.limit`.
     pub async fn audit_search(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = String::from(
-            "SELECT seq, at, actor, action, subject, outcome, detail, prev_hash, hash FROM audit_log WHERE 1 = 1",
-        );
+        let mut sql = String::from(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
         let mut n = 0;
         let mut cond = |column: &str, op: &str, present: bool| {
             if present {
@@ -82,6 +100,7 @@ impl Registry {
     pub async fn append_audit(
         &self,
         f: AuditFields<'_>,
+        personal: Option<AuditPersonal<'_>>,
         chain: impl FnOnce(i64, &str) -> String,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -92,8 +111,8 @@ impl Registry {
         let prev: String = head.try_get("hash")?;
         let hash = chain(seq, &prev);
         sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, subject, outcome, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audit_log (seq, at, actor, action, subject, outcome, detail, prev_hash, hash, hash_version, \
+             personal, personal_salt, personal_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 2, $10, $11, $12)",
         )
         .bind(seq)
         .bind(f.at)
@@ -104,6 +123,9 @@ impl Registry {
         .bind(f.detail)
         .bind(&prev)
         .bind(&hash)
+        .bind(personal.map(|p| p.text))
+        .bind(personal.map(|p| p.salt))
+        .bind(personal.map(|p| p.digest))
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *tx).await?;
@@ -113,14 +135,11 @@ impl Registry {
 
     /// Entries with `seq > after`, oldest first, at most `limit`.
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, subject, outcome, detail, prev_hash, hash FROM audit_log \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 
@@ -131,7 +150,7 @@ impl Registry {
     }
 }
 
-fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
+pub(super) fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: r.try_get("seq")?,
         at: r.try_get("at")?,
@@ -142,5 +161,9 @@ fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
         detail: r.try_get("detail")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
+        hash_version: r.try_get("hash_version")?,
+        personal: r.try_get("personal")?,
+        personal_salt: r.try_get("personal_salt")?,
+        personal_digest: r.try_get("personal_digest")?,
     })
 }

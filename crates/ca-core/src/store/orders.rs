@@ -63,7 +63,7 @@ pub struct NewOrder<'a> {
     pub document_type: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
+pub(super) const COLUMNS: &str = "id, request_hash, product, years, given_name, surname, email, country, semantics_id, \
      document_key, publish, language, state, created_at, paid_at, identity_due_at, decided_by, rejection_reason, \
      csr, totp_sealed, totp_enrolled_at, totp_last_step, totp_failed_attempts, totp_locked_at, serial, phone, document_type";
 
@@ -485,7 +485,7 @@ impl Registry {
     pub async fn delete_expired_unpaid_orders(&self, created_before: i64, limit: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "DELETE FROM orders WHERE id IN (SELECT o.id FROM orders o WHERE o.state = 'awaiting-payment' \
-             AND o.created_at < $1 \
+             AND o.created_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM payment_events e WHERE e.order_id = o.id) \
              ORDER BY o.created_at LIMIT $2)",
         )
@@ -550,7 +550,7 @@ pub struct OrderChange<'a> {
     pub serial: Option<&'a str>,
 }
 
-fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
+pub(super) fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, StoreError> {
     Ok(OrderRow {
         id: r.try_get("id")?,
         request_hash: r.try_get("request_hash")?,

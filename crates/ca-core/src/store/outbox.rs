@@ -71,7 +71,8 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
 }
 
-const RECORD_COLUMNS: &str = "id, dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
+pub(super) const RECORD_COLUMNS: &str =
+    "id, dedupe_key, kind, language, recipient, subject, body_text, body_sealed, created_at, \
      attempts, next_attempt_at, lease_until, sent_at, failed_at, last_error";
 
 const CLAIM_COLUMNS: &str =
@@ -297,7 +298,7 @@ fn claimed(r: &AnyRow) -> Result<ClaimedMail, StoreError> {
     })
 }
 
-fn outbox_record(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
+pub(super) fn outbox_record(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
     Ok(OutboxRecord {
         id: r.try_get("id")?,
         dedupe_key: r.try_get("dedupe_key")?,

@@ -57,7 +57,8 @@ pub struct ReminderDecision {
     pub mail: Option<NewOutboxMail>,
 }
 
-const COLUMNS: &str = "id, serial, order_id, product, years, csr, state, issue_at, new_serial, created_at, paid_at";
+pub(super) const COLUMNS: &str =
+    "id, serial, order_id, product, years, csr, state, issue_at, new_serial, created_at, paid_at";
 
 impl Registry {
     /// Insert a renewal awaiting payment; `Ok(false)` if the certificate
@@ -275,7 +276,7 @@ impl Registry {
     }
 }
 
-fn renewal_row(r: &sqlx::any::AnyRow) -> Result<RenewalRow, StoreError> {
+pub(super) fn renewal_row(r: &sqlx::any::AnyRow) -> Result<RenewalRow, StoreError> {
     Ok(RenewalRow {
         id: r.try_get("id")?,
         serial: r.try_get("serial")?,
