@@ -6,6 +6,7 @@ pub mod audit_api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod csc_api;
 pub mod extract;
 pub mod home;
 pub mod http;
