@@ -231,9 +231,9 @@ async fn pyhanko_signs_a_pades_pdf_through_csc_and_validators_agree(db: &TestDb)
 
     let (valid, text) = pyhanko_validate(&root, &pdf).await;
     assert!(valid, "{text}");
-    let lower = text.to_lowercase();
-    assert!(lower.contains("trusted") && !lower.contains("untrusted") && lower.contains("intact"), "{text}");
-    assert!(text.contains("PAdES") || lower.contains("pades"), "{text}");
+    assert!(text.contains(":INTACT:TRUSTED"), "{text}");
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.windows(20).any(|w| w == b"/ETSI.CAdES.detached"), "a PAdES signature");
     let poppler = pdfsig(w.dir.path(), &root, &pdf).await;
     assert!(poppler.contains("Signature is Valid."), "{poppler}");
     assert!(poppler.contains("Certificate is Trusted."), "{poppler}");
@@ -445,7 +445,7 @@ async fn an_expired_certificate_neither_authorizes_nor_signs(db: &TestDb) {
 fn only_the_remote_signing_module_reaches_holder_keys() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut hits = Vec::new();
-    let mut stack = vec![root.join("crates")];
+    let mut stack = vec![root.join("crates"), root.join("tests"), root.join("fuzz")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -461,6 +461,7 @@ fn only_the_remote_signing_module_reaches_holder_keys() {
             }
         }
     }
-    hits.sort();
-    assert_eq!(hits, ["crates/ca-core/src/csc.rs", "crates/hsm/src/lib.rs"], "{hits:?}");
+    // The hsm crate defines them; this test names them.
+    hits.retain(|h| !h.starts_with("crates/hsm/") && h != "tests/tests/csc.rs");
+    assert_eq!(hits, ["crates/ca-core/src/csc.rs"], "{hits:?}");
 }

@@ -238,7 +238,9 @@ fn canonical_hashes(hashes: &[String], len: Option<usize>) -> Result<(BTreeSet<S
             .decode(h.trim())
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim().trim_end_matches('=')))
             .map_err(|_| bad())?;
-        if *size.get_or_insert(raw.len()) != raw.len() || !set.insert(base64::engine::general_purpose::STANDARD.encode(&raw)) {
+        if *size.get_or_insert(raw.len()) != raw.len()
+            || !set.insert(base64::engine::general_purpose::STANDARD.encode(&raw))
+        {
             return Err(bad());
         }
     }
@@ -345,8 +347,7 @@ impl RemoteSigning {
             None => self.dummy_hash().await?,
         };
         let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc)
-                .is_ok_and(|h| Argon2::default().verify_password(password.0.as_bytes(), &h).is_ok())
+            PasswordHash::new(&phc).is_ok_and(|h| Argon2::default().verify_password(password.0.as_bytes(), &h).is_ok())
         })
         .await
         .map_err(|e| CaError::Internal(e.to_string()))?;
@@ -414,7 +415,8 @@ impl RemoteSigning {
         }
         let registry = self.orders.ca().registry();
         let rec = registry.certificate(&serial).await?.ok_or_else(unknown_credential)?;
-        let (Some(der), Some(label), CertStatus::Issued) = (rec.der.clone(), rec.cert.hsm_key_label.clone(), rec.status)
+        let (Some(der), Some(label), CertStatus::Issued) =
+            (rec.der.clone(), rec.cert.hsm_key_label.clone(), rec.status)
         else {
             return Err(unknown_credential());
         };
@@ -479,7 +481,8 @@ impl RemoteSigning {
         self.orders.check_code(order, req.otp, "holder:csc").await?;
         // Checked again after the code: a revocation that came meanwhile wins.
         let (cred, _) = self.usable(order, &cred.serial, "csc.authorize").await?;
-        let sad = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::desk::random_bytes::<32>()));
+        let sad =
+            Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::desk::random_bytes::<32>()));
         let now = self.now().unix_timestamp();
         let ttl = self.settings.sad_ttl_secs;
         let row = SadRow {

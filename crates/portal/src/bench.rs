@@ -757,7 +757,8 @@ fn csc(seconds: u64, database: &str) -> anyhow::Result<()> {
         };
         let created = orders.create(&form, None).await?;
         let (id, link) = (created.order.id.clone(), created.link.clone());
-        let event = serde_json::to_vec(&serde_json::json!({"event_id": "evt-bench", "order_id": id, "status": "paid"}))?;
+        let event =
+            serde_json::to_vec(&serde_json::json!({"event_id": "evt-bench", "order_id": id, "status": "paid"}))?;
         let key = qcert_ca_core::payment::WebhookKey::from_bytes(webhook);
         orders.payment_webhook(&qcert_ca_core::payment::sign_webhook(&key, &event, clock.now()), &event).await?;
         let officer = Operator { name: "bench-ra".into(), role: Role::RaOfficer };
@@ -780,7 +781,10 @@ fn csc(seconds: u64, database: &str) -> anyhow::Result<()> {
         let run = CscRun { csc: &csc, holder: &holder, serial: &serial, secret: &secret, clock: &clock, seconds };
         let one = run.rate(1, 0).await?;
         let ten = run.rate(10, 1 << 32).await?;
-        println!("{:>22} {:>26} {:>8} {:>26} {:>8}", "raw HSM signatures/s", "signHash 1 hash/SAD sig/s", "ratio", "signHash 10/SAD sig/s", "ratio");
+        println!(
+            "{:>22} {:>26} {:>8} {:>26} {:>8}",
+            "raw HSM signatures/s", "signHash 1 hash/SAD sig/s", "ratio", "signHash 10/SAD sig/s", "ratio"
+        );
         println!("{raw:>22.1} {one:>26.1} {:>7.0}% {ten:>26.1} {:>7.0}%", 100.0 * one / raw, 100.0 * ten / raw);
         ca.registry().close().await;
         anyhow::Ok(())

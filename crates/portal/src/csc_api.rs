@@ -209,9 +209,7 @@ struct InfoBody {
 fn generalized(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!("[year][month][day][hour][minute][second]Z")).ok()
-        })
+        .and_then(|t| t.format(&time::macros::format_description!("[year][month][day][hour][minute][second]Z")).ok())
         .unwrap_or_default()
 }
 
@@ -377,8 +375,7 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, bytes: Byt
         sign_algo: q.sign_algo.as_deref().ok_or_else(|| missing("signAlgo"))?,
     };
     let signatures = state.csc.sign_hash(&order, &req).await?;
-    let b64: Vec<String> =
-        signatures.iter().map(|s| base64::engine::general_purpose::STANDARD.encode(s)).collect();
+    let b64: Vec<String> = signatures.iter().map(|s| base64::engine::general_purpose::STANDARD.encode(s)).collect();
     Ok(ok(json!({"signatures": b64})))
 }
 

@@ -79,7 +79,8 @@ impl Registry {
 
     /// End a session (auth/revoke).
     pub async fn delete_csc_session(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM csc_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        let r =
+            sqlx::query("DELETE FROM csc_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 
