@@ -653,7 +653,7 @@ mod tests {
         assert_eq!((set.len(), n), (2, 48));
         assert!(set.contains(&a));
         assert!(canonical_hashes(&[a.clone(), a.clone()], None).is_err(), "twice");
-        assert!(canonical_hashes(&[a.clone()], Some(32)).is_err(), "wrong length");
+        assert!(canonical_hashes(std::slice::from_ref(&a), Some(32)).is_err(), "wrong length");
         assert!(canonical_hashes(&["%%".into()], None).is_err());
         let short = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
         assert!(canonical_hashes(&[a, short], None).is_err(), "mixed lengths");

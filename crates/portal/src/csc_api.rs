@@ -220,21 +220,22 @@ fn credential_view(c: &Credential, q: &InfoBody, v2: bool) -> Value {
         Some("chain") => c.chain.iter().map(b64).collect(),
         _ => c.chain.first().map(b64).into_iter().collect(),
     };
-    let mut cert = json!({"status": c.status, "certificates": certificates});
+    let mut cert = serde_json::Map::new();
+    cert.insert("status".into(), json!(c.status));
+    cert.insert("certificates".into(), json!(certificates));
     if q.cert_info == Some(true) {
-        cert["issuerDN"] = json!(c.issuer_dn);
-        cert["serialNumber"] = json!(c.serial);
-        cert["subjectDN"] = json!(c.subject_dn);
-        cert["validFrom"] = json!(generalized(c.not_before));
-        cert["validTo"] = json!(generalized(c.not_after));
+        cert.insert("issuerDN".into(), json!(c.issuer_dn));
+        cert.insert("serialNumber".into(), json!(c.serial));
+        cert.insert("subjectDN".into(), json!(c.subject_dn));
+        cert.insert("validFrom".into(), json!(generalized(c.not_before)));
+        cert.insert("validTo".into(), json!(generalized(c.not_after)));
     }
-    let mut key = json!({
-        "status": if c.status == "valid" { "enabled" } else { "disabled" },
-        "algo": c.algorithm_oids(),
-        "len": c.key_bits(),
-    });
+    let mut key = serde_json::Map::new();
+    key.insert("status".into(), json!(if c.status == "valid" { "enabled" } else { "disabled" }));
+    key.insert("algo".into(), json!(c.algorithm_oids()));
+    key.insert("len".into(), json!(c.key_bits()));
     if let Some(curve) = c.curve_oid() {
-        key["curve"] = json!(curve);
+        key.insert("curve".into(), json!(curve));
     }
     let otp = json!({
         "presence": "true",
@@ -245,25 +246,27 @@ fn credential_view(c: &Credential, q: &InfoBody, v2: bool) -> Value {
         "label": "Authenticator code",
         "description": "the 6 digits the holder's authenticator app shows now (TOTP, RFC 6238)",
     });
-    let mut v = json!({
-        "description": "CLOUD qualified certificate; key in the CA's HSM",
-        "key": key,
-        "cert": cert,
-        "authMode": "explicit",
-        "PIN": {"presence": "false"},
-        "OTP": otp,
-        "SCAL": "2",
-        "multisign": MAX_HASHES_PER_SAD,
-        "lang": "en-US",
-    });
+    let mut v = serde_json::Map::new();
+    v.insert("description".into(), json!("CLOUD qualified certificate; key in the CA's HSM"));
+    v.insert("key".into(), Value::Object(key));
+    v.insert("cert".into(), Value::Object(cert));
+    v.insert("authMode".into(), json!("explicit"));
+    v.insert("PIN".into(), json!({"presence": "false"}));
+    v.insert("OTP".into(), otp);
+    v.insert("SCAL".into(), json!("2"));
+    v.insert("multisign".into(), json!(MAX_HASHES_PER_SAD));
+    v.insert("lang".into(), json!("en-US"));
     if v2 {
-        v["auth"] = json!({
-            "mode": "explicit",
-            "expression": "OTP",
-            "objects": [{"type": "OTP", "id": "OTP", "format": "N", "label": "Authenticator code"}],
-        });
+        v.insert(
+            "auth".into(),
+            json!({
+                "mode": "explicit",
+                "expression": "OTP",
+                "objects": [{"type": "OTP", "id": "OTP", "format": "N", "label": "Authenticator code"}],
+            }),
+        );
     }
-    v
+    Value::Object(v)
 }
 
 async fn credential_info(
