@@ -131,9 +131,10 @@ qc_setup_venv() {
     "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
         -r "$req" </dev/null >&2 ||
         qc_die "pip install -r $req into $venv failed"
-    "$venv/bin/python" -c 'import pkilint, pyhanko_certvalidator, aiosmtpd' ||
+    "$venv/bin/python" -c 'import pkilint, pyhanko_certvalidator, aiosmtpd, pyhanko' ||
         qc_die "the venv's packages do not import"
     [ -x "$venv/bin/lint_etsi_cert" ] || qc_die "$venv/bin/lint_etsi_cert missing after install"
+    [ -x "$venv/bin/pyhanko" ] || qc_die "$venv/bin/pyhanko missing after install"
     printf '%s\n' "$want" >"$stamp"
 }
 

@@ -228,7 +228,14 @@ pub async fn serve_desk(desk: RevocationDesk) -> Server {
 pub async fn serve_orders_with(make: impl FnOnce(&str) -> Orders) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(make(&base)));
+    serve_orders_on(listener, make(&base)).await
+}
+
+/// Serve `orders` (and everything else) on a listener bound beforehand (so
+/// that a CA's certificates can point at it, for live fetching).
+pub async fn serve_orders_on(listener: tokio::net::TcpListener, orders: Orders) -> Server {
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = qcert_portal::http::router(qcert_portal::http::AppState::new(orders));
     // The server loop of `qcert serve` (ConnectInfo on every request, its limits).
     let limits = qcert_portal::server::Limits {
         header_timeout: std::time::Duration::from_secs(10),
@@ -440,4 +447,67 @@ pub async fn post_signed_webhook(
         .send()
         .await
         .expect("send the webhook")
+}
+
+/// A CLOUD holder whose certificate came through the order flow.
+#[derive(Debug, Clone)]
+pub struct CloudHolder {
+    pub order_id: String,
+    pub order_url: String,
+    /// The authenticator's secret (raw bytes) and in base32.
+    pub secret: Vec<u8>,
+    pub secret_base32: String,
+    pub serial: String,
+}
+
+/// Order a CLOUD certificate over HTTP at `base` as holder number `n`: the
+/// form, the signed payment webhook (`webhook` key), the RA officer's
+/// approval (`ra` token), the authenticator's enrolment and its first code
+/// at `clock`'s now, which issues the certificate.
+pub async fn issue_cloud_order(
+    http: &reqwest::Client,
+    base: &str,
+    ra: &str,
+    webhook: [u8; 32],
+    clock: &FixedClock,
+    n: u32,
+) -> CloudHolder {
+    let doc = format!("CS{:06}", n);
+    let form = serde_json::json!({
+        "product": "CLOUD", "years": 1, "given_name": "Ioana", "surname": "Popescu",
+        "email": format!("holder{n}@example.ro"), "country": "RO", "national_id": cnp(n),
+        "id_document_number": doc, "language": "en"
+    });
+    let r = http.post(format!("{base}/api/v1/orders")).json(&form).send().await.expect("order form");
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let created: serde_json::Value = r.json().await.expect("json");
+    let id = created["order_id"].as_str().expect("order_id").to_owned();
+    let url = created["order_url"].as_str().expect("order_url").to_owned();
+    let event = serde_json::json!({"event_id": format!("evt-{id}"), "order_id": id, "status": "paid"});
+    let r = post_signed_webhook(http, base, &event, webhook, clock.now()).await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r = http
+        .post(format!("{base}/api/v1/ra/orders/{id}/approval"))
+        .bearer_auth(ra)
+        .json(&serde_json::json!({"document_number": doc}))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r = http.post(format!("{url}/authenticator")).send().await.expect("enrol");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let e: serde_json::Value = r.json().await.expect("json");
+    let secret_base32 = e["secret"].as_str().expect("secret").to_owned();
+    let secret = base32_decode(&secret_base32);
+    let r = http
+        .post(format!("{url}/authorization"))
+        .json(&serde_json::json!({"code": totp(&secret, clock.now())}))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["state"], "issued", "{v}");
+    let serial = v["serial"].as_str().expect("serial").to_owned();
+    CloudHolder { order_id: id, order_url: url, secret, secret_base32, serial }
 }

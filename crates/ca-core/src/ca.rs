@@ -828,16 +828,18 @@ impl Ca {
                 (verified.spki, None)
             }
             KeySource::Hsm => {
-                let label = format!("holder-{}", hex::encode(random_bytes::<12>()));
+                // Holder keys have their own key space on the HSM: the CA
+                // gets only the public key; signing goes through `csc`.
+                let label = format!("{}{}", qcert_hsm::HOLDER_KEY_PREFIX, hex::encode(random_bytes::<12>()));
                 let hsm = inner.hsm.clone();
                 let alg = profile.cloud_key_algorithm;
-                let key = {
+                let spki = {
                     let label = label.clone();
-                    tokio::task::spawn_blocking(move || hsm.generate_key(&label, alg))
+                    tokio::task::spawn_blocking(move || hsm.generate_holder_key(&label, alg))
                         .await
                         .map_err(|e| CaError::Internal(e.to_string()))??
                 };
-                (SubjectPublicKeyInfoOwned::from_der(key.spki_der()).map_err(CaError::encoding)?, Some(label))
+                (SubjectPublicKeyInfoOwned::from_der(&spki).map_err(CaError::encoding)?, Some(label))
             }
         };
         let tbs = self.end_entity_tbs(profile, holder, now, not_after, spki)?;

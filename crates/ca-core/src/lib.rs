@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cms;
 pub mod conformance;
 pub mod crl;
+pub mod csc;
 pub mod csr;
 pub mod delivery;
 pub mod desk;

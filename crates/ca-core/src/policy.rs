@@ -128,7 +128,8 @@ impl PdsDocument {
 }
 
 /// Paths the HTTP API serves itself; a PDS path may not start with one.
-const RESERVED_PATHS: [&str; 7] = ["/api/", "/certs/", "/crl/", "/ocsp", "/health", "/metrics", "/openapi.json"];
+const RESERVED_PATHS: [&str; 8] =
+    ["/api/", "/certs/", "/crl/", "/ocsp", "/health", "/metrics", "/openapi.json", "/csc/"];
 
 /// A hierarchy entry with its algorithm parsed.
 #[derive(Debug, Clone)]

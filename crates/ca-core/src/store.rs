@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod csc;
 pub mod deliveries;
 pub mod limits;
 pub mod operators;

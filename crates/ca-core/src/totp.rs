@@ -84,6 +84,12 @@ impl TotpSecret {
         self.verify_digits(code, now, last_used_step, DIGITS)
     }
 
+    /// The code an authenticator app shows at `now` (what the holder
+    /// types; used by benchmarks that play the holder).
+    pub fn code_at(&self, now: OffsetDateTime) -> Option<Zeroizing<String>> {
+        self.code_at_step(now.unix_timestamp().div_euclid(STEP_SECONDS), DIGITS)
+    }
+
     fn verify_digits(&self, code: &str, now: OffsetDateTime, last_used_step: Option<i64>, digits: u32) -> Option<i64> {
         let code: Zeroizing<String> = Zeroizing::new(code.chars().filter(|c| !c.is_whitespace()).collect());
         if code.len() != usize::try_from(digits).ok()? || !code.bytes().all(|b| b.is_ascii_digit()) {

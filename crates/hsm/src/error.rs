@@ -29,6 +29,11 @@ pub enum HsmError {
     KeyExists(String),
     #[error("key labels must not be empty")]
     InvalidLabel,
+    /// A holder key label (`holder-…`) where a CA key was asked for, or the
+    /// other way round: holder keys are reached only through
+    /// [`crate::Hsm::find_holder_key`].
+    #[error("key label {0:?} is not in the key space this call serves")]
+    WrongKeySpace(String),
     #[error("unsupported key on the HSM: {0}")]
     UnsupportedKey(String),
     #[error("signature algorithm {signature:?} does not fit a {key:?} key")]

@@ -12,6 +12,15 @@
 //! - signing ([`Hsm::sign`]) with ECDSA (hashed here with `sha2`, the raw
 //!   `r||s` turned into DER) and RSA PKCS#1 v1.5 / PSS.
 //!
+//! Holder keys (CLOUD certificates, labels `holder-…`, [`HOLDER_KEY_PREFIX`])
+//! live in their own key space: [`Hsm::generate_key`] and [`Hsm::find_key`]
+//! refuse those labels, so no [`KeyRef`] (and so no [`Hsm::sign`]) ever
+//! reaches a holder key. They are made by [`Hsm::generate_holder_key`],
+//! read as public keys by [`Hsm::holder_public_key`], and signed with only
+//! through a [`HolderKey`] from [`Hsm::find_holder_key`] and
+//! [`Hsm::sign_holder_digest`], which qcert calls from one place
+//! (`qcert_ca_core::csc`, after checking the signature activation data).
+//!
 //! A lost session or a removed token is reported as [`HsmError::Disconnected`];
 //! the next call opens new sessions and logs in again.
 
@@ -37,6 +46,69 @@ use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use secrecy::SecretString;
 use sha2::Digest;
+
+/// The label prefix of holder keys (CLOUD certificates): their own key space.
+pub const HOLDER_KEY_PREFIX: &str = "holder-";
+
+fn is_holder_label(label: &str) -> bool {
+    label.starts_with(HOLDER_KEY_PREFIX)
+}
+
+/// Digests a holder key signs (`signHash`: the client hashed the document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    /// Octets of a digest.
+    pub fn octets(self) -> usize {
+        match self {
+            DigestAlgorithm::Sha256 => 32,
+            DigestAlgorithm::Sha384 => 48,
+            DigestAlgorithm::Sha512 => 64,
+        }
+    }
+
+    /// The DER DigestInfo prefix (RFC 8017 §9.2 note 1) for PKCS#1 v1.5.
+    fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            DigestAlgorithm::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+                0x04, 0x20,
+            ],
+            DigestAlgorithm::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+                0x04, 0x30,
+            ],
+            DigestAlgorithm::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
+                0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// A holder's key pair (CLOUD), found by [`Hsm::find_holder_key`]. It signs
+/// only through [`Hsm::sign_holder_digest`]; it is not a [`KeyRef`].
+#[derive(Debug)]
+pub struct HolderKey(KeyRef);
+
+impl HolderKey {
+    pub fn label(&self) -> &str {
+        self.0.label()
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.0.algorithm()
+    }
+
+    pub fn spki_der(&self) -> &[u8] {
+        self.0.spki_der()
+    }
+}
 
 /// Where the token is and how to log in to it.
 ///
@@ -270,7 +342,71 @@ impl Hsm {
 
     /// Generate a key pair on the token: private key sensitive, non-extractable
     /// and sign-only; public key verify-only. Refuses a label already in use.
+    /// Holder labels (`holder-…`) are refused: see [`Hsm::generate_holder_key`].
     pub fn generate_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyRef, HsmError> {
+        if is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        self.generate_any(label, algorithm)
+    }
+
+    /// Generate a holder's key pair (CLOUD) under a `holder-…` label, with
+    /// the same attributes as [`Hsm::generate_key`]. Returns only the
+    /// public key (SPKI DER): signing needs [`Hsm::find_holder_key`].
+    pub fn generate_holder_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
+        if !is_holder_label(label) || label.len() <= HOLDER_KEY_PREFIX.len() {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        Ok(self.generate_any(label, algorithm)?.spki_der)
+    }
+
+    /// The public key (SPKI DER) of a holder's key pair.
+    pub fn holder_public_key(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        if !is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        Ok(self.find_any(label)?.spki_der)
+    }
+
+    /// A holder's key pair, to sign with through [`Hsm::sign_holder_digest`].
+    /// Called by one module of qcert (`qcert_ca_core::csc`), after it
+    /// checked the holder's signature activation data.
+    pub fn find_holder_key(&self, label: &str) -> Result<HolderKey, HsmError> {
+        if !is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        Ok(HolderKey(self.find_any(label)?))
+    }
+
+    /// Sign a digest the client computed (CSC `signHash`) with a holder
+    /// key: ECDSA over the digest (`CKM_ECDSA`, answered DER-encoded), RSA
+    /// PKCS#1 v1.5 over its DigestInfo (`CKM_RSA_PKCS`).
+    pub fn sign_holder_digest(
+        &self,
+        key: &HolderKey,
+        digest_algorithm: DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        if digest.len() != digest_algorithm.octets() {
+            return Err(HsmError::Encoding(format!(
+                "a {digest_algorithm:?} digest has {} octets, not {}",
+                digest_algorithm.octets(),
+                digest.len()
+            )));
+        }
+        let key = &key.0;
+        let (mechanism, input) = match key.algorithm {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => (Mechanism::Ecdsa, digest.to_vec()),
+            KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                let mut info = digest_algorithm.digest_info_prefix().to_vec();
+                info.extend_from_slice(digest);
+                (Mechanism::RsaPkcs, info)
+            }
+        };
+        self.sign_raw(key, &mechanism, &input)
+    }
+
+    fn generate_any(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyRef, HsmError> {
         if label.is_empty() {
             return Err(HsmError::InvalidLabel);
         }
@@ -335,7 +471,15 @@ impl Hsm {
     }
 
     /// Find a key pair by label. [`HsmError::KeyNotFound`] when there is none.
+    /// Holder labels (`holder-…`) are refused: see [`Hsm::find_holder_key`].
     pub fn find_key(&self, label: &str) -> Result<KeyRef, HsmError> {
+        if is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        self.find_any(label)
+    }
+
+    fn find_any(&self, label: &str) -> Result<KeyRef, HsmError> {
         let lease = self.checkout()?;
         let (priv_handle, pub_handle) = match find_pair(lease.session(), label) {
             Ok(Some(pair)) => pair,
@@ -361,18 +505,6 @@ impl Hsm {
         if !algorithm.fits(key.algorithm) {
             return Err(HsmError::AlgorithmMismatch { key: key.algorithm, signature: algorithm });
         }
-        let lease = self.checkout()?;
-        let handle = {
-            let mut cached = key.handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cached.0 != lease.generation {
-                match find_pair(lease.session(), &key.label) {
-                    Ok(Some((h, _))) => *cached = (lease.generation, h),
-                    Ok(None) => return Err(HsmError::KeyNotFound(key.label.clone())),
-                    Err(e) => return Err(lease.fail("find objects", e)),
-                }
-            }
-            cached.1
-        };
         let (mechanism, input): (Mechanism<'_>, Vec<u8>) = match algorithm {
             SignatureAlgorithm::EcdsaSha256 => (Mechanism::Ecdsa, sha2::Sha256::digest(data).to_vec()),
             SignatureAlgorithm::EcdsaSha384 => (Mechanism::Ecdsa, sha2::Sha384::digest(data).to_vec()),
@@ -395,7 +527,24 @@ impl Hsm {
                 data.to_vec(),
             ),
         };
-        let raw = match lease.session().sign(&mechanism, handle, &input) {
+        self.sign_raw(key, &mechanism, &input)
+    }
+
+    /// One signature with `key`'s private key; ECDSA's `r||s` comes back DER.
+    fn sign_raw(&self, key: &KeyRef, mechanism: &Mechanism<'_>, input: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let lease = self.checkout()?;
+        let handle = {
+            let mut cached = key.handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cached.0 != lease.generation {
+                match find_pair(lease.session(), &key.label) {
+                    Ok(Some((h, _))) => *cached = (lease.generation, h),
+                    Ok(None) => return Err(HsmError::KeyNotFound(key.label.clone())),
+                    Err(e) => return Err(lease.fail("find objects", e)),
+                }
+            }
+            cached.1
+        };
+        let raw = match lease.session().sign(mechanism, handle, input) {
             Ok(sig) => sig,
             Err(e) => return Err(lease.fail("sign", e)),
         };

@@ -75,6 +75,16 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// Remote signing (CSC signHash) per second with a CLOUD certificate
+    /// issued through the order flow: authorize (TOTP code, SAD) + sign with
+    /// 1 hash per SAD, and with 10 hashes per SAD, next to raw HSM signing.
+    Csc {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -95,6 +105,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Issue { workers, seconds, databases } => issue(workers, seconds, databases),
         BenchCommand::Crl { entries, database } => crl(&entries, &database),
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
+        BenchCommand::Csc { seconds, database } => csc(seconds, &database),
         BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
         BenchCommand::Notifier { certificates, due_every, renewals, database } => {
             notifier(certificates, due_every.max(1), renewals, &database)
@@ -775,4 +786,169 @@ async fn issuance_rate(
     .await?;
     registry.close().await;
     Ok(issued)
+}
+
+/// `qcert bench csc`: one holder, one worker (a TOTP step authorizes once:
+/// the bench's own fixed clock steps 30 s per authorization, as a holder
+/// typing codes would), so the figures are per holder session.
+fn csc(seconds: u64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::csc::{RemoteSettings, RemoteSigning};
+    use qcert_ca_core::desk::{DeskSettings, DocumentKey, DocumentNumber, RevocationDesk};
+    use qcert_ca_core::operators::{Operator, Role};
+    use qcert_ca_core::orders::{CodeLimits, OrderForm, Orders};
+    use qcert_ca_core::store::limits::Window;
+    use qcert_ca_core::totp::TotpSecret;
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let hsm = env.token("csc")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 0)?;
+    println!(
+        "qcert bench csc: 1 holder, {seconds} s per measurement, registry {}",
+        if database == "sqlite" { "sqlite" } else { "postgres" }
+    );
+    let raw = raw_sign_rate(&hsm, 1, seconds)?;
+    runtime.block_on(async {
+        let clock = Arc::new(qcert_ca_core::FixedClock::new(time::OffsetDateTime::now_utc()));
+        let registry = Registry::open(&url, 4).await?;
+        let policy = Policy::load(&env.policies, "http://pki.qcert-demo.eu")?;
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let ca = Ca::init(hsm.clone(), registry, policy, dyn_clock.clone()).await?;
+        let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), DeskSettings::default()).await?;
+        let vault = Arc::new(qcert_ca_core::vault::Vault::random());
+        let notices = Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), dyn_clock));
+        let webhook = [9u8; 32];
+        let unlimited = Window { limit: u32::MAX, window_secs: 1 };
+        let orders = Orders::new(
+            desk,
+            vault,
+            qcert_ca_core::payment::WebhookKey::from_bytes(webhook),
+            notices,
+            "http://pki.qcert-demo.eu",
+        )
+        .with_code_limits(CodeLimits { lock_after: 5, per_order: unlimited, per_certificate: unlimited });
+        // The order flow: form, payment, approval, authenticator, first code.
+        let form = OrderForm {
+            product: "CLOUD".into(),
+            years: 1,
+            given_name: "Bench".into(),
+            surname: "Holder".into(),
+            email: "bench@example.eu".into(),
+            country: "RO".into(),
+            national_id: "1900101123457".into(),
+            id_document_number: "BN00000001".into(),
+            publish: false,
+            language: None,
+            phone: None,
+            document_type: None,
+        };
+        let created = orders.create(&form, None).await?;
+        let (id, link) = (created.order.id.clone(), created.link.clone());
+        let event =
+            serde_json::to_vec(&serde_json::json!({"event_id": "evt-bench", "order_id": id, "status": "paid"}))?;
+        let key = qcert_ca_core::payment::WebhookKey::from_bytes(webhook);
+        orders.payment_webhook(&qcert_ca_core::payment::sign_webhook(&key, &event, clock.now()), &event).await?;
+        let officer = Operator { name: "bench-ra".into(), role: Role::RaOfficer };
+        orders.approve(&officer, &id, &DocumentNumber::parse("BN00000001")?).await?;
+        let (_, base32) = orders.enrol_authenticator(&link).await?;
+        let secret = TotpSecret::from_bytes(&base32_decode(&base32))?;
+        let code = |s: &TotpSecret, at| s.code_at(at).map(|c| c.to_string()).context("TOTP code");
+        orders.authorize(&link, &code(&secret, clock.now())?).await?;
+        let order = ca.registry().order(&id).await?.context("order")?;
+        let serial = order.serial.clone().context("issued serial")?;
+        let csc = RemoteSigning::with_settings(
+            orders,
+            RemoteSettings { session_ttl_secs: i64::from(u32::MAX), ..RemoteSettings::default() },
+        );
+        clock.advance(time::Duration::seconds(30));
+        csc.set_password(&link, "bench signing password", &code(&secret, clock.now())?).await?;
+        let (token, _) = csc.login(&id, "bench signing password").await?;
+        let holder = csc.session(&token).await?;
+
+        let run = CscRun { csc: &csc, holder: &holder, serial: &serial, secret: &secret, clock: &clock, seconds };
+        let one = run.rate(1, 0).await?;
+        let ten = run.rate(10, 1 << 32).await?;
+        println!(
+            "{:>22} {:>26} {:>8} {:>26} {:>8}",
+            "raw HSM signatures/s", "signHash 1 hash/SAD sig/s", "ratio", "signHash 10/SAD sig/s", "ratio"
+        );
+        println!("{raw:>22.1} {one:>26.1} {:>7.0}% {ten:>26.1} {:>7.0}%", 100.0 * one / raw, 100.0 * ten / raw);
+        ca.registry().close().await;
+        anyhow::Ok(())
+    })?;
+    drop_throwaway(&runtime, cleanup)?;
+    Ok(())
+}
+
+/// One holder's session for `qcert bench csc`.
+struct CscRun<'a> {
+    csc: &'a qcert_ca_core::csc::RemoteSigning,
+    holder: &'a qcert_ca_core::store::orders::OrderRow,
+    serial: &'a str,
+    secret: &'a qcert_ca_core::totp::TotpSecret,
+    clock: &'a qcert_ca_core::FixedClock,
+    seconds: u64,
+}
+
+impl CscRun<'_> {
+    /// Signatures per second: authorize `per_sad` fresh hashes with the
+    /// next TOTP step's code, then signHash them all.
+    async fn rate(&self, per_sad: usize, first: u64) -> anyhow::Result<f64> {
+        use qcert_ca_core::csc::{AuthorizeRequest, SignRequest, SHA384_OID};
+        use sha2::Digest;
+        let mut counter = first;
+        let mut signed = 0usize;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(self.seconds);
+        while Instant::now() < until {
+            let hashes: Vec<String> = (0..per_sad)
+                .map(|_| {
+                    counter += 1;
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        sha2::Sha384::digest(counter.to_be_bytes()),
+                    )
+                })
+                .collect();
+            self.clock.advance(time::Duration::seconds(30));
+            let otp = self.secret.code_at(self.clock.now()).context("TOTP code")?;
+            let authorize = AuthorizeRequest {
+                serial: self.serial,
+                num_signatures: u64::try_from(per_sad)?,
+                hashes: &hashes,
+                hash_algo: Some(SHA384_OID),
+                otp: &otp,
+            };
+            let sad = self.csc.authorize(self.holder, &authorize).await?;
+            let sign = SignRequest {
+                serial: self.serial,
+                sad: &sad.value,
+                hashes: &hashes,
+                hash_algo: SHA384_OID,
+                sign_algo: "1.2.840.10045.4.3.3",
+            };
+            let sigs = self.csc.sign_hash(self.holder, &sign).await?;
+            anyhow::ensure!(sigs.len() == per_sad, "one signature per hash");
+            signed += sigs.len();
+        }
+        Ok(signed as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// RFC 4648 base32 (no padding), for the bench's authenticator.
+fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u64, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => continue,
+        };
+        acc = (acc << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    out
 }

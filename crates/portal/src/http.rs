@@ -27,6 +27,8 @@ pub struct AppState {
     pub desk: RevocationDesk,
     pub orders: Orders,
     pub operators: Operators,
+    /// Remote signing (CSC API) over the orders.
+    pub csc: qcert_ca_core::csc::RemoteSigning,
     metrics: Arc<Metrics>,
     /// Peers whose X-Forwarded-For names the client (`orders.trusted_proxies`).
     trusted_proxies: Arc<Vec<std::net::IpAddr>>,
@@ -37,11 +39,13 @@ impl AppState {
         let desk = orders.desk().clone();
         let ca = desk.ca().clone();
         let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
+        let csc = qcert_ca_core::csc::RemoteSigning::new(orders.clone());
         AppState {
             ca,
             desk,
             orders,
             operators,
+            csc,
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: Arc::new(Vec::new()),
         }
@@ -114,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::orders_api::routes())
         .merge(crate::renewal_api::routes())
         .merge(crate::holder_api::routes())
+        .merge(crate::csc_api::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
