@@ -439,6 +439,27 @@ async fn an_expired_certificate_neither_authorizes_nor_signs(db: &TestDb) {
     w.server.task.abort();
 }
 
+on_both_stores!(a_sad_is_used_once_under_concurrent_sign_requests);
+async fn a_sad_is_used_once_under_concurrent_sign_requests(db: &TestDb) {
+    let w = world(db).await;
+    let d = w.holder(5).await;
+    let token = w.token(&d).await;
+    let h = sha384(b"raced document");
+    let code = w.next_code(&d);
+    let (s, v) = w.authorize(&token, &d.serial, std::slice::from_ref(&h), &code).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sad = v["SAD"].as_str().unwrap().to_owned();
+    let attempts = (0..8).map(|_| w.sign(&token, &d.serial, &sad, std::slice::from_ref(&h)));
+    let answers = futures_util::future::join_all(attempts).await;
+    let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "one signature from one SAD: {answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{answers:?}");
+    let signed = w.audit("csc.sign", &d.serial).await;
+    assert_eq!(signed.iter().filter(|r| r.outcome == "success").count(), 1);
+    assert_eq!(signed.iter().filter(|r| r.outcome == "refused").count(), 7);
+    w.server.task.abort();
+}
+
 /// Only `qcert_ca_core::csc` reaches holder keys: no other source file of
 /// the workspace (CA signer, CLI, bench, HTTP) names the holder-key lookup.
 #[test]
