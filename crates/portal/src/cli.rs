@@ -104,6 +104,13 @@ pub enum Command {
         #[command(subcommand)]
         what: MailCommand,
     },
+    /// A holder's GDPR rights at the RA desk (the ID document number is read
+    /// from stdin, never an argument: command lines are visible in `ps`
+    /// and shell history).
+    Holder {
+        #[command(subcommand)]
+        what: HolderCommand,
+    },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -134,6 +141,16 @@ pub enum KitCommand {
         /// The order id (32 hex digits).
         order: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HolderCommand {
+    /// Print everything about the holder as JSON (GDPR Art. 15, 20), as
+    /// `POST /api/v1/ra/holders/export`.
+    Export,
+    /// Erase what no duty keeps, restrict the rest and print the
+    /// exceptions (GDPR Art. 17, 18), as `POST /api/v1/ra/holders/erasure`.
+    Erase,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Mail { what } => mail(&settings, what).await,
             Command::Kit { what: KitCommand::Print { order } } => kit_print(&settings, &order).await,
             Command::Notify { once } => notify(&settings, once).await,
+            Command::Holder { what } => holder(&settings, what).await,
             Command::Bench { .. } => Ok(()),
         }
     })
@@ -516,6 +534,28 @@ async fn kit_print(settings: &Settings, order: &str) -> anyhow::Result<()> {
     }
     .await;
     registry.close().await;
+    result
+}
+
+/// `qcert holder export|erase`: the ID document number from stdin, acting
+/// as an RA officer named after the CLI user.
+async fn holder(settings: &Settings, what: HolderCommand) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the ID document number from stdin")?;
+    let document = qcert_ca_core::desk::DocumentNumber::parse(line.trim())?;
+    let orders = open_orders(settings).await?;
+    let officer =
+        qcert_ca_core::operators::Operator { name: cli_actor(), role: qcert_ca_core::operators::Role::RaOfficer };
+    let result = async {
+        let json = match what {
+            HolderCommand::Export => serde_json::to_string_pretty(&orders.export_holder(&officer, &document).await?)?,
+            HolderCommand::Erase => serde_json::to_string_pretty(&orders.erase_holder(&officer, &document).await?)?,
+        };
+        println!("{json}");
+        anyhow::Ok(())
+    }
+    .await;
+    orders.ca().registry().close().await;
     result
 }
 
