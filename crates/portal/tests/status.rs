@@ -243,9 +243,17 @@ async fn bad_ocsp_requests_get_ocsp_errors_and_the_server_keeps_serving(db: &Tes
     // Truncated.
     let (code, body) = post(good[..good.len() / 2].to_vec()).await;
     assert_eq!((code, status_of(&body)), (200, OcspResponseStatus::MalformedRequest));
-    // Oversized: refused by HTTP before parsing.
-    let (code, _) = post(vec![0x30; 100_000]).await;
-    assert_eq!(code, 413);
+    // Oversized: refused by HTTP before parsing. On a client of its own: the
+    // server closes that connection (the body is never read), and a pooled
+    // client could race the close with the next request.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/ocsp-request")
+        .body(vec![0x30; 100_000])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 413);
     // Bad base64 on GET.
     let r = client.get(format!("{url}/%%%not-base64%%%")).send().await.expect("get");
     assert_eq!(r.status(), 200);
