@@ -294,18 +294,34 @@ struct AuthorizeBody {
     credential_id: Option<String>,
     #[serde(rename = "numSignatures")]
     num_signatures: Option<u64>,
-    /// v1.
+    #[serde(flatten)]
+    hashes: Hashes,
+    #[serde(rename = "OTP")]
+    otp: Option<String>,
+    #[serde(rename = "authData")]
+    auth_data: Option<Vec<AuthData>>,
+}
+
+/// The hashes and their algorithm, in either spelling: v1 `hash`/`hashAlgo`
+/// (which pyHanko sends even to /csc/v2/) or v2 `hashes`/`hashAlgorithmOID`.
+#[derive(Debug, Deserialize)]
+struct Hashes {
     hash: Option<Vec<String>>,
-    /// v2.
     hashes: Option<Vec<String>>,
     #[serde(rename = "hashAlgo")]
     hash_algo: Option<String>,
     #[serde(rename = "hashAlgorithmOID")]
     hash_algorithm_oid: Option<String>,
-    #[serde(rename = "OTP")]
-    otp: Option<String>,
-    #[serde(rename = "authData")]
-    auth_data: Option<Vec<AuthData>>,
+}
+
+impl Hashes {
+    fn list(&self) -> Option<&Vec<String>> {
+        self.hash.as_ref().or(self.hashes.as_ref())
+    }
+
+    fn algorithm(&self) -> Option<&str> {
+        self.hash_algo.as_deref().or(self.hash_algorithm_oid.as_deref())
+    }
 }
 
 impl AuthorizeBody {
@@ -320,18 +336,12 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, bytes: Byt
     let order = holder(&state, &headers).await?;
     let q: AuthorizeBody = body(&bytes)?;
     let serial = q.credential_id.as_deref().ok_or_else(|| CscError::bad("missing credentialID"))?;
-    let hashes = q.hash.as_ref().or(q.hashes.as_ref()).ok_or_else(|| {
+    let hashes = q.hashes.list().ok_or_else(|| {
         CscError::bad("missing hash (v1) or hashes (v2): the SAD is bound to the hashes it authorizes (SCAL 2)")
     })?;
     let num_signatures = q.num_signatures.ok_or_else(|| CscError::bad("missing numSignatures"))?;
     let otp = q.otp().ok_or_else(|| CscError::bad("missing OTP (v1) or authData OTP (v2)"))?;
-    let req = AuthorizeRequest {
-        serial,
-        num_signatures,
-        hashes,
-        hash_algo: q.hash_algo.as_deref().or(q.hash_algorithm_oid.as_deref()),
-        otp,
-    };
+    let req = AuthorizeRequest { serial, num_signatures, hashes, hash_algo: q.hashes.algorithm(), otp };
     let sad = state.csc.authorize(&order, &req).await.map_err(|e| match e {
         CaError::SignatureRefused(t) => CscError::bad(t).with_error("invalid_otp"),
         other => other.into(),
@@ -352,12 +362,8 @@ struct SignBody {
     credential_id: Option<String>,
     #[serde(rename = "SAD")]
     sad: Option<String>,
-    hash: Option<Vec<String>>,
-    hashes: Option<Vec<String>>,
-    #[serde(rename = "hashAlgo")]
-    hash_algo: Option<String>,
-    #[serde(rename = "hashAlgorithmOID")]
-    hash_algorithm_oid: Option<String>,
+    #[serde(flatten)]
+    hashes: Hashes,
     #[serde(rename = "signAlgo")]
     sign_algo: Option<String>,
 }
@@ -369,12 +375,8 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, bytes: Byt
     let req = SignRequest {
         serial: q.credential_id.as_deref().ok_or_else(|| missing("credentialID"))?,
         sad: q.sad.as_deref().ok_or_else(|| missing("SAD"))?,
-        hashes: q.hash.as_ref().or(q.hashes.as_ref()).ok_or_else(|| missing("hash (v1) or hashes (v2)"))?,
-        hash_algo: q
-            .hash_algo
-            .as_deref()
-            .or(q.hash_algorithm_oid.as_deref())
-            .ok_or_else(|| missing("hashAlgo (v1) or hashAlgorithmOID (v2)"))?,
+        hashes: q.hashes.list().ok_or_else(|| missing("hash (v1) or hashes (v2)"))?,
+        hash_algo: q.hashes.algorithm().ok_or_else(|| missing("hashAlgo (v1) or hashAlgorithmOID (v2)"))?,
         sign_algo: q.sign_algo.as_deref().ok_or_else(|| missing("signAlgo"))?,
     };
     let signatures = state.csc.sign_hash(&order, &req).await?;
