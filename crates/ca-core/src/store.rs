@@ -587,18 +587,11 @@ impl Registry {
     /// made inside the database. Not for production registries.
     #[doc(hidden)]
     pub async fn fill_bench_revocations(&self, issuer_serial: &str, n: i64, now: i64) -> Result<(), StoreError> {
-        let (serials, certs, revs) = match self.backend {
-            Backend::Sqlite => (
-                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
-                "SELECT printf('7f%030x', i), $2, 'end-entity', 'bench', 'issued', 'CN=bench', $3 - 86400, $3 + 86400, 'bench', X'00', X'00', $3, $3 FROM seq",
-                "SELECT printf('7f%030x', i), $2, 1, $3, $3 - 3600, 'bench' FROM seq",
-            ),
-            Backend::Postgres => (
-                "",
-                "SELECT '7f' || lpad(to_hex(i), 30, '0'), $2, 'end-entity', 'bench', 'issued', 'CN=bench', $3 - 86400, $3 + 86400, 'bench', '\\x00'::bytea, '\\x00'::bytea, $3, $3 FROM generate_series(1, $1::bigint) AS i",
-                "SELECT '7f' || lpad(to_hex(i), 30, '0'), $2, 1, $3, $3 - 3600, 'bench' FROM generate_series(1, $1::bigint) AS i",
-            ),
-        };
+        let BenchSeries { seq: serials, serial, blob, from } = self.bench_series("7f");
+        let certs = format!(
+            "SELECT {serial}, $2, 'end-entity', 'bench', 'issued', 'CN=bench', $3 - 86400, $3 + 86400, 'bench', {blob}, {blob}, $3, $3 {from}"
+        );
+        let revs = format!("SELECT {serial}, $2, 1, $3, $3 - 3600, 'bench' {from}");
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "{serials}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, not_before, not_after, key_id, tbs_der, der, created_at, updated_at) {certs}"
@@ -923,4 +916,46 @@ pub(crate) fn record(r: &AnyRow) -> Result<CertificateRecord, StoreError> {
         status: CertStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         der: r.try_get("der")?,
     })
+}
+
+/// SQL pieces that make `$1` numbered rows `i` inside the database, for the
+/// benchmarks' bulk fills: a row source, a 16-octet hex serial from a
+/// 1-octet prefix and `i`, and a one-octet blob.
+struct BenchSeries {
+    /// A `WITH` clause to put before the statement (SQLite), else empty.
+    seq: &'static str,
+    serial: String,
+    blob: &'static str,
+    /// The `FROM` clause of the row source.
+    from: &'static str,
+}
+
+impl Registry {
+    fn bench_series(&self, prefix: &str) -> BenchSeries {
+        match self.backend {
+            Backend::Sqlite => BenchSeries {
+                seq: "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
+                serial: format!("printf('{prefix}%030x', i)"),
+                blob: "X'00'",
+                from: "FROM seq",
+            },
+            Backend::Postgres => BenchSeries {
+                seq: "",
+                serial: format!("'{prefix}' || lpad(to_hex(i), 30, '0')"),
+                blob: "'\\x00'::bytea",
+                from: "FROM generate_series(1, $1::bigint) AS i",
+            },
+        }
+    }
+
+    /// The database's plan for `sql`, one line per plan row (benchmark reports).
+    async fn explain(&self, sql: &str) -> Result<String, StoreError> {
+        let (explain, column) = match self.backend {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
+            Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
+        };
+        let rows = sqlx::query(&format!("{explain} {sql}")).fetch_all(&self.pool).await?;
+        let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
+        Ok(lines.join("\n"))
+    }
 }

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::outbox::{insert_outbox_row, NewOutboxMail};
-use super::{Backend, Registry, StoreError};
+use super::{Backend, BenchSeries, Registry, StoreError};
 
 /// A renewal as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,17 +308,7 @@ impl Registry {
         now: i64,
         renewal_csr: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        let (seq, serial, blob, from) = match self.backend {
-            Backend::Sqlite => (
-                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
-                "printf('6e%030x', i)",
-                "X'00'",
-                "FROM seq",
-            ),
-            Backend::Postgres => {
-                ("", "'6e' || lpad(to_hex(i), 30, '0')", "'\\x00'::bytea", "FROM generate_series(1, $1::bigint) AS i")
-            }
-        };
+        let BenchSeries { seq, serial, blob, from } = self.bench_series("6e");
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "{seq}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
@@ -364,19 +354,12 @@ impl Registry {
     /// The database's plan for the 45-day reminder query (benchmark report).
     #[doc(hidden)]
     pub async fn explain_reminders(&self, now: i64) -> Result<String, StoreError> {
-        let (explain, column) = match self.backend {
-            Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-            Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
-        };
-        let rows = sqlx::query(&format!(
-            "{explain} SELECT c.serial FROM certificates c WHERE c.kind = 'end-entity' AND c.status = 'issued' \
+        self.explain(&format!(
+            "SELECT c.serial FROM certificates c WHERE c.kind = 'end-entity' AND c.status = 'issued' \
              AND c.reminder_stage IN (0) AND c.not_after > {now} AND c.not_after <= {} \
              ORDER BY c.reminder_stage, c.not_after LIMIT 2000",
             now.saturating_add(45 * 86_400)
         ))
-        .fetch_all(&self.pool)
-        .await?;
-        let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
-        Ok(lines.join("\n"))
+        .await
     }
 }

@@ -9,7 +9,7 @@ use super::audit::AuditRow;
 use super::orders::OrderRow;
 use super::outbox::OutboxRecord;
 use super::renewals::RenewalRow;
-use super::{Backend, CertificateRecord, Registry, StoreError};
+use super::{BenchSeries, CertificateRecord, Registry, StoreError};
 
 /// A certificate whose registration-record clock has run out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,17 +387,7 @@ impl Registry {
         due_from: i64,
         later_from: i64,
     ) -> Result<(), StoreError> {
-        let (seq, serial, blob, from) = match self.backend {
-            Backend::Sqlite => (
-                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
-                "printf('5e%030x', i)",
-                "X'00'",
-                "FROM seq",
-            ),
-            Backend::Postgres => {
-                ("", "'5e' || lpad(to_hex(i), 30, '0')", "'\\x00'::bytea", "FROM generate_series(1, $1::bigint) AS i")
-            }
-        };
+        let BenchSeries { seq, serial, blob, from } = self.bench_series("5e");
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "{seq}INSERT INTO certificates (serial, issuer_serial, kind, profile, status, subject_dn, given_name, surname, \
@@ -424,13 +414,7 @@ impl Registry {
     /// (benchmark report).
     #[doc(hidden)]
     pub async fn explain_retention(&self, cutoff: i64, limit: i64) -> Result<String, StoreError> {
-        let (explain, column) = match self.backend {
-            Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-            Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
-        };
         let sql = DUE_CERTIFICATES.replace("$1", &cutoff.to_string());
-        let rows = sqlx::query(&format!("{explain} {sql} LIMIT {limit}")).fetch_all(&self.pool).await?;
-        let lines = rows.iter().map(|r| r.try_get::<String, _>(column)).collect::<Result<Vec<_>, _>>()?;
-        Ok(lines.join("\n"))
+        self.explain(&format!("{sql} LIMIT {limit}")).await
     }
 }
