@@ -275,6 +275,34 @@ fn serve_runs_without_the_root_token_and_serves_the_ceremony_arl() {
     assert!(left > 300 * 86_400, "{left}");
     assert!(metrics.contains("qcert_arl_expiring 0"), "{metrics}");
 
+    // The TSA of a fresh home works: an openssl query, curl, openssl verify.
+    let dir = tmp.path();
+    std::fs::write(dir.join("doc.txt"), b"a document").unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["ts", "-query", "-sha384", "-cert", "-data", "doc.txt", "-out", "q.tsq"])
+            .current_dir(dir),
+    );
+    run_ok(
+        Command::new("curl")
+            .args(["-sf", "-H", "Content-Type: application/timestamp-query", "--data-binary", "@q.tsq", "-o", "r.tsr"])
+            .arg(format!("{base}/tsa"))
+            .current_dir(dir),
+    );
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(home.join("certs/root.pem")).unwrap(),
+        std::fs::read_to_string(home.join("certs/issuing.pem")).unwrap()
+    );
+    std::fs::write(dir.join("chain.pem"), chain).unwrap();
+    let verify = run_ok(
+        Command::new("openssl")
+            .args(["ts", "-verify", "-data", "doc.txt", "-in", "r.tsr", "-CAfile", "chain.pem", "-untrusted"])
+            .arg(home.join("certs/tsa.pem"))
+            .current_dir(dir),
+    );
+    assert!(verify.contains("Verification: OK"), "{verify}");
+
     // Issuance and OCSP with the root offline; pyhanko-certvalidator live.
     let csr = tmp.path().join("req.der");
     std::fs::write(&csr, qcert_tests::openssl_csr(qcert_tests::CsrKey::P256)).unwrap();
