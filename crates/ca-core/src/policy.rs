@@ -462,6 +462,32 @@ mod tests {
     }
 
     #[test]
+    fn the_tsa_section_is_optional_and_checked() {
+        let p = Policy::load(&repo_policies(), "http://pki.example.eu").unwrap();
+        let tsa = p.tsa.unwrap();
+        assert_eq!((tsa.accuracy_seconds, tsa.key_label.as_str()), (1, "qcert-tsu-1"));
+        let tmp = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(repo_policies()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let ca = std::fs::read_to_string(repo_policies().join("ca.toml")).unwrap();
+        let (before, _) = ca.split_once("\n[tsa]").unwrap();
+        // A home made before the TSA: loads, without a TSA.
+        std::fs::write(tmp.path().join("ca.toml"), before).unwrap();
+        assert!(Policy::load(tmp.path(), "http://pki.example.eu").unwrap().tsa.is_none());
+        for (bad, named) in [
+            ("policy_oid = \"1.2.x\"\naccuracy_seconds = 1\nkey_label = \"k\"", "tsa.policy_oid"),
+            ("policy_oid = \"1.2.3\"\naccuracy_seconds = 0\nkey_label = \"k\"", "tsa.accuracy_seconds"),
+            ("policy_oid = \"1.2.3\"\naccuracy_seconds = 1\nkey_label = \" \"", "tsa.key_label"),
+        ] {
+            std::fs::write(tmp.path().join("ca.toml"), format!("{before}\n[tsa]\n{bad}\n")).unwrap();
+            let e = Policy::load(tmp.path(), "http://pki.example.eu").unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        }
+    }
+
+    #[test]
     fn oids_with_huge_arcs_are_refused_not_panicked_on() {
         assert!(parse_oid("2.25.329800735698586629295641978511506172918").is_err());
         assert!(parse_oid("1.3.6.1.4.1.x").is_err());
