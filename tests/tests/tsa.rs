@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use der::Decode;
 use qcert_ca_core::ca::ServiceCert;
 use qcert_ca_core::cms::DigestAlgorithm;
 use qcert_ca_core::policy::CaKeySpec;
@@ -224,6 +225,59 @@ async fn time_stamping_authority(db: &TestDb) {
     );
     assert!(verify.contains("Verification: OK"), "{verify}");
     assert!(tsa.stamp(DigestAlgorithm::Sha384, &digest[1..]).await.is_err(), "a digest of the wrong length");
+
+    // The countersign's use: a detached signature, then our token over its
+    // signature value as the unsigned signature-time-stamp attribute.
+    let seal = CaKeySpec {
+        common_name: "qcert Test Seal".into(),
+        key_label: format!("test-seal-{}", random_hex(4)),
+        key_algorithm: qcert_hsm::KeyAlgorithm::EcP384,
+        validity: time::Duration::days(365),
+    };
+    let made =
+        ceremony::service_certificate(ca.hsm(), ca.registry(), ca.policy(), &seal, ServiceCert::Seal, &**ca.clock())
+            .await
+            .unwrap();
+    let seal_cert = x509_cert::Certificate::from_der(&made.der).unwrap();
+    let seal_key =
+        qcert_ca_core::signer::CaSigner::new(ca.hsm().clone(), ca.hsm().find_key(&seal.key_label).unwrap()).unwrap();
+    let data = std::fs::read(dir.join("data.txt")).unwrap();
+    let md = qcert_ca_core::cms::digest(DigestAlgorithm::Sha384, &data);
+    let mut signed = qcert_ca_core::cms::SignedDataBuilder::new(
+        qcert_ca_core::cms::Content::Detached { digest: &md },
+        DigestAlgorithm::Sha384,
+        &seal_cert,
+    )
+    .sign(&seal_key)
+    .await
+    .unwrap();
+    let over = qcert_ca_core::cms::digest(DigestAlgorithm::Sha384, signed.signature().unwrap());
+    signed.add_signature_time_stamp(&tsa.stamp(DigestAlgorithm::Sha384, &over).await.unwrap()).unwrap();
+    std::fs::write(dir.join("stamped.p7s"), signed.to_der().unwrap()).unwrap();
+    let verify = openssl(
+        dir,
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-purpose",
+            "any",
+            "-in",
+            "stamped.p7s",
+            "-content",
+            "data.txt",
+            "-CAfile",
+            "chain.pem",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(verify.contains("Verification successful"), "{verify}");
+    let printed = openssl(dir, &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "stamped.p7s"]);
+    assert!(printed.contains("id-smime-aa-timeStampToken"), "{printed}");
+    assert!(qcert_ca_core::cms::verify_detached(&signed.to_der().unwrap(), &seal_cert, &data).is_ok());
 
     // pyHanko signs a PDF with a key of its own, time-stamped by us, and
     // validates it as PAdES B-T with our root as the only trust anchor.
