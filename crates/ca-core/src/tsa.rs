@@ -130,11 +130,12 @@ pub struct Answer {
     pub fail_info: Option<FailInfo>,
 }
 
-/// A refused request: the failInfo and a reason safe to show the requester.
+/// A refused request: the failInfo and a reason safe to show the requester
+/// (it names what was wrong, never a value from the request).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Refusal {
-    fail: FailInfo,
-    reason: String,
+pub struct Refusal {
+    pub fail: FailInfo,
+    pub reason: String,
 }
 
 fn refuse(fail: FailInfo, reason: impl Into<String>) -> Refusal {
@@ -352,14 +353,17 @@ impl Tsa {
     }
 }
 
-/// The request's parts, checked.
-struct Request {
-    message_imprint: MessageImprint,
-    nonce: Option<Int>,
-    cert_req: bool,
+/// A TimeStampReq's parts, checked: the digest has its algorithm's length,
+/// the nonce at most [`MAX_NONCE_OCTETS`], no policy but ours, no extensions.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub message_imprint: MessageImprint,
+    pub nonce: Option<Int>,
+    pub cert_req: bool,
 }
 
-fn parse_request(der: &[u8], policy: &TsaPolicy) -> Result<Request, Refusal> {
+/// Parse and check a DER TimeStampReq (RFC 3161 2.4.1) under `policy`.
+pub fn parse_request(der: &[u8], policy: &TsaPolicy) -> Result<Request, Refusal> {
     let req = TimeStampReq::from_der(der).map_err(|_| {
         refuse(FailInfo::BadDataFormat, "the request is not a DER TimeStampReq of version 1 (RFC 3161 2.4.1)")
     })?;
