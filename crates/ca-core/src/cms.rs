@@ -24,7 +24,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
 
 use ::cms::content_info::ContentInfo;
-use ::cms::signed_data::{SignedData, SignerIdentifier};
+use ::cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 
 /// Largest accepted input (DER or PEM), in bytes.
 pub const MAX_INPUT: usize = 64 * 1024;
@@ -70,28 +70,65 @@ pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified
         return Err(CmsError::TooLarge);
     }
     let der = decode_input(input)?;
-    let info = ContentInfo::from_der(&der).map_err(not_signed_data)?;
-    if info.content_type != rfc5911::ID_SIGNED_DATA {
-        return Err(CmsError::NotSignedData(format!("content type is {}", info.content_type)));
-    }
-    let signed_data: SignedData = info.content.decode_as().map_err(not_signed_data)?;
-
-    let signer_info = match signed_data.signer_infos.0.as_slice() {
-        [one] => one,
-        other => return Err(CmsError::SignerCount(other.len())),
-    };
-    let encap = &signed_data.encap_content_info;
-    if encap.econtent_type != rfc5911::ID_DATA {
-        return Err(CmsError::ContentType(encap.econtent_type));
-    }
-    let content = encap
+    let signed_data = signed_data_of(&der)?;
+    let signer_info = one_signer(&signed_data)?;
+    let content = signed_data
+        .encap_content_info
         .econtent
         .as_ref()
         .ok_or(CmsError::Detached)?
         .decode_as::<OctetString>()
         .map_err(not_signed_data)?
         .into_bytes();
+    let signing_time = check_signer(signer_info, signer, |hash| hash.digest(&content))?;
+    Ok(Verified { content, signing_time })
+}
 
+/// Largest detached SignedData accepted (a PDF signature with embedded
+/// certificates and revocation data), in bytes.
+pub const MAX_DETACHED: usize = 512 * 1024;
+
+/// Verify a detached SignedData (DER) over `content` (for a PDF: the bytes
+/// its ByteRange covers) was made by the key of `signer`.
+pub fn verify_detached(der: &[u8], signer: &Certificate, content: &[u8]) -> Result<Verified, CmsError> {
+    if der.len() > MAX_DETACHED {
+        return Err(CmsError::NotSignedData(format!("the signature is larger than {MAX_DETACHED} bytes")));
+    }
+    let signed_data = signed_data_of(der)?;
+    let signer_info = one_signer(&signed_data)?;
+    if signed_data.encap_content_info.econtent.is_some() {
+        return Err(CmsError::NotSignedData("the signature must be detached (it carries its content)".into()));
+    }
+    let signing_time = check_signer(signer_info, signer, |hash| hash.digest(content))?;
+    Ok(Verified { content: Vec::new(), signing_time })
+}
+
+fn signed_data_of(der: &[u8]) -> Result<SignedData, CmsError> {
+    let info = ContentInfo::from_der(der).map_err(not_signed_data)?;
+    if info.content_type != rfc5911::ID_SIGNED_DATA {
+        return Err(CmsError::NotSignedData(format!("content type is {}", info.content_type)));
+    }
+    let signed_data: SignedData = info.content.decode_as().map_err(not_signed_data)?;
+    if signed_data.encap_content_info.econtent_type != rfc5911::ID_DATA {
+        return Err(CmsError::ContentType(signed_data.encap_content_info.econtent_type));
+    }
+    Ok(signed_data)
+}
+
+fn one_signer(signed_data: &SignedData) -> Result<&SignerInfo, CmsError> {
+    match signed_data.signer_infos.0.as_slice() {
+        [one] => Ok(one),
+        other => Err(CmsError::SignerCount(other.len())),
+    }
+}
+
+/// The SignerInfo names `signer`, its signed attributes carry the digest
+/// `content_digest` computes, and its signature over them verifies.
+fn check_signer(
+    signer_info: &SignerInfo,
+    signer: &Certificate,
+    content_digest: impl FnOnce(Hash) -> Vec<u8>,
+) -> Result<Option<OffsetDateTime>, CmsError> {
     if !signed_by(&signer_info.sid, signer) {
         return Err(CmsError::WrongSigner { serial: hex::encode(signer.tbs_certificate.serial_number.as_bytes()) });
     }
@@ -105,7 +142,7 @@ pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified
     if signed.content_type != rfc5911::ID_DATA {
         return Err(CmsError::SignedAttributes(format!("content-type is {}, expected id-data", signed.content_type)));
     }
-    if signed.message_digest != hash.digest(&content) {
+    if signed.message_digest != content_digest(hash) {
         return Err(CmsError::DigestMismatch);
     }
 
@@ -115,8 +152,7 @@ pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified
     let message = attrs.to_der().map_err(not_signed_data)?;
     let signature = signer_info.signature.as_bytes();
     verify_signature(signer, &signer_info.signature_algorithm, hash, &message, signature)?;
-
-    Ok(Verified { content, signing_time: signed.signing_time })
+    Ok(signed.signing_time)
 }
 
 fn not_signed_data(e: der::Error) -> CmsError {
