@@ -1,13 +1,16 @@
-//! Verification of a CMS SignedData (RFC 5652) sent by a holder who signs
-//! with the key of their current end-entity certificate, as made by
-//! `openssl cms -sign -nodetach -binary` (DER or PEM). Used for holder
-//! self-revocation and renewal requests.
+//! CMS SignedData (RFC 5652). Verification of what a holder signs with the
+//! key of their current end-entity certificate, as made by
+//! `openssl cms -sign -nodetach -binary` (DER or PEM): holder
+//! self-revocation and renewal requests ([`verify_signed_data`]), detached
+//! signatures such as a PDF's ([`verify_detached`]), other content types
+//! such as time-stamp tokens ([`verify_signed_content`]). Making them with a
+//! key on the HSM: [`SignedDataBuilder`].
 //!
 //! The signer is the certificate we hold in the registry, passed in by the
 //! caller: certificates carried in the message are never looked at. Whether
 //! that certificate is still valid and unrevoked is the caller's business.
 //!
-//! Accepted: one SignerInfo, attached `id-data` content, signed attributes
+//! Accepted: one SignerInfo, attached `id-data` content (or as asked), signed attributes
 //! (content-type, message-digest, optional signing-time), digests SHA-256/384/512,
 //! ECDSA on P-256/P-384, RSA PKCS#1 v1.5 and RSASSA-PSS. The message must be
 //! DER: indefinite-length BER (`openssl cms -sign -stream`, S/MIME) is refused.
@@ -24,7 +27,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
 
 use ::cms::content_info::ContentInfo;
-use ::cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use ::cms::signed_data::{SignedData, SignerIdentifier};
 
 /// Largest accepted input (DER or PEM), in bytes.
 pub const MAX_INPUT: usize = 64 * 1024;
@@ -49,6 +52,8 @@ pub enum CmsError {
     SignerCount(usize),
     #[error("the request does not contain the signed content (detached signatures are not accepted)")]
     Detached,
+    #[error("the signature must be detached (it carries its content)")]
+    Attached,
     #[error("the signed content must be of type id-data (it is {0})")]
     ContentType(ObjectIdentifier),
     #[error("the request was not signed by certificate {serial}")]
@@ -63,72 +68,68 @@ pub enum CmsError {
     BadSignature,
 }
 
+mod builder;
+
+pub use builder::{
+    attribute, digest, digest_algorithm_of, digest_identifier, digest_oid, signature_identifier, Content, DigestSigner,
+    EssCertIdV2, IssuerSerial, SignedCms, SignedDataBuilder, SigningCertificateV2, ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
+    ID_AA_SIGNING_CERTIFICATE_V2, ID_CT_TST_INFO,
+};
+pub use qcert_hsm::DigestAlgorithm;
+
 /// Verify `input` (DER, or PEM labelled `CMS` or `PKCS7`) was signed by the
 /// key of `signer`, and return the content it carries.
 pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified, CmsError> {
+    verify(input, signer, rfc5911::ID_DATA, None)
+}
+
+/// Verify an attached SignedData whose eContentType is `content_type`
+/// (e.g. [`ID_CT_TST_INFO`] for a time-stamp token) signed by `signer`.
+pub fn verify_signed_content(
+    input: &[u8],
+    signer: &Certificate,
+    content_type: ObjectIdentifier,
+) -> Result<Verified, CmsError> {
+    verify(input, signer, content_type, None)
+}
+
+/// Verify a detached SignedData (eContent absent, id-data) over `content`
+/// (for a PDF: the bytes its ByteRange covers) signed by `signer`.
+pub fn verify_detached(input: &[u8], signer: &Certificate, content: &[u8]) -> Result<Verified, CmsError> {
+    verify(input, signer, rfc5911::ID_DATA, Some(content))
+}
+
+fn verify(
+    input: &[u8],
+    signer: &Certificate,
+    content_type: ObjectIdentifier,
+    detached: Option<&[u8]>,
+) -> Result<Verified, CmsError> {
     if input.len() > MAX_INPUT {
         return Err(CmsError::TooLarge);
     }
     let der = decode_input(input)?;
-    let signed_data = signed_data_of(&der)?;
-    let signer_info = one_signer(&signed_data)?;
-    let content = signed_data
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .ok_or(CmsError::Detached)?
-        .decode_as::<OctetString>()
-        .map_err(not_signed_data)?
-        .into_bytes();
-    let signing_time = check_signer(signer_info, signer, |hash| hash.digest(&content))?;
-    Ok(Verified { content, signing_time })
-}
-
-/// Largest detached SignedData accepted (a PDF signature with embedded
-/// certificates and revocation data), in bytes.
-pub const MAX_DETACHED: usize = 512 * 1024;
-
-/// Verify a detached SignedData (DER) over `content` (for a PDF: the bytes
-/// its ByteRange covers) was made by the key of `signer`.
-pub fn verify_detached(der: &[u8], signer: &Certificate, content: &[u8]) -> Result<Verified, CmsError> {
-    if der.len() > MAX_DETACHED {
-        return Err(CmsError::NotSignedData(format!("the signature is larger than {MAX_DETACHED} bytes")));
-    }
-    let signed_data = signed_data_of(der)?;
-    let signer_info = one_signer(&signed_data)?;
-    if signed_data.encap_content_info.econtent.is_some() {
-        return Err(CmsError::NotSignedData("the signature must be detached (it carries its content)".into()));
-    }
-    let signing_time = check_signer(signer_info, signer, |hash| hash.digest(content))?;
-    Ok(Verified { content: Vec::new(), signing_time })
-}
-
-fn signed_data_of(der: &[u8]) -> Result<SignedData, CmsError> {
-    let info = ContentInfo::from_der(der).map_err(not_signed_data)?;
+    let info = ContentInfo::from_der(&der).map_err(not_signed_data)?;
     if info.content_type != rfc5911::ID_SIGNED_DATA {
         return Err(CmsError::NotSignedData(format!("content type is {}", info.content_type)));
     }
     let signed_data: SignedData = info.content.decode_as().map_err(not_signed_data)?;
-    if signed_data.encap_content_info.econtent_type != rfc5911::ID_DATA {
-        return Err(CmsError::ContentType(signed_data.encap_content_info.econtent_type));
-    }
-    Ok(signed_data)
-}
 
-fn one_signer(signed_data: &SignedData) -> Result<&SignerInfo, CmsError> {
-    match signed_data.signer_infos.0.as_slice() {
-        [one] => Ok(one),
-        other => Err(CmsError::SignerCount(other.len())),
+    let signer_info = match signed_data.signer_infos.0.as_slice() {
+        [one] => one,
+        other => return Err(CmsError::SignerCount(other.len())),
+    };
+    let encap = &signed_data.encap_content_info;
+    if encap.econtent_type != content_type {
+        return Err(CmsError::ContentType(encap.econtent_type));
     }
-}
+    let content = match (&encap.econtent, detached) {
+        (Some(econtent), None) => econtent.decode_as::<OctetString>().map_err(not_signed_data)?.into_bytes(),
+        (None, Some(external)) => external.to_vec(),
+        (None, None) => return Err(CmsError::Detached),
+        (Some(_), Some(_)) => return Err(CmsError::Attached),
+    };
 
-/// The SignerInfo names `signer`, its signed attributes carry the digest
-/// `content_digest` computes, and its signature over them verifies.
-fn check_signer(
-    signer_info: &SignerInfo,
-    signer: &Certificate,
-    content_digest: impl FnOnce(Hash) -> Vec<u8>,
-) -> Result<Option<OffsetDateTime>, CmsError> {
     if !signed_by(&signer_info.sid, signer) {
         return Err(CmsError::WrongSigner { serial: hex::encode(signer.tbs_certificate.serial_number.as_bytes()) });
     }
@@ -139,10 +140,13 @@ fn check_signer(
         .as_ref()
         .ok_or_else(|| CmsError::SignedAttributes("missing (they are required)".into()))?;
     let signed = SignedAttrs::read(attrs)?;
-    if signed.content_type != rfc5911::ID_DATA {
-        return Err(CmsError::SignedAttributes(format!("content-type is {}, expected id-data", signed.content_type)));
+    if signed.content_type != content_type {
+        return Err(CmsError::SignedAttributes(format!(
+            "content-type is {}, expected {content_type}",
+            signed.content_type
+        )));
     }
-    if signed.message_digest != content_digest(hash) {
+    if signed.message_digest != hash.digest(&content) {
         return Err(CmsError::DigestMismatch);
     }
 
@@ -152,7 +156,8 @@ fn check_signer(
     let message = attrs.to_der().map_err(not_signed_data)?;
     let signature = signer_info.signature.as_bytes();
     verify_signature(signer, &signer_info.signature_algorithm, hash, &message, signature)?;
-    Ok(signed.signing_time)
+
+    Ok(Verified { content, signing_time: signed.signing_time })
 }
 
 fn not_signed_data(e: der::Error) -> CmsError {
@@ -231,12 +236,12 @@ impl Hash {
     }
 
     fn digest(self, m: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        match self {
-            Hash::Sha256 => sha2::Sha256::digest(m).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(m).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(m).to_vec(),
-        }
+        let algorithm = match self {
+            Hash::Sha256 => DigestAlgorithm::Sha256,
+            Hash::Sha384 => DigestAlgorithm::Sha384,
+            Hash::Sha512 => DigestAlgorithm::Sha512,
+        };
+        digest(algorithm, m)
     }
 
     fn pkcs1v15(self) -> rsa::Pkcs1v15Sign {
