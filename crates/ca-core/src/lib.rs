@@ -29,6 +29,7 @@ pub mod secret_file;
 pub mod signer;
 pub mod store;
 pub mod totp;
+pub mod tsa;
 pub mod vault;
 pub mod x509;
 

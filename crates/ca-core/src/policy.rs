@@ -23,6 +23,31 @@ struct CaFile {
     #[serde(default = "Schedule::ocsp_default")]
     ocsp_responses: Schedule,
     profiles: BTreeMap<String, PathBuf>,
+    /// Absent in homes made before the TSA existed: `/tsa` then says so.
+    tsa: Option<TsaEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TsaEntry {
+    policy_oid: String,
+    accuracy_seconds: u32,
+    key_label: String,
+    #[serde(default)]
+    include_tsa_name: bool,
+}
+
+/// The time-stamping authority's settings (`[tsa]` of ca.toml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsaPolicy {
+    /// TSTInfo policy: the TSA's time-stamp policy (its practice statement).
+    pub policy_oid: ObjectIdentifier,
+    /// TSTInfo accuracy, whole seconds (1..=60).
+    pub accuracy_seconds: u32,
+    /// Label of the TSU key on the online token (`qcert ceremony tsa`).
+    pub key_label: String,
+    /// Whether TSTInfo names the TSU (its certificate's subject).
+    pub include_tsa_name: bool,
 }
 
 /// How often signed status information is renewed and how long it is valid.
@@ -171,6 +196,8 @@ pub struct Policy {
     pub ocsp_responses: Schedule,
     /// Every profile's PKI disclosure statements, one per path.
     pub pds_documents: Vec<PdsDocument>,
+    /// The TSA, when ca.toml has a `[tsa]` section.
+    pub tsa: Option<TsaPolicy>,
 }
 
 /// URLs written into certificates, all derived from `public_base_url`.
@@ -357,7 +384,26 @@ impl Policy {
                 )));
             }
         }
+        let tsa = match &ca.tsa {
+            None => None,
+            Some(t) => {
+                let policy_oid = parse_oid(&t.policy_oid).map_err(|r| err(format!("tsa.policy_oid: {r}")))?;
+                if !(1..=60).contains(&t.accuracy_seconds) {
+                    return Err(err("tsa.accuracy_seconds must be 1..60".into()));
+                }
+                if t.key_label.trim().is_empty() {
+                    return Err(err("tsa.key_label must not be empty".into()));
+                }
+                Some(TsaPolicy {
+                    policy_oid,
+                    accuracy_seconds: t.accuracy_seconds,
+                    key_label: t.key_label.clone(),
+                    include_tsa_name: t.include_tsa_name,
+                })
+            }
+        };
         Ok(Policy {
+            tsa,
             crl: ca.crl,
             ocsp_responses: ca.ocsp_responses,
             root: spec("root", &ca.root)?,

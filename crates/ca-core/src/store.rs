@@ -14,6 +14,7 @@ pub mod orders;
 pub mod outbox;
 pub mod renewals;
 pub mod retention;
+pub mod time_stamps;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

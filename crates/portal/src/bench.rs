@@ -85,6 +85,18 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// RFC 3161 time-stamps per second in-process (request parsed, serial
+    /// recorded in the registry, TSTInfo signed by the TSU key), next to raw
+    /// HSM signing with the same key.
+    Tsa {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -106,6 +118,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Crl { entries, database } => crl(&entries, &database),
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
         BenchCommand::Csc { seconds, database } => csc(seconds, &database),
+        BenchCommand::Tsa { workers, seconds, database } => tsa(workers.max(1), seconds, &database),
         BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
         BenchCommand::Notifier { certificates, due_every, renewals, database } => {
             notifier(certificates, due_every.max(1), renewals, &database)
@@ -323,6 +336,72 @@ async fn signed_answer(ca: Ca, request: Arc<Vec<u8>>) -> anyhow::Result<()> {
         "OCSP answer was {:?}",
         answer.outcome
     );
+    Ok(())
+}
+
+fn tsa(workers: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::tsa::{Status, Tsa};
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let hsm = env.token("tsa")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 0)?;
+    let query = env.dir.path().join("query.tsq");
+    std::fs::write(env.dir.path().join("data.txt"), b"bench")?;
+    let status = std::process::Command::new("openssl")
+        .args(["ts", "-query", "-sha384", "-cert", "-data"])
+        .arg(env.dir.path().join("data.txt"))
+        .arg("-out")
+        .arg(&query)
+        .status()?;
+    anyhow::ensure!(status.success(), "openssl ts -query failed");
+    let request = Arc::new(std::fs::read(&query)?);
+    let measured = runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 8).await?;
+        let policy = ca.policy().tsa.clone().context("ca.toml has no [tsa]")?;
+        let spec = qcert_ca_core::policy::CaKeySpec {
+            common_name: "qcert Bench Time-Stamping Unit".into(),
+            key_label: policy.key_label.clone(),
+            key_algorithm: KeyAlgorithm::EcP384,
+            validity: time::Duration::days(365),
+        };
+        qcert_ca_core::ceremony::service_certificate(
+            &hsm,
+            ca.registry(),
+            ca.policy(),
+            &spec,
+            qcert_ca_core::ca::ServiceCert::Tsa,
+            &**ca.clock(),
+        )
+        .await?;
+        let tsa = Tsa::open(&ca).await?;
+        let stamped = rate(workers, seconds, {
+            let (tsa, request) = (tsa.clone(), request.clone());
+            move |_, _| {
+                let (tsa, request) = (tsa.clone(), request.clone());
+                async move {
+                    let answer = tsa.respond(&request).await;
+                    anyhow::ensure!(answer.status == Status::Granted, "time-stamp refused: {:?}", answer.fail_info);
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+        let recorded = ca.registry().time_stamp_count().await?;
+        ca.registry().close().await;
+        anyhow::Ok((stamped, recorded, policy.key_label))
+    })?;
+    let (stamped, recorded, label) = measured;
+    let key = Arc::new(hsm.find_key(&label)?);
+    let raw = raw_sign_rate_with(&hsm, key, workers, seconds)?;
+    drop_throwaway(&runtime, cleanup)?;
+    println!(
+        "qcert bench tsa: {workers} workers, {seconds} s per measurement, in-process (no HTTP), SoftHSM2 P-384, registry {}",
+        if database == "sqlite" { "SQLite" } else { "PostgreSQL" }
+    );
+    println!("{:<36} {:>12} {:>10}", "measurement", "per second", "vs raw");
+    println!("{:<36} {raw:>12.1} {:>9.0}%", "raw HSM P-384 sign (TSU key)", 100.0);
+    println!("{:<36} {stamped:>12.1} {:>9.0}%", "time-stamp (parse, record, sign)", 100.0 * stamped / raw);
+    println!("tokens recorded in the registry: {recorded}");
     Ok(())
 }
 
@@ -656,6 +735,11 @@ fn make_csrs(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
 /// Baseline: P-384 signatures over a certificate-sized message, `workers` threads.
 fn raw_sign_rate(hsm: &Hsm, workers: usize, seconds: u64) -> anyhow::Result<f64> {
     let key = Arc::new(hsm.generate_key("bench-raw", KeyAlgorithm::EcP384)?);
+    raw_sign_rate_with(hsm, key, workers, seconds)
+}
+
+/// The same with an existing key.
+fn raw_sign_rate_with(hsm: &Hsm, key: Arc<qcert_hsm::KeyRef>, workers: usize, seconds: u64) -> anyhow::Result<f64> {
     let message = vec![0x5a; 900];
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

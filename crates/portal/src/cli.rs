@@ -743,7 +743,14 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let app = http::router(http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()));
+    let state = http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies());
+    if let Err(e) = state.tsa().await {
+        tracing::warn!(
+            error = %e,
+            "time-stamping (POST /tsa) answers 503 until the TSU exists: run `qcert ceremony tsa`"
+        );
+    }
+    let app = http::router(state);
     let h = &settings.config.http;
     let limits = crate::server::Limits {
         header_timeout: Duration::from_secs(h.header_timeout_secs),

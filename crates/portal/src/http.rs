@@ -32,6 +32,8 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     /// Peers whose X-Forwarded-For names the client (`orders.trusted_proxies`).
     trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// The time-stamping unit, loaded on first use (see [`AppState::tsa`]).
+    tsa: Arc<tokio::sync::OnceCell<qcert_ca_core::tsa::Tsa>>,
 }
 
 impl AppState {
@@ -48,7 +50,15 @@ impl AppState {
             csc,
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: Arc::new(Vec::new()),
+            tsa: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// The TSA (`Tsa::open`), loaded once it can be: until `qcert ceremony
+    /// tsa` has made the TSU certificate, every call says what is missing,
+    /// and the first call after the ceremony loads it (no restart needed).
+    pub async fn tsa(&self) -> Result<&qcert_ca_core::tsa::Tsa, CaError> {
+        self.tsa.get_or_try_init(|| qcert_ca_core::tsa::Tsa::open(&self.ca)).await
     }
 
     /// Trust X-Forwarded-For from these peers (reverse proxies) only.
@@ -119,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::renewal_api::routes())
         .merge(crate::holder_api::routes())
         .merge(crate::csc_api::routes())
+        .merge(crate::tsa_api::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

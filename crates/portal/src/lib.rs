@@ -16,3 +16,4 @@ pub mod orders_api;
 pub(crate) mod pages;
 pub mod renewal_api;
 pub mod server;
+pub mod tsa_api;

@@ -349,10 +349,15 @@ impl SignedCms {
         self.add_unsigned_attribute(attribute(ID_AA_SIGNATURE_TIME_STAMP_TOKEN, &token)?)
     }
 
+    /// The ContentInfo (id-signedData).
+    pub fn content_info(&self) -> Result<ContentInfo, CaError> {
+        let content = Any::encode_from(&self.signed_data).map_err(CaError::encoding)?;
+        Ok(ContentInfo { content_type: rfc5911::ID_SIGNED_DATA, content })
+    }
+
     /// The ContentInfo (id-signedData) DER.
     pub fn to_der(&self) -> Result<Vec<u8>, CaError> {
-        let content = Any::encode_from(&self.signed_data).map_err(CaError::encoding)?;
-        ContentInfo { content_type: rfc5911::ID_SIGNED_DATA, content }.to_der().map_err(CaError::encoding)
+        self.content_info()?.to_der().map_err(CaError::encoding)
     }
 
     /// The SignedData inside.

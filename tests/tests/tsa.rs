@@ -1,0 +1,273 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+//! The time-stamping authority end to end: `POST /tsa` on port 0, requests
+//! made by `openssl ts -query`, answers judged by `openssl ts -reply -text`
+//! and `openssl ts -verify`, the registry's record of each token, the
+//! in-process `Tsa::stamp`, and pyHanko signing a PDF with `--timestamp-url`
+//! at us and validating it as PAdES B-T. On SQLite and PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qcert_ca_core::ca::ServiceCert;
+use qcert_ca_core::cms::DigestAlgorithm;
+use qcert_ca_core::policy::CaKeySpec;
+use qcert_ca_core::tsa::Tsa;
+use qcert_ca_core::{ceremony, Ca};
+use qcert_tests::{
+    new_ca_at, new_desk, new_orders, on_both_stores, random_hex, run_ok, serve_orders_on, test_clock, venv_tool,
+    write_pem, TestDb,
+};
+
+const QUERY: &str = "application/timestamp-query";
+
+/// The TSU ceremony's code path: key `[tsa] key_label` on the CA's token,
+/// certificate from the issuing CA. Returns its PEM file.
+async fn make_tsu(ca: &Ca, dir: &Path) -> PathBuf {
+    let label = ca.policy().tsa.as_ref().unwrap().key_label.clone();
+    let spec = CaKeySpec {
+        common_name: "qcert Test Time-Stamping Unit".into(),
+        key_label: label,
+        key_algorithm: qcert_hsm::KeyAlgorithm::EcP384,
+        validity: time::Duration::days(3 * 365),
+    };
+    let made =
+        ceremony::service_certificate(ca.hsm(), ca.registry(), ca.policy(), &spec, ServiceCert::Tsa, &**ca.clock())
+            .await
+            .unwrap();
+    write_pem(dir, "tsa.pem", "CERTIFICATE", &made.der)
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    run_ok(Command::new("openssl").args(args).current_dir(dir))
+}
+
+async fn post(http: &reqwest::Client, base: &str, content_type: &str, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    let r = http.post(format!("{base}/tsa")).header("content-type", content_type).body(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, ct, r.bytes().await.unwrap().to_vec())
+}
+
+/// `openssl ts -query` for `data` with `args`, POSTed; the reply's file.
+async fn stamp_with_openssl(http: &reqwest::Client, base: &str, dir: &Path, args: &[&str]) -> PathBuf {
+    let name = random_hex(4);
+    let mut query = vec!["ts", "-query", "-data", "data.txt", "-out"];
+    let tsq = format!("{name}.tsq");
+    query.push(&tsq);
+    query.extend_from_slice(args);
+    openssl(dir, &query);
+    let (status, ct, body) = post(http, base, QUERY, std::fs::read(dir.join(&tsq)).unwrap()).await;
+    assert_eq!((status, ct.as_str()), (200, "application/timestamp-reply"), "{}", String::from_utf8_lossy(&body));
+    let tsr = dir.join(format!("{name}.tsr"));
+    std::fs::write(&tsr, body).unwrap();
+    tsr
+}
+
+fn reply_text(dir: &Path, tsr: &Path) -> String {
+    openssl(dir, &["ts", "-reply", "-text", "-in", tsr.to_str().unwrap()])
+}
+
+/// The value after `label` on its line of openssl's text.
+fn field<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines().find_map(|l| l.trim().strip_prefix(label)).unwrap_or_else(|| panic!("{label} in:\n{text}")).trim()
+}
+
+async fn time_stamping_authority(db: &TestDb) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (ca, _config) = new_ca_at(db, test_clock(), &base).await;
+    let desk = new_desk(&ca).await;
+    let server = serve_orders_on(listener, new_orders(&desk, [7u8; 32], &base)).await;
+    let http = reqwest::Client::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("data.txt"), b"the confirmation document, as the holder signed it\n").unwrap();
+    let h = ca.hierarchy();
+    std::fs::write(
+        dir.join("chain.pem"),
+        format!("{}{}", qcert_ca_core::pem("CERTIFICATE", &h.root), qcert_ca_core::pem("CERTIFICATE", &h.issuing)),
+    )
+    .unwrap();
+    write_pem(dir, "root.pem", "CERTIFICATE", &h.root);
+    let policy = ca.policy().tsa.as_ref().unwrap().policy_oid.to_string();
+
+    // Before the TSU ceremony: a problem that says what to do, not a 500.
+    openssl(dir, &["ts", "-query", "-data", "data.txt", "-sha256", "-out", "early.tsq"]);
+    let (status, ct, body) = post(&http, &server.base, QUERY, std::fs::read(dir.join("early.tsq")).unwrap()).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!((status, ct.as_str()), (503, "application/problem+json"), "{text}");
+    assert!(text.contains("qcert ceremony tsa"), "{text}");
+
+    // After it, the running server loads the TSU on the next request.
+    let tsa_pem = make_tsu(&ca, dir).await;
+    let before = ca.registry().time_stamp_count().await.unwrap();
+    for (md, with_cert) in [("-sha384", true), ("-sha256", false), ("-sha512", true)] {
+        let mut args = vec![md];
+        if with_cert {
+            args.push("-cert");
+        }
+        let tsr = stamp_with_openssl(&http, &server.base, dir, &args).await;
+        let text = reply_text(dir, &tsr);
+        assert!(text.contains("Status: Granted."), "{md}: {text}");
+        assert_eq!(field(&text, "Policy OID:"), policy, "{md}");
+        assert_eq!(field(&text, "Accuracy:"), "0x01 seconds, unspecified millis, unspecified micros", "{md}");
+        assert_eq!(field(&text, "Ordering:"), "no");
+        assert!(field(&text, "TSA:").contains("qcert Test Time-Stamping Unit"), "{md}: {text}");
+        let tsq = tsr.with_extension("tsq");
+        let query = openssl(dir, &["ts", "-query", "-text", "-in", tsq.to_str().unwrap()]);
+        assert_eq!(field(&text, "Nonce:"), field(&query, "Nonce:"), "{md}: nonce echoed");
+        assert_eq!(field(&text, "Hash Algorithm:"), md.trim_start_matches('-'), "{md}");
+
+        // The relying party's check: chain to our root, TSU as untrusted.
+        let verify = openssl(
+            dir,
+            &[
+                "ts",
+                "-verify",
+                "-data",
+                "data.txt",
+                "-in",
+                tsr.to_str().unwrap(),
+                "-CAfile",
+                "chain.pem",
+                "-untrusted",
+                tsa_pem.to_str().unwrap(),
+            ],
+        );
+        assert!(verify.contains("Verification: OK"), "{md}: {verify}");
+        // With certReq the TSU certificate travels in the token (no -untrusted needed).
+        if with_cert {
+            let verify = openssl(
+                dir,
+                &["ts", "-verify", "-data", "data.txt", "-in", tsr.to_str().unwrap(), "-CAfile", "chain.pem"],
+            );
+            assert!(verify.contains("Verification: OK"), "{md}: {verify}");
+        }
+        // Another document does not verify.
+        std::fs::write(dir.join("other.txt"), b"another document").unwrap();
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-data", "other.txt", "-in", tsr.to_str().unwrap(), "-CAfile", "chain.pem"])
+            .args(["-untrusted", tsa_pem.to_str().unwrap()])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{md}: a token verifies only its own imprint");
+
+        // The registry holds the token's serial, genTime from the clock, the imprint.
+        let serial = field(&text, "Serial number:").trim_start_matches("0x").to_ascii_lowercase();
+        let record = ca.registry().time_stamp(&serial).await.unwrap().unwrap_or_else(|| panic!("{serial} recorded"));
+        assert_eq!(record.gen_time, ca.clock().now().unix_timestamp());
+        assert_eq!(record.policy, policy);
+        let hash = match md {
+            "-sha256" => DigestAlgorithm::Sha256,
+            "-sha384" => DigestAlgorithm::Sha384,
+            _ => DigestAlgorithm::Sha512,
+        };
+        let data = std::fs::read(dir.join("data.txt")).unwrap();
+        assert_eq!(record.message_imprint, hex::encode(qcert_ca_core::cms::digest(hash, &data)), "{md}");
+    }
+    assert_eq!(ca.registry().time_stamp_count().await.unwrap(), before + 3, "one record per token");
+
+    // Refusals: each with its failInfo, a reason, and nothing recorded.
+    for (args, fail) in [
+        (&["-sha256", "-tspolicy", "1.2.3.4"][..], "the requested TSA policy is not supported by the TSA"),
+        (&["-md5"][..], "unrecognized or unsupported algorithm identifier"),
+        (&["-sha1"][..], "unrecognized or unsupported algorithm identifier"),
+    ] {
+        let tsr = stamp_with_openssl(&http, &server.base, dir, args).await;
+        let text = reply_text(dir, &tsr);
+        assert!(text.contains("Status: Rejected."), "{args:?}: {text}");
+        assert!(text.contains(fail), "{args:?}: {text}");
+        assert!(text.contains("TST info:\nNot included."), "{args:?}: {text}");
+    }
+    // Our own policy, asked for by name, is fine.
+    let tsr = stamp_with_openssl(&http, &server.base, dir, &["-sha256", "-tspolicy", &policy]).await;
+    assert!(reply_text(dir, &tsr).contains("Status: Granted."));
+    // Junk and a truncated request: badDataFormat, 200, a TimeStampResp.
+    let good = std::fs::read(dir.join("early.tsq")).unwrap();
+    for junk in [b"not DER at all".to_vec(), good[..good.len() - 3].to_vec(), Vec::new()] {
+        let (status, ct, body) = post(&http, &server.base, QUERY, junk).await;
+        assert_eq!((status, ct.as_str()), (200, "application/timestamp-reply"));
+        let tsr = dir.join("junk.tsr");
+        std::fs::write(&tsr, body).unwrap();
+        let text = reply_text(dir, &tsr);
+        assert!(
+            text.contains("Status: Rejected.") && text.contains("the data submitted has the wrong format"),
+            "{text}"
+        );
+    }
+    // A digest of the wrong length for its algorithm.
+    let mut short = good.clone();
+    let at = short.windows(2).position(|w| w == [0x04, 0x20]).unwrap();
+    short.splice(at..at + 2, [0x04, 0x1f]);
+    short.remove(at + 2);
+    short[1] -= 1;
+    short[3] -= 1;
+    let (_, _, body) = post(&http, &server.base, QUERY, short).await;
+    std::fs::write(dir.join("short.tsr"), body).unwrap();
+    let text = reply_text(dir, &dir.join("short.tsr"));
+    assert!(text.contains("Status: Rejected.") && text.contains("the data submitted has the wrong format"), "{text}");
+    assert_eq!(ca.registry().time_stamp_count().await.unwrap(), before + 4, "refusals record nothing");
+
+    // Another media type: a problem.
+    let (status, ct, _) = post(&http, &server.base, "application/octet-stream", good.clone()).await;
+    assert_eq!((status, ct.as_str()), (415, "application/problem+json"));
+
+    // In process (the countersign's path): a token over a digest.
+    let tsa = Tsa::open(&ca).await.unwrap();
+    let digest = qcert_ca_core::cms::digest(DigestAlgorithm::Sha384, b"a signature value");
+    let token = tsa.stamp(DigestAlgorithm::Sha384, &digest).await.unwrap();
+    std::fs::write(dir.join("token.der"), &token).unwrap();
+    let verify = openssl(
+        dir,
+        &["ts", "-verify", "-digest", &hex::encode(&digest), "-token_in", "-in", "token.der", "-CAfile", "chain.pem"],
+    );
+    assert!(verify.contains("Verification: OK"), "{verify}");
+    assert!(tsa.stamp(DigestAlgorithm::Sha384, &digest[1..]).await.is_err(), "a digest of the wrong length");
+
+    // pyHanko signs a PDF with a key of its own, time-stamped by us, and
+    // validates it as PAdES B-T with our root as the only trust anchor.
+    // (Revocation of the TSU's chain is fetched live: CRLs published first.)
+    ca.refresh_crls().await.unwrap();
+    pyhanko_b_t(dir, &server.base);
+    server.task.abort();
+}
+on_both_stores!(time_stamping_authority);
+
+fn pyhanko_b_t(dir: &Path, base: &str) {
+    // The signer: a key and self-signed certificate of pyHanko's user.
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "signer.key",
+            "-out",
+            "signer.pem",
+            "-subj",
+            "/CN=PDF signer",
+            "-days",
+            "30",
+            "-addext",
+            "keyUsage=critical,digitalSignature,nonRepudiation",
+        ],
+    );
+    let judge = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/pades_timestamp.py");
+    let out = Command::new(venv_tool("python3"))
+        .arg(judge)
+        .arg(format!("{base}/tsa"))
+        .arg(dir.join("root.pem"))
+        .arg(dir.join("signer.key"))
+        .arg(dir.join("signer.pem"))
+        .arg(dir.join("signed.pdf"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "B-T", "pyHanko: {text}");
+}
