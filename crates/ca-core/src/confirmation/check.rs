@@ -93,8 +93,8 @@ pub fn check_upload(upload: &[u8], prefilled_sha256: &str, prefilled_size: usize
     }
 
     let before = Document::load_mem(ours).map_err(|e| CaError::Internal(format!("the prefilled document: {e}")))?;
-    let after = Document::load_mem(upload)
-        .map_err(|_| refuse("the file is not a readable PDF (truncated or damaged)"))?;
+    let after =
+        Document::load_mem(upload).map_err(|_| refuse("the file is not a readable PDF (truncated or damaged)"))?;
     if after.trailer.has(b"Encrypt") {
         return Err(refuse("the file is encrypted"));
     }
@@ -119,7 +119,8 @@ fn prev_of_last_xref(upload: &[u8], xref_start: usize) -> Option<usize> {
     let section = upload.get(xref_start..)?;
     let at = section.windows(5).position(|w| w == b"/Prev")?;
     let rest = section.get(at + 5..)?;
-    let digits: Vec<u8> = rest.iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit()).copied().collect();
+    let digits: Vec<u8> =
+        rest.iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit()).copied().collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
@@ -207,9 +208,7 @@ fn same(a: &Object, b: &Object) -> bool {
         (Object::Dictionary(x), Object::Dictionary(y)) => same_dict(x, y, &[]),
         (Object::Stream(x), Object::Stream(y)) => x.content == y.content && same_dict(&x.dict, &y.dict, &[]),
         (Object::Real(x), Object::Real(y)) => (x - y).abs() < 1e-4,
-        (Object::Integer(x), Object::Real(y)) | (Object::Real(y), Object::Integer(x)) => {
-            (*x as f32 - y).abs() < 1e-4
-        }
+        (Object::Integer(x), Object::Real(y)) | (Object::Real(y), Object::Integer(x)) => (*x as f32 - y).abs() < 1e-4,
         _ => a == b,
     }
 }
@@ -346,7 +345,9 @@ fn signature(after: &Document, holder: &Dictionary, upload: &[u8], ours: usize) 
         })
     });
     if certifies {
-        return Err(refuse("the signature certifies the document against any change: sign it as an approval signature"));
+        return Err(refuse(
+            "the signature certifies the document against any change: sign it as an approval signature",
+        ));
     }
     let range: Vec<usize> = sig
         .get(b"ByteRange")
@@ -365,7 +366,8 @@ fn signature(after: &Document, holder: &Dictionary, upload: &[u8], ours: usize) 
         return Err(refuse("the signature's byte range does not cover the whole file except its /Contents"));
     };
     let hex_digits = gap.get(1..gap.len() - 1).unwrap_or_default();
-    let contents = sig.get(b"Contents").and_then(Object::as_str).map_err(|_| refuse("the signature has no /Contents"))?;
+    let contents =
+        sig.get(b"Contents").and_then(Object::as_str).map_err(|_| refuse("the signature has no /Contents"))?;
     let matches = gap.first() == Some(&b'<')
         && gap.last() == Some(&b'>')
         && hex_digits.iter().all(u8::is_ascii_hexdigit)
@@ -381,8 +383,8 @@ fn strip_padding(contents: &[u8]) -> Result<Vec<u8>, CaError> {
     let bad = || refuse("the signature's /Contents is not a CMS SignedData");
     let mut reader = der::SliceReader::new(contents).map_err(|_| bad())?;
     let header = der::Header::decode(&mut reader).map_err(|_| bad())?;
-    let total = usize::try_from(header.encoded_len().and_then(|h| h + header.length).map_err(|_| bad())?)
-        .map_err(|_| bad())?;
+    let total =
+        usize::try_from(header.encoded_len().and_then(|h| h + header.length).map_err(|_| bad())?).map_err(|_| bad())?;
     let (der, padding) = (contents.get(..total).ok_or_else(bad)?, contents.get(total..).unwrap_or_default());
     if padding.iter().any(|b| *b != 0) {
         return Err(bad());

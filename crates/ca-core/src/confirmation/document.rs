@@ -323,7 +323,14 @@ fn render(f: &CertificateFacts) -> Vec<u8> {
     let id = id.get(..16).unwrap_or_default().to_vec();
     pdf.set_file_id((id.clone(), id));
     pdf.catalog(CATALOG).pages(PAGES).pair(Name(b"AcroForm"), ACROFORM);
-    pdf.indirect(ACROFORM).start::<pdf_writer::writers::Form>().fields([HOLDER, QTSP]);
+    // SigFlags SignaturesExist | AppendOnly from the start: viewers save the
+    // holder's signature as an incremental update, and the signing adds
+    // nothing to the AcroForm (pyHanko's diff policy would call a new
+    // /SigFlags suspicious).
+    pdf.indirect(ACROFORM)
+        .start::<pdf_writer::writers::Form>()
+        .fields([HOLDER, QTSP])
+        .sig_flags(pdf_writer::types::SigFlags::SIGNATURES_EXIST | pdf_writer::types::SigFlags::APPEND_ONLY);
     pdf.pages(PAGES).kids([PAGE]).count(1);
     let mut page = pdf.page(PAGE);
     page.parent(PAGES).media_box(PAGE_BOX).contents(CONTENT).annotations([HOLDER, QTSP]);

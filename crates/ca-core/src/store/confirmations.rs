@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{CertificateRecord, Registry, StoreError, CERT_COLUMNS};
+use super::{Registry, StoreError};
 
 /// One certificate's confirmation document as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,19 +84,5 @@ impl Registry {
             return Err(StoreError::NotFound(serial.to_owned()));
         }
         Ok(())
-    }
-
-    /// The newest issued, unrevoked certificate of a service `profile`
-    /// (`qtsp-seal`, `tsa`) made by a ceremony.
-    pub async fn service_certificate(&self, profile: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CERT_COLUMNS} FROM certificates WHERE profile = $1 AND status = 'issued' \
-             AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = certificates.serial) \
-             ORDER BY not_before DESC, serial LIMIT 1"
-        ))
-        .bind(profile)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| super::record(&r)).transpose()
     }
 }
