@@ -186,7 +186,12 @@ impl Confirmations {
 
     /// Our TSA's token over `digest` (SHA-384), in process.
     async fn time_stamp(&self, digest: Vec<u8>) -> Result<Vec<u8>, CaError> {
-        let tsa = self.tsa.get_or_try_init(|| Tsa::open(self.orders.ca())).await?;
+        let tsa = self.tsa.get_or_try_init(|| Tsa::open(self.orders.ca())).await.map_err(|e| match e {
+            CaError::NotFound(why) | CaError::Conflict(why) => {
+                CaError::NotConfigured(format!("the countersign needs the time-stamping authority: {why}"))
+            }
+            other => other,
+        })?;
         tsa.stamp(DigestAlgorithm::Sha384, &digest).await
     }
 
