@@ -93,8 +93,11 @@ pub fn check_upload(upload: &[u8], prefilled_sha256: &str, prefilled_size: usize
     }
 
     let before = Document::load_mem(ours).map_err(|e| CaError::Internal(format!("the prefilled document: {e}")))?;
+    // lopdf is a third-party parser of outsider input: a panic in it is a
+    // refusal too, never a dropped connection.
+    let unreadable = || refuse("the file is not a readable PDF (truncated or damaged)");
     let after =
-        Document::load_mem(upload).map_err(|_| refuse("the file is not a readable PDF (truncated or damaged)"))?;
+        std::panic::catch_unwind(|| Document::load_mem(upload)).map_err(|_| unreadable())?.map_err(|_| unreadable())?;
     if after.trailer.has(b"Encrypt") {
         return Err(refuse("the file is encrypted"));
     }
@@ -361,7 +364,8 @@ fn signature(after: &Document, holder: &Dictionary, upload: &[u8], ours: usize) 
         return Err(refuse("the signature's byte range is not four numbers starting at 0"));
     };
     let (a, b, c) = (*a, *b, *c);
-    let gap = upload.get(a..b).filter(|_| b.checked_add(c) == Some(upload.len()) && a >= ours && b > a + 1);
+    let gap =
+        upload.get(a..b).filter(|_| b.checked_add(c) == Some(upload.len()) && a >= ours && b > a.saturating_add(1));
     let Some(gap) = gap else {
         return Err(refuse("the signature's byte range does not cover the whole file except its /Contents"));
     };

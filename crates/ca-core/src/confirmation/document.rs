@@ -133,8 +133,12 @@ impl Prefilled {
 
 /// Build the prefilled document of the certificate `der`.
 pub fn prefilled(der: &[u8]) -> Result<Prefilled, CaError> {
-    let facts = CertificateFacts::from_der(der)?;
-    Ok(Prefilled { file_name: facts.file_name(), pdf: render(&facts) })
+    Ok(prefilled_from(&CertificateFacts::from_der(der)?))
+}
+
+/// The prefilled document showing `facts`.
+pub fn prefilled_from(facts: &CertificateFacts) -> Prefilled {
+    Prefilled { file_name: facts.file_name(), pdf: render(facts) }
 }
 
 fn date(unix: i64) -> String {

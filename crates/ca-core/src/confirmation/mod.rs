@@ -14,7 +14,7 @@ pub mod check;
 pub mod document;
 
 pub use check::{check_upload, HolderSignature, MAX_UPLOAD};
-pub use document::{prefilled, CertificateFacts, Prefilled, HOLDER_FIELD, QTSP_FIELD};
+pub use document::{prefilled, prefilled_from, CertificateFacts, Prefilled, HOLDER_FIELD, QTSP_FIELD};
 pub mod countersign;
 
 use std::sync::Arc;
