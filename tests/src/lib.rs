@@ -511,3 +511,38 @@ pub async fn issue_cloud_order(
     let serial = v["serial"].as_str().expect("serial").to_owned();
     CloudHolder { order_id: id, order_url: url, secret, secret_base32, serial }
 }
+
+/// A seal or TSU key and certificate on `ca`'s token, made by the code
+/// path of `qcert ceremony seal` / `qcert ceremony tsa` (P-384, 3 years);
+/// the certificate's DER.
+pub async fn service_certificate(
+    ca: &Ca,
+    kind: qcert_ca_core::ca::ServiceCert,
+    key_label: &str,
+    common_name: &str,
+) -> Vec<u8> {
+    let spec = qcert_ca_core::policy::CaKeySpec {
+        common_name: common_name.into(),
+        key_label: key_label.into(),
+        key_algorithm: qcert_hsm::KeyAlgorithm::EcP384,
+        validity: time::Duration::days(3 * 365),
+    };
+    qcert_ca_core::ceremony::service_certificate(ca.hsm(), ca.registry(), ca.policy(), &spec, kind, &**ca.clock())
+        .await
+        .expect("service certificate")
+        .der
+}
+
+/// poppler's `pdfsig` on `pdf` with an NSS database (made in `dir` on
+/// first use) that trusts `root`: its output.
+pub fn pdfsig(dir: &Path, root: &Path, pdf: &Path) -> String {
+    let nss = dir.join("nss");
+    if !nss.exists() {
+        std::fs::create_dir_all(&nss).unwrap();
+        let db = format!("sql:{}", nss.display());
+        run_ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+        run_ok(Command::new("certutil").args(["-A", "-n", "qcert-root", "-t", "CT,C,C", "-d", &db, "-i"]).arg(root));
+    }
+    let out = Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(pdf).output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

@@ -10,7 +10,6 @@
 //! a revoked or expired certificate neither authorizes nor signs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::Engine as _;
 use qcert_ca_core::orders::CodeLimits;
@@ -196,25 +195,6 @@ async fn pyhanko_validate(root: &Path, pdf: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// poppler's `pdfsig` with an NSS database that trusts our root.
-async fn pdfsig(dir: &Path, root: &Path, pdf: &Path) -> String {
-    let nss = dir.join("nss");
-    if !nss.exists() {
-        std::fs::create_dir_all(&nss).unwrap();
-        let db = format!("sql:{}", nss.display());
-        run_ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        run_ok(Command::new("certutil").args(["-A", "-n", "qcert-root", "-t", "CT,C,C", "-d", &db, "-i"]).arg(root));
-    }
-    let out = tokio::process::Command::new("pdfsig")
-        .arg("-nssdir")
-        .arg(format!("sql:{}", nss.display()))
-        .arg(pdf)
-        .output()
-        .await
-        .expect("pdfsig");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 on_both_stores!(pyhanko_signs_a_pades_pdf_through_csc_and_validators_agree);
 async fn pyhanko_signs_a_pades_pdf_through_csc_and_validators_agree(db: &TestDb) {
     let w = world(db).await;
@@ -234,7 +214,7 @@ async fn pyhanko_signs_a_pades_pdf_through_csc_and_validators_agree(db: &TestDb)
     assert!(text.contains(":INTACT:TRUSTED"), "{text}");
     let bytes = std::fs::read(&pdf).unwrap();
     assert!(bytes.windows(20).any(|w| w == b"/ETSI.CAdES.detached"), "a PAdES signature");
-    let poppler = pdfsig(w.dir.path(), &root, &pdf).await;
+    let poppler = pdfsig(w.dir.path(), &root, &pdf);
     assert!(poppler.contains("Signature is Valid."), "{poppler}");
     assert!(poppler.contains("Certificate is Trusted."), "{poppler}");
     assert!(poppler.contains("SHA-384") || poppler.contains("SHA384"), "{poppler}");

@@ -11,9 +11,8 @@ use std::process::Command;
 use der::Decode;
 use qcert_ca_core::ca::ServiceCert;
 use qcert_ca_core::cms::DigestAlgorithm;
-use qcert_ca_core::policy::CaKeySpec;
 use qcert_ca_core::tsa::Tsa;
-use qcert_ca_core::{ceremony, Ca};
+use qcert_ca_core::Ca;
 use qcert_tests::{
     new_ca_at, new_desk, new_orders, on_both_stores, random_hex, run_ok, serve_orders_on, test_clock, venv_tool,
     write_pem, TestDb,
@@ -25,17 +24,8 @@ const QUERY: &str = "application/timestamp-query";
 /// certificate from the issuing CA. Returns its PEM file.
 async fn make_tsu(ca: &Ca, dir: &Path) -> PathBuf {
     let label = ca.policy().tsa.as_ref().unwrap().key_label.clone();
-    let spec = CaKeySpec {
-        common_name: "qcert Test Time-Stamping Unit".into(),
-        key_label: label,
-        key_algorithm: qcert_hsm::KeyAlgorithm::EcP384,
-        validity: time::Duration::days(3 * 365),
-    };
-    let made =
-        ceremony::service_certificate(ca.hsm(), ca.registry(), ca.policy(), &spec, ServiceCert::Tsa, &**ca.clock())
-            .await
-            .unwrap();
-    write_pem(dir, "tsa.pem", "CERTIFICATE", &made.der)
+    let der = qcert_tests::service_certificate(ca, ServiceCert::Tsa, &label, "qcert Test Time-Stamping Unit").await;
+    write_pem(dir, "tsa.pem", "CERTIFICATE", &der)
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> String {

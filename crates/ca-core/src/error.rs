@@ -41,6 +41,12 @@ pub enum CaError {
     /// A holder's signed request failed verification.
     #[error("signed request refused: {0}")]
     SignatureRefused(String),
+    /// An uploaded confirmation document was refused (the reason is for the holder).
+    #[error("confirmation document refused: {0}")]
+    DocumentRefused(String),
+    /// A service this home lacks (names the command that makes it).
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("unknown certificate profile {0:?}")]
     UnknownProfile(String),
     #[error("validity of {0} years is not offered (allowed: {1})")]
@@ -95,6 +101,7 @@ impl CaError {
                 | CaError::RateLimited { .. }
                 | CaError::AuthenticatorLocked
                 | CaError::SignatureRefused(_)
+                | CaError::DocumentRefused(_)
         )
     }
 }

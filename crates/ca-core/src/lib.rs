@@ -9,6 +9,7 @@ pub mod ca;
 pub mod ceremony;
 pub mod clock;
 pub mod cms;
+pub mod confirmation;
 pub mod conformance;
 pub mod crl;
 pub mod csc;

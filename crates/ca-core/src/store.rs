@@ -4,6 +4,7 @@
 //! the URL; migrations are per database in `migrations/{sqlite,postgres}`.
 
 pub mod audit;
+pub mod confirmations;
 pub mod credentials;
 pub mod csc;
 pub mod deliveries;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 use qcert_ca_core::{Ca, Clock, Holder, KeySource, Policy, Registry, SystemClock, ValidityYears};
-use qcert_hsm::{Hsm, KeyAlgorithm, SignatureAlgorithm};
+use qcert_hsm::{DigestAlgorithm, Hsm, KeyAlgorithm, SignatureAlgorithm};
 use rand::RngCore;
 use secrecy::SecretString;
 
@@ -97,6 +97,19 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// Confirmation documents countersigned per second in-process (the PDF
+    /// update, the CMS signed by the seal key, the signature-time-stamp
+    /// recorded and signed by our TSA), next to raw HSM signing with the
+    /// seal key.
+    Confirm {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Issuance per second next to raw HSM signatures per second.
     Issue {
         /// Concurrent workers (threads for raw signing, tasks for issuance).
@@ -119,6 +132,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
         BenchCommand::Csc { seconds, database } => csc(seconds, &database),
         BenchCommand::Tsa { workers, seconds, database } => tsa(workers.max(1), seconds, &database),
+        BenchCommand::Confirm { workers, seconds, database } => confirm(workers.max(1), seconds, &database),
         BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
         BenchCommand::Notifier { certificates, due_every, renewals, database } => {
             notifier(certificates, due_every.max(1), renewals, &database)
@@ -358,21 +372,8 @@ fn tsa(workers: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
     let measured = runtime.block_on(async {
         let ca = env.ca(&hsm, &url, 8).await?;
         let policy = ca.policy().tsa.clone().context("ca.toml has no [tsa]")?;
-        let spec = qcert_ca_core::policy::CaKeySpec {
-            common_name: "qcert Bench Time-Stamping Unit".into(),
-            key_label: policy.key_label.clone(),
-            key_algorithm: KeyAlgorithm::EcP384,
-            validity: time::Duration::days(365),
-        };
-        qcert_ca_core::ceremony::service_certificate(
-            &hsm,
-            ca.registry(),
-            ca.policy(),
-            &spec,
-            qcert_ca_core::ca::ServiceCert::Tsa,
-            &**ca.clock(),
-        )
-        .await?;
+        service_key(&ca, qcert_ca_core::ca::ServiceCert::Tsa, &policy.key_label, "qcert Bench Time-Stamping Unit")
+            .await?;
         let tsa = Tsa::open(&ca).await?;
         let stamped = rate(workers, seconds, {
             let (tsa, request) = (tsa.clone(), request.clone());
@@ -402,6 +403,83 @@ fn tsa(workers: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
     println!("{:<36} {raw:>12.1} {:>9.0}%", "raw HSM P-384 sign (TSU key)", 100.0);
     println!("{:<36} {stamped:>12.1} {:>9.0}%", "time-stamp (parse, record, sign)", 100.0 * stamped / raw);
     println!("tokens recorded in the registry: {recorded}");
+    Ok(())
+}
+
+/// A seal or TSU key and certificate on `ca`'s token (the code path of
+/// `qcert ceremony seal` / `tsa`).
+async fn service_key(
+    ca: &Ca,
+    kind: qcert_ca_core::ca::ServiceCert,
+    key_label: &str,
+    common_name: &str,
+) -> anyhow::Result<()> {
+    let spec = qcert_ca_core::policy::CaKeySpec {
+        common_name: common_name.into(),
+        key_label: key_label.into(),
+        key_algorithm: KeyAlgorithm::EcP384,
+        validity: time::Duration::days(365),
+    };
+    qcert_ca_core::ceremony::service_certificate(ca.hsm(), ca.registry(), ca.policy(), &spec, kind, &**ca.clock())
+        .await?;
+    Ok(())
+}
+
+/// `qcert bench confirm`: the countersign of a confirmation document.
+fn confirm(workers: usize, seconds: u64, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::ca::ServiceCert;
+    use qcert_ca_core::confirmation::{Seal, SEAL_KEY_LABEL};
+    use qcert_ca_core::tsa::Tsa;
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let hsm = env.token("confirm")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 0)?;
+    let csr = make_csrs(env.dir.path(), 1)?.pop().context("no CSR")?;
+    let (countersigned, size) = runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 8).await?;
+        let tsu_label = ca.policy().tsa.clone().context("ca.toml has no [tsa]")?.key_label;
+        service_key(&ca, ServiceCert::Tsa, &tsu_label, "qcert Bench Time-Stamping Unit").await?;
+        service_key(&ca, ServiceCert::Seal, SEAL_KEY_LABEL, "qcert Bench Seal").await?;
+        let holder = Holder::parse("Ana", "Bench", "ana.bench@example.ro", "RO", "1900101123457")?;
+        let issued = ca.issue("qcp-n-qscd", &holder, ValidityYears::new(1)?, KeySource::Csr(csr)).await?;
+        // The prefilled document stands in for the holder's signed upload:
+        // the countersign's work does not depend on the holder's field.
+        let pdf = Arc::new(qcert_ca_core::confirmation::prefilled(&issued.der)?.pdf);
+        let (seal, tsa) = (Arc::new(Seal::load(&ca).await?), Tsa::open(&ca).await?);
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        let first = tsa.clone();
+        let size =
+            seal.countersign(&pdf, at, |d| async move { first.stamp(DigestAlgorithm::Sha384, &d).await }).await?.len();
+        let rate = rate(workers, seconds, {
+            let tsa = tsa.clone();
+            move |_, _| {
+                let (seal, tsa, pdf) = (seal.clone(), tsa.clone(), pdf.clone());
+                async move {
+                    let stamp = |d: Vec<u8>| async move { tsa.stamp(DigestAlgorithm::Sha384, &d).await };
+                    seal.countersign(&pdf, at, stamp).await?;
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+        ca.registry().close().await;
+        anyhow::Ok((rate, size))
+    })?;
+    let key = Arc::new(hsm.find_key(SEAL_KEY_LABEL)?);
+    let raw = raw_sign_rate_with(&hsm, key, workers, seconds)?;
+    drop_throwaway(&runtime, cleanup)?;
+    println!(
+        "qcert bench confirm: {workers} workers, {seconds} s per measurement, in-process (no HTTP), SoftHSM2 P-384, registry {}",
+        if database == "sqlite" { "SQLite" } else { "PostgreSQL" }
+    );
+    println!("{:<44} {:>12} {:>10}", "measurement", "per second", "vs raw");
+    println!("{:<44} {raw:>12.1} {:>9.0}%", "raw HSM P-384 sign (seal key)", 100.0);
+    println!(
+        "{:<44} {countersigned:>12.1} {:>9.0}%",
+        "countersign (PDF update, seal CMS, TSA token)",
+        100.0 * countersigned / raw
+    );
+    println!("confirmare.pdf size: {size} bytes (two HSM signatures per countersign: seal and TSA)");
     Ok(())
 }
 

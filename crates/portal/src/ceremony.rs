@@ -806,7 +806,7 @@ fn add_months(t: time::OffsetDateTime, months: u32) -> time::OffsetDateTime {
 }
 
 /// The ceremonies `qcert init` runs on a fresh embedded home, in order.
-pub const INIT_SEQUENCE: [&str; 6] = ["init-token", "root", "issuing-ca", "ocsp-responder", "arl", "tsa"];
+pub const INIT_SEQUENCE: [&str; 7] = ["init-token", "root", "issuing-ca", "ocsp-responder", "arl", "tsa", "seal"];
 
 /// Run one ceremony as a child process of this binary (each opens only
 /// the token store it needs).

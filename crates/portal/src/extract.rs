@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::http::{body_too_large, Problem};
+use crate::http::{body_limit, body_too_large, Problem};
 
 /// A JSON body (`Content-Type: application/json` or `…+json`).
 #[derive(Debug)]
@@ -213,7 +213,7 @@ fn has_nul_escape(body: &[u8]) -> bool {
     false
 }
 
-/// A raw body, at most `http::MAX_BODY` bytes.
+/// A raw body, at most `http::body_limit` bytes for its path.
 #[derive(Debug)]
 pub struct ApiBytes(pub Bytes);
 
@@ -222,6 +222,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let timeout = req.extensions().get::<crate::server::BodyTimeout>().map(|t| t.0);
+        let limit = body_limit(req.uri().path());
         let read = Bytes::from_request(req, state);
         let read = match timeout {
             Some(t) => match tokio::time::timeout(t, read).await {
@@ -242,7 +243,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
         };
         match read {
             Ok(b) => Ok(ApiBytes(b)),
-            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large(limit)),
             Err(_) => Err(Problem::typed(
                 StatusCode::BAD_REQUEST,
                 "malformed-request",

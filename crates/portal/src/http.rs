@@ -29,6 +29,8 @@ pub struct AppState {
     pub operators: Operators,
     /// Remote signing (CSC API) over the orders.
     pub csc: qcert_ca_core::csc::RemoteSigning,
+    /// Confirmation documents (prefilled, checked, countersigned).
+    pub confirmations: qcert_ca_core::confirmation::Confirmations,
     metrics: Arc<Metrics>,
     /// Peers whose X-Forwarded-For names the client (`orders.trusted_proxies`).
     trusted_proxies: Arc<Vec<std::net::IpAddr>>,
@@ -42,7 +44,10 @@ impl AppState {
         let ca = desk.ca().clone();
         let operators = Operators::new(ca.registry().clone(), ca.clock().clone());
         let csc = qcert_ca_core::csc::RemoteSigning::new(orders.clone());
+        let tsa = Arc::new(tokio::sync::OnceCell::new());
+        let confirmations = qcert_ca_core::confirmation::Confirmations::new(orders.clone(), tsa.clone());
         AppState {
+            confirmations,
             ca,
             desk,
             orders,
@@ -50,7 +55,7 @@ impl AppState {
             csc,
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: Arc::new(Vec::new()),
-            tsa: Arc::new(tokio::sync::OnceCell::new()),
+            tsa,
         }
     }
 
@@ -130,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::holder_api::routes())
         .merge(crate::csc_api::routes())
         .merge(crate::tsa_api::routes())
+        .merge(crate::confirmation_api::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -252,6 +258,10 @@ impl IntoResponse for ApiError {
             }
             CaError::AuthenticatorLocked => (StatusCode::LOCKED, "authenticator-locked", "Authenticator locked"),
             CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
+            CaError::DocumentRefused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "document-refused", "Confirmation document refused")
+            }
+            CaError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-configured", "Service not set up"),
             CaError::RateLimited { retry_after_secs } => {
                 let mut p = Problem::typed(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts", detail);
                 p.retry_after = Some(*retry_after_secs);
@@ -275,18 +285,28 @@ async fn openapi() -> Response {
 /// The OpenAPI document (kept beside the code; a test checks every path in it is routed).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// A body over [`MAX_BODY`], announced or sent.
-pub(crate) fn body_too_large() -> Problem {
+/// The largest body a path takes: [`MAX_BODY`], but a signed confirmation
+/// document may be up to `confirmation::MAX_UPLOAD`.
+pub(crate) fn body_limit(path: &str) -> usize {
+    if path.starts_with("/api/v1/orders/") && path.ends_with("/confirmation") {
+        qcert_ca_core::confirmation::MAX_UPLOAD
+    } else {
+        MAX_BODY
+    }
+}
+
+/// A body over [`body_limit`], announced or sent.
+pub(crate) fn body_too_large(limit: usize) -> Problem {
     Problem::typed(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Request body too large",
-        Some(format!("at most {MAX_BODY} bytes")),
+        Some(format!("at most {limit} bytes")),
     )
 }
 
 /// The router's outermost layer: a body announced (Content-Length) over
-/// [`MAX_BODY`] is refused before a byte of it is read (and, for
+/// [`body_limit`] is refused before a byte of it is read (and, for
 /// `Expect: 100-continue`, before the client is told to send it).
 async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let announced = request
@@ -294,8 +314,9 @@ async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY as u64) {
-        return body_too_large().into_response();
+    let limit = body_limit(request.uri().path());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return body_too_large(limit).into_response();
     }
     next.run(request).await
 }
