@@ -596,6 +596,28 @@ impl Hsm {
         Ok(out)
     }
 
+    /// The labels of the key pairs on the token (private keys; holder
+    /// keys, `holder-…`, left out).
+    pub fn key_labels(&self) -> Result<Vec<String>, HsmError> {
+        let lease = self.checkout()?;
+        let handles = match lease.session().find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]) {
+            Ok(h) => h,
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            match lease.session().get_attributes(h, &[AttributeType::Label]) {
+                Ok(attrs) => out.extend(attrs.into_iter().filter_map(|a| match a {
+                    Attribute::Label(l) => Some(String::from_utf8_lossy(&l).into_owned()),
+                    _ => None,
+                })),
+                Err(e) => return Err(lease.fail("read key label", e)),
+            }
+        }
+        out.retain(|l| !is_holder_label(l));
+        Ok(out)
+    }
+
     /// Delete the certificate objects labelled `label` (not the key pair).
     /// Returns how many were deleted.
     pub fn delete_certificates(&self, label: &str) -> Result<usize, HsmError> {

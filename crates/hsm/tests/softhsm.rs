@@ -195,6 +195,9 @@ fn a_certificate_object_is_stored_next_to_its_key_listed_and_deleted() {
     hsm.generate_key("signing-2026", KeyAlgorithm::EcP256).expect("key");
     hsm.generate_key("signing-2027", KeyAlgorithm::EcP256).expect("key");
     hsm.store_certificate("signing-2026", &der, &subject).expect("store");
+    let mut labels = hsm.key_labels().expect("labels");
+    labels.sort();
+    assert_eq!(labels, ["signing-2026", "signing-2027"]);
     let err = hsm.store_certificate("signing-2026", &der, &subject).expect_err("one certificate per label");
     assert!(matches!(err, HsmError::KeyExists(_)), "{err:?}");
     hsm.store_certificate("signing-2027", b"\x30\x00", &subject).expect("store");

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod ceremony;
 pub mod cli;
 pub mod config;
+pub mod enroll;
 pub mod csc_api;
 pub mod extract;
 pub mod holder_api;
