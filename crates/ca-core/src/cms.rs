@@ -1,13 +1,16 @@
-//! Verification of a CMS SignedData (RFC 5652) sent by a holder who signs
-//! with the key of their current end-entity certificate, as made by
-//! `openssl cms -sign -nodetach -binary` (DER or PEM). Used for holder
-//! self-revocation and renewal requests.
+//! CMS SignedData (RFC 5652). Verification of what a holder signs with the
+//! key of their current end-entity certificate, as made by
+//! `openssl cms -sign -nodetach -binary` (DER or PEM): holder
+//! self-revocation and renewal requests ([`verify_signed_data`]), detached
+//! signatures such as a PDF's ([`verify_detached`]), other content types
+//! such as time-stamp tokens ([`verify_signed_content`]). Making them with a
+//! key on the HSM: [`SignedDataBuilder`].
 //!
 //! The signer is the certificate we hold in the registry, passed in by the
 //! caller: certificates carried in the message are never looked at. Whether
 //! that certificate is still valid and unrevoked is the caller's business.
 //!
-//! Accepted: one SignerInfo, attached `id-data` content, signed attributes
+//! Accepted: one SignerInfo, attached `id-data` content (or as asked), signed attributes
 //! (content-type, message-digest, optional signing-time), digests SHA-256/384/512,
 //! ECDSA on P-256/P-384, RSA PKCS#1 v1.5 and RSASSA-PSS. The message must be
 //! DER: indefinite-length BER (`openssl cms -sign -stream`, S/MIME) is refused.
@@ -49,6 +52,8 @@ pub enum CmsError {
     SignerCount(usize),
     #[error("the request does not contain the signed content (detached signatures are not accepted)")]
     Detached,
+    #[error("the signature must be detached (it carries its content)")]
+    Attached,
     #[error("the signed content must be of type id-data (it is {0})")]
     ContentType(ObjectIdentifier),
     #[error("the request was not signed by certificate {serial}")]
@@ -63,9 +68,43 @@ pub enum CmsError {
     BadSignature,
 }
 
+mod builder;
+
+pub use builder::{
+    attribute, digest, digest_algorithm_of, digest_identifier, digest_oid, signature_identifier, Content, DigestSigner,
+    EssCertIdV2, IssuerSerial, SignedCms, SignedDataBuilder, SigningCertificateV2, ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
+    ID_AA_SIGNING_CERTIFICATE_V2, ID_CT_TST_INFO,
+};
+pub use qcert_hsm::DigestAlgorithm;
+
 /// Verify `input` (DER, or PEM labelled `CMS` or `PKCS7`) was signed by the
 /// key of `signer`, and return the content it carries.
 pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified, CmsError> {
+    verify(input, signer, rfc5911::ID_DATA, None)
+}
+
+/// Verify an attached SignedData whose eContentType is `content_type`
+/// (e.g. [`ID_CT_TST_INFO`] for a time-stamp token) signed by `signer`.
+pub fn verify_signed_content(
+    input: &[u8],
+    signer: &Certificate,
+    content_type: ObjectIdentifier,
+) -> Result<Verified, CmsError> {
+    verify(input, signer, content_type, None)
+}
+
+/// Verify a detached SignedData (eContent absent, id-data) over `content`
+/// (for a PDF: the bytes its ByteRange covers) signed by `signer`.
+pub fn verify_detached(input: &[u8], signer: &Certificate, content: &[u8]) -> Result<Verified, CmsError> {
+    verify(input, signer, rfc5911::ID_DATA, Some(content))
+}
+
+fn verify(
+    input: &[u8],
+    signer: &Certificate,
+    content_type: ObjectIdentifier,
+    detached: Option<&[u8]>,
+) -> Result<Verified, CmsError> {
     if input.len() > MAX_INPUT {
         return Err(CmsError::TooLarge);
     }
@@ -81,16 +120,15 @@ pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified
         other => return Err(CmsError::SignerCount(other.len())),
     };
     let encap = &signed_data.encap_content_info;
-    if encap.econtent_type != rfc5911::ID_DATA {
+    if encap.econtent_type != content_type {
         return Err(CmsError::ContentType(encap.econtent_type));
     }
-    let content = encap
-        .econtent
-        .as_ref()
-        .ok_or(CmsError::Detached)?
-        .decode_as::<OctetString>()
-        .map_err(not_signed_data)?
-        .into_bytes();
+    let content = match (&encap.econtent, detached) {
+        (Some(econtent), None) => econtent.decode_as::<OctetString>().map_err(not_signed_data)?.into_bytes(),
+        (None, Some(external)) => external.to_vec(),
+        (None, None) => return Err(CmsError::Detached),
+        (Some(_), Some(_)) => return Err(CmsError::Attached),
+    };
 
     if !signed_by(&signer_info.sid, signer) {
         return Err(CmsError::WrongSigner { serial: hex::encode(signer.tbs_certificate.serial_number.as_bytes()) });
@@ -102,8 +140,11 @@ pub fn verify_signed_data(input: &[u8], signer: &Certificate) -> Result<Verified
         .as_ref()
         .ok_or_else(|| CmsError::SignedAttributes("missing (they are required)".into()))?;
     let signed = SignedAttrs::read(attrs)?;
-    if signed.content_type != rfc5911::ID_DATA {
-        return Err(CmsError::SignedAttributes(format!("content-type is {}, expected id-data", signed.content_type)));
+    if signed.content_type != content_type {
+        return Err(CmsError::SignedAttributes(format!(
+            "content-type is {}, expected {content_type}",
+            signed.content_type
+        )));
     }
     if signed.message_digest != hash.digest(&content) {
         return Err(CmsError::DigestMismatch);
@@ -195,12 +236,12 @@ impl Hash {
     }
 
     fn digest(self, m: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        match self {
-            Hash::Sha256 => sha2::Sha256::digest(m).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(m).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(m).to_vec(),
-        }
+        let algorithm = match self {
+            Hash::Sha256 => DigestAlgorithm::Sha256,
+            Hash::Sha384 => DigestAlgorithm::Sha384,
+            Hash::Sha512 => DigestAlgorithm::Sha512,
+        };
+        digest(algorithm, m)
     }
 
     fn pkcs1v15(self) -> rsa::Pkcs1v15Sign {

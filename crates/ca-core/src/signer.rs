@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use qcert_hsm::{Hsm, KeyRef, SignatureAlgorithm};
+use qcert_hsm::{DigestAlgorithm, Hsm, KeyRef, SignatureAlgorithm};
 use spki::AlgorithmIdentifierOwned;
 
 use crate::error::CaError;
@@ -72,6 +72,32 @@ impl CaSigner {
         let result = self.hsm.sign(&self.key, self.algorithm, message);
         SIGN_LATENCY.observe(start.elapsed().as_secs_f64(), result.is_ok());
         Ok(result?)
+    }
+
+    /// Sign a digest the caller computed (CMS signed attributes, whose
+    /// digest algorithm the SignedData chooses), on the calling thread.
+    pub fn sign_digest_blocking(&self, algorithm: DigestAlgorithm, digest: &[u8]) -> Result<Vec<u8>, CaError> {
+        let start = Instant::now();
+        let result = self.hsm.sign_digest(&self.key, algorithm, digest);
+        SIGN_LATENCY.observe(start.elapsed().as_secs_f64(), result.is_ok());
+        Ok(result?)
+    }
+}
+
+impl crate::cms::DigestSigner for CaSigner {
+    fn key_algorithm(&self) -> qcert_hsm::KeyAlgorithm {
+        self.key.algorithm()
+    }
+
+    fn spki_der(&self) -> &[u8] {
+        self.key.spki_der()
+    }
+
+    async fn sign_digest(&self, algorithm: DigestAlgorithm, digest: Vec<u8>) -> Result<Vec<u8>, CaError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.sign_digest_blocking(algorithm, &digest))
+            .await
+            .map_err(|e| CaError::Internal(format!("signing task failed: {e}")))?
     }
 }
 

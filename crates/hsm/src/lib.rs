@@ -387,6 +387,19 @@ impl Hsm {
         digest_algorithm: DigestAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
+        self.sign_digest(&key.0, digest_algorithm, digest)
+    }
+
+    /// Sign a digest computed by the caller with a service key (a CMS
+    /// SignedData's signed attributes, hashed with its digestAlgorithm): ECDSA
+    /// over the digest (answered DER-encoded), RSA PKCS#1 v1.5 over its
+    /// DigestInfo. Holder keys are not `KeyRef`s, so they never get here.
+    pub fn sign_digest(
+        &self,
+        key: &KeyRef,
+        digest_algorithm: DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
         if digest.len() != digest_algorithm.octets() {
             return Err(HsmError::Encoding(format!(
                 "a {digest_algorithm:?} digest has {} octets, not {}",
@@ -394,7 +407,6 @@ impl Hsm {
                 digest.len()
             )));
         }
-        let key = &key.0;
         let (mechanism, input) = match key.algorithm {
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => (Mechanism::Ecdsa, digest.to_vec()),
             KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
