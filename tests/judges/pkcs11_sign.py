@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Sign a PDF (PAdES baseline, SHA-256) with a key and certificate on a
 PKCS#11 token, the way a holder's signing tool does: pyHanko's PKCS11Signer
-finds the key and the certificate object by label on the token.
+finds the key and the certificate object by label on the token, and signs
+with the raw mechanism (CKM_ECDSA over a digest made here), as SoftHSM and
+many cards have no hash-and-sign ECDSA.
 
 usage: pkcs11_sign.py MODULE TOKEN_LABEL PIN_FILE LABEL OUT.pdf
 
@@ -12,6 +14,7 @@ import io
 import sys
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign import fields, pkcs11, signers
 from pyhanko.sign.general import SigningError
 
@@ -47,12 +50,12 @@ def main():
     with open(pin_file) as f:
         pin = f.read().strip()
     try:
-        session = pkcs11.open_pkcs11_session(module, token_label=token, user_pin=pin)
+        session = pkcs11.open_pkcs11_session(module, token_criteria=TokenCriteria(label=token), user_pin=pin)
     except Exception as e:  # noqa: BLE001 - any failure to open the token is a refusal to report
         print(f"REFUSED: cannot open token {token}: {e!r}")
         return 1
     try:
-        signer = pkcs11.PKCS11Signer(session, cert_label=label, key_label=label)
+        signer = pkcs11.PKCS11Signer(session, cert_label=label, key_label=label, use_raw_mechanism=True)
         meta = signers.PdfSignatureMetadata(
             field_name="Signature1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
         )

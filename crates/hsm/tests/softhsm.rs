@@ -203,7 +203,10 @@ fn a_certificate_object_is_stored_next_to_its_key_listed_and_deleted() {
     hsm.store_certificate("signing-2027", b"\x30\x00", &subject).expect("store");
     let mut listed = hsm.certificates().expect("list");
     listed.sort();
-    assert_eq!(listed, vec![("signing-2026".to_owned(), der.clone()), ("signing-2027".to_owned(), b"\x30\x00".to_vec())]);
+    assert_eq!(
+        listed,
+        vec![("signing-2026".to_owned(), der.clone()), ("signing-2027".to_owned(), b"\x30\x00".to_vec())]
+    );
     assert_eq!(hsm.delete_certificates("signing-2026").expect("delete"), 1);
     assert_eq!(hsm.delete_certificates("signing-2026").expect("delete again"), 0);
     assert_eq!(hsm.certificates().expect("list").len(), 1);

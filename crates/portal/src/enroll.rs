@@ -178,9 +178,9 @@ fn parse_certificate(bytes: &[u8]) -> anyhow::Result<Certificate> {
         let text = std::str::from_utf8(bytes).context("the PEM file is not text")?;
         let end = text.find("-----END CERTIFICATE-----").context("no PEM CERTIFICATE block")?;
         let block = text.get(..end + "-----END CERTIFICATE-----".len()).unwrap_or(text);
-        Ok(Certificate::from_pem(block).context("the PEM block is not an X.509 certificate")?)
+        Certificate::from_pem(block).context("the PEM block is not an X.509 certificate")
     } else {
-        Ok(Certificate::from_der(bytes).context("the file is not a DER X.509 certificate")?)
+        Certificate::from_der(bytes).context("the file is not a DER X.509 certificate")
     }
 }
 
@@ -203,7 +203,7 @@ fn load(hsm: &Hsm, label: &str, cert: &Certificate) -> anyhow::Result<()> {
 fn token_certificate(hsm: &Hsm, label: &str) -> anyhow::Result<Certificate> {
     let found = hsm.certificates()?.into_iter().find(|(l, _)| l == label);
     let (_, der) = found.with_context(|| format!("no certificate {label:?} on the token"))?;
-    Ok(Certificate::from_der(&der).with_context(|| format!("the certificate {label:?} on the token is damaged"))?)
+    Certificate::from_der(&der).with_context(|| format!("the certificate {label:?} on the token is damaged"))
 }
 
 /// A CMS SignedData over `content` (JSON) made on the token with the key
@@ -214,10 +214,8 @@ async fn signed_request(signer: &CaSigner, cert: &Certificate, content: &[u8]) -
         _ => DigestAlgorithm::Sha256,
     };
     let content = Content::Attached { content_type: const_oid::db::rfc5911::ID_DATA, content };
-    let cms = SignedDataBuilder::new(content, digest, cert)
-        .signing_time(crate::cli::clock()?.now())
-        .sign(signer)
-        .await?;
+    let cms =
+        SignedDataBuilder::new(content, digest, cert).signing_time(crate::cli::clock()?.now()).sign(signer).await?;
     Ok(cms.to_der()?)
 }
 
@@ -239,7 +237,10 @@ async fn renew(
     let request = signed_request(&current, &cert, &body).await?;
     let answer = api.post(&format!("api/v1/certificates/{serial}/renewals"), "application/pkcs7-mime", request).await?;
     let field = |k: &str| answer.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
-    println!("renewal {} ordered for certificate {serial}; new key pair {new_label:?} made on the token", field("renewal_id"));
+    println!(
+        "renewal {} ordered for certificate {serial}; new key pair {new_label:?} made on the token",
+        field("renewal_id")
+    );
     println!("pay it (your renewal id names the payment); the new certificate is issued at {}", field("issue_at"));
     println!("then run `qcert enroll fetch --label {label}` to load it onto the token");
     Ok(())
@@ -281,7 +282,8 @@ async fn revoke(hsm: &Hsm, api: &Api, label: &str, reason: &str) -> anyhow::Resu
     let serial = serial_hex(&cert);
     let body = serde_json::to_vec(&serde_json::json!({ "serial": serial, "reason": reason }))?;
     let request = signed_request(&key, &cert, &body).await?;
-    let answer = api.post(&format!("api/v1/certificates/{serial}/revocation"), "application/pkcs7-mime", request).await?;
+    let answer =
+        api.post(&format!("api/v1/certificates/{serial}/revocation"), "application/pkcs7-mime", request).await?;
     let at = answer.get("revoked_at").and_then(|v| v.as_str()).unwrap_or("now");
     println!("certificate {serial} revoked at {at} ({reason})");
     Ok(())

@@ -124,7 +124,10 @@ fn openssl(args: &[&str], dir: &Path) -> String {
 }
 
 fn not_after(pem: &Path) -> OffsetDateTime {
-    let text = openssl(&["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", &pem.display().to_string()], Path::new("."));
+    let text = openssl(
+        &["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", &pem.display().to_string()],
+        Path::new("."),
+    );
     let date = text.trim().strip_prefix("notAfter=").expect("enddate").replace(' ', "T");
     OffsetDateTime::parse(&date, &Rfc3339).unwrap_or_else(|e| panic!("{date:?}: {e}"))
 }
@@ -173,7 +176,8 @@ fn the_holder_renews_on_the_token_and_signs_with_the_new_certificate(backend: Ba
     args[years + 1] = "1".into();
     let (out, text) = output(q(Some(issued_at)).args(&args));
     assert!(out.status.success(), "{text}");
-    let (ok, _, all) = holder.enroll(&["load", "--label", "sig-2026", &d.join("first.pem").display().to_string()], None);
+    let (ok, _, all) =
+        holder.enroll(&["load", "--label", "sig-2026", &d.join("first.pem").display().to_string()], None);
     assert!(ok, "{all}");
     assert_eq!(holder.certificate_labels(), ["sig-2026"]);
     let first_serial = serial_of(&d.join("first.pem"));
@@ -194,8 +198,9 @@ fn the_holder_renews_on_the_token_and_signs_with_the_new_certificate(backend: Ba
             .unwrap_or_else(|| panic!("renewal id in {stdout:?}"))
             .to_owned();
         let key = qcert_ca_core::payment::WebhookKey::load(&home.join("secrets/payment-webhook-key")).expect("key");
-        let event = serde_json::to_vec(&serde_json::json!({"event_id": "evt-renew-1", "renewal_id": id, "status": "paid"}))
-            .unwrap();
+        let event =
+            serde_json::to_vec(&serde_json::json!({"event_id": "evt-renew-1", "renewal_id": id, "status": "paid"}))
+                .unwrap();
         let signature = qcert_ca_core::payment::sign_webhook(&key, &event, ordered_at);
         let resp = rt.block_on(async {
             reqwest::Client::new()
@@ -246,7 +251,10 @@ fn the_holder_renews_on_the_token_and_signs_with_the_new_certificate(backend: Ba
             .arg(&pdf)
             .output()
             .expect("pyhanko sign validate");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     };
     let (valid, text) = validate();
     assert!(valid && text.contains(":INTACT:TRUSTED"), "{text}");
