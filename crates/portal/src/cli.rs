@@ -312,6 +312,20 @@ async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
 
 /// The system clock; or, for end-to-end tests of the lifecycle rules,
 /// `QCERT_FAKE_NOW` (RFC 3339) fixes it, loudly (as Boulder's FAKECLOCK).
+/// Ask for a secret on standard error: read without echo from the terminal
+/// when standard input is one, else one line of standard input (scripts).
+pub(crate) fn prompt_secret(prompt: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt).context("cannot read from the terminal");
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
+    Ok(line)
+}
+
 pub(crate) fn clock() -> anyhow::Result<Arc<dyn Clock>> {
     match env("QCERT_FAKE_NOW") {
         None => Ok(Arc::new(SystemClock)),

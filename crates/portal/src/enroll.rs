@@ -16,7 +16,6 @@
 //! The PIN comes from `--pin-file` or a prompt (hidden on a terminal, else
 //! one line of standard input), never from an argument.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
@@ -136,20 +135,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The PIN from its file (first line) or a prompt: hidden on a terminal,
-/// else one line of standard input.
+/// The PIN from its file (first line) or a prompt ([`crate::cli::prompt_secret`]).
 fn read_pin(file: Option<&Path>, token: &str) -> anyhow::Result<SecretString> {
     let text = match file {
         Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read the PIN file {}", f.display()))?,
-        None if std::io::stdin().is_terminal() => rpassword::prompt_password(format!("PIN of token {token}: "))
-            .context("cannot read the PIN from the terminal")?,
-        None => {
-            eprint!("PIN of token {token}: ");
-            std::io::stderr().flush()?;
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("cannot read the PIN from standard input")?;
-            line
-        }
+        None => crate::cli::prompt_secret(&format!("PIN of token {token}: ")).context("cannot read the PIN")?,
     };
     let pin = text.lines().next().unwrap_or_default().to_owned();
     ensure!(!pin.is_empty(), "the PIN is empty");
