@@ -127,6 +127,26 @@ pub fn verify(req: &CertReq, profile: &Profile) -> Result<VerifiedKey, CaError> 
     Ok(VerifiedKey { spki, algorithm })
 }
 
+/// Build a PKCS#10 request for the key `signer` holds, with `subject`
+/// (qcert ignores a request's subject, so `qcert enroll` sends the current
+/// certificate's, or an empty one), self-signed with that key: the
+/// holder-side half of [`verify`], used by the holder's token tool.
+pub fn build(subject: x509_cert::name::Name, signer: &crate::signer::CaSigner) -> Result<Vec<u8>, CaError> {
+    let info = x509_cert::request::CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject,
+        public_key: SubjectPublicKeyInfoOwned::from_der(signer.spki_der()).map_err(CaError::encoding)?,
+        attributes: Default::default(),
+    };
+    let signature = signer.sign_blocking(&info.to_der().map_err(CaError::encoding)?)?;
+    let req = CertReq {
+        info,
+        algorithm: signer.algorithm_identifier().clone(),
+        signature: der::asn1::BitString::from_bytes(&signature).map_err(CaError::encoding)?,
+    };
+    req.to_der().map_err(CaError::encoding)
+}
+
 /// Classify a public key.
 pub fn describe(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyDescription, CaError> {
     match spki.algorithm.oid {

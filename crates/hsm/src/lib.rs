@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use der::asn1::{ObjectIdentifier, OctetString};
@@ -540,6 +540,114 @@ impl Hsm {
             ),
         };
         self.sign_raw(key, &mechanism, &input)
+    }
+
+    /// Store an X.509 certificate object (`CKO_CERTIFICATE`, public) next
+    /// to the key pair labelled `label`: same `CKA_LABEL` and `CKA_ID`, so
+    /// signing tools (pyHanko, browsers, Adobe) pair them. `subject_der` is
+    /// the certificate's subject Name (PKCS#11 wants it as an attribute;
+    /// this crate does not parse certificates). Refuses a label without a
+    /// key pair, and a second certificate under the same label.
+    pub fn store_certificate(&self, label: &str, der: &[u8], subject_der: &[u8]) -> Result<(), HsmError> {
+        if is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        let lease = self.checkout()?;
+        match find_pair(lease.session(), label) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(HsmError::KeyNotFound(label.to_owned())),
+            Err(e) => return Err(lease.fail("find objects", e)),
+        }
+        match find_objects(lease.session(), label, ObjectClass::CERTIFICATE) {
+            Ok(v) if v.is_empty() => {}
+            Ok(_) => return Err(HsmError::KeyExists(format!("{label} (certificate)"))),
+            Err(e) => return Err(lease.fail("find objects", e)),
+        }
+        let template = [
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(label.as_bytes().to_vec()),
+            Attribute::Subject(subject_der.to_vec()),
+            Attribute::Value(der.to_vec()),
+        ];
+        if let Err(e) = lease.session().create_object(&template) {
+            return Err(lease.fail("create certificate object", e));
+        }
+        tracing::info!(label, "stored a certificate object on the token");
+        Ok(())
+    }
+
+    /// Every X.509 certificate object on the token, as (label, DER).
+    pub fn certificates(&self) -> Result<Vec<(String, Vec<u8>)>, HsmError> {
+        let lease = self.checkout()?;
+        let handles = match lease.session().find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)]) {
+            Ok(h) => h,
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            let attrs = match lease.session().get_attributes(h, &[AttributeType::Label, AttributeType::Value]) {
+                Ok(a) => a,
+                Err(e) => return Err(lease.fail("read certificate object", e)),
+            };
+            let (mut label, mut value) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Label(l) => label = Some(String::from_utf8_lossy(&l).into_owned()),
+                    Attribute::Value(v) => value = Some(v),
+                    _ => {}
+                }
+            }
+            if let (Some(l), Some(v)) = (label, value) {
+                out.push((l, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The labels of the key pairs on the token (private keys; holder
+    /// keys, `holder-…`, left out).
+    pub fn key_labels(&self) -> Result<Vec<String>, HsmError> {
+        let lease = self.checkout()?;
+        let handles = match lease.session().find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]) {
+            Ok(h) => h,
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            match lease.session().get_attributes(h, &[AttributeType::Label]) {
+                Ok(attrs) => out.extend(attrs.into_iter().filter_map(|a| match a {
+                    Attribute::Label(l) => Some(String::from_utf8_lossy(&l).into_owned()),
+                    _ => None,
+                })),
+                Err(e) => return Err(lease.fail("read key label", e)),
+            }
+        }
+        out.retain(|l| !is_holder_label(l));
+        Ok(out)
+    }
+
+    /// Delete the certificate objects labelled `label` (not the key pair).
+    /// Returns how many were deleted.
+    pub fn delete_certificates(&self, label: &str) -> Result<usize, HsmError> {
+        if is_holder_label(label) {
+            return Err(HsmError::WrongKeySpace(label.to_owned()));
+        }
+        let lease = self.checkout()?;
+        let handles = match find_objects(lease.session(), label, ObjectClass::CERTIFICATE) {
+            Ok(h) => h,
+            Err(e) => return Err(lease.fail("find objects", e)),
+        };
+        for h in &handles {
+            if let Err(e) = lease.session().destroy_object(*h) {
+                return Err(lease.fail("delete certificate object", e));
+            }
+        }
+        tracing::info!(label, deleted = handles.len(), "deleted certificate objects from the token");
+        Ok(handles.len())
     }
 
     /// One signature with `key`'s private key; ECDSA's `r||s` comes back DER.

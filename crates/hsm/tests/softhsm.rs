@@ -184,3 +184,34 @@ fn many_threads_sign_at_once() {
         t.join().expect("thread finished without panic");
     }
 }
+
+#[test]
+fn a_certificate_object_is_stored_next_to_its_key_listed_and_deleted() {
+    let hsm = Hsm::open(&token("certs")).expect("open");
+    // Opaque bytes: this crate stores what it is given, it does not parse certificates.
+    let (der, subject) = (b"\x30\x03\x02\x01\x07".to_vec(), b"\x30\x00".to_vec());
+    let err = hsm.store_certificate("signing-2026", &der, &subject).expect_err("no key pair yet");
+    assert!(matches!(err, HsmError::KeyNotFound(_)), "{err:?}");
+    hsm.generate_key("signing-2026", KeyAlgorithm::EcP256).expect("key");
+    hsm.generate_key("signing-2027", KeyAlgorithm::EcP256).expect("key");
+    hsm.store_certificate("signing-2026", &der, &subject).expect("store");
+    let mut labels = hsm.key_labels().expect("labels");
+    labels.sort();
+    assert_eq!(labels, ["signing-2026", "signing-2027"]);
+    let err = hsm.store_certificate("signing-2026", &der, &subject).expect_err("one certificate per label");
+    assert!(matches!(err, HsmError::KeyExists(_)), "{err:?}");
+    hsm.store_certificate("signing-2027", b"\x30\x00", &subject).expect("store");
+    let mut listed = hsm.certificates().expect("list");
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![("signing-2026".to_owned(), der.clone()), ("signing-2027".to_owned(), b"\x30\x00".to_vec())]
+    );
+    assert_eq!(hsm.delete_certificates("signing-2026").expect("delete"), 1);
+    assert_eq!(hsm.delete_certificates("signing-2026").expect("delete again"), 0);
+    assert_eq!(hsm.certificates().expect("list").len(), 1);
+    // The key pair stays: only the certificate object went.
+    hsm.find_key("signing-2026").expect("key still there");
+    let err = hsm.delete_certificates("holder-x").expect_err("holder key space");
+    assert!(matches!(err, HsmError::WrongKeySpace(_)), "{err:?}");
+}

@@ -20,7 +20,7 @@
 //! secret. `qcert serve` and `qcert notify` never read these files: the
 //! root token is named only here.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -283,13 +283,8 @@ fn credentials(settings: &Settings, officers: &[Officer]) -> anyhow::Result<Vec<
                 std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read the credential of officer {} ({})", o.name, path.display()))?
             }
-            None => {
-                eprint!("{} ({}), enter your ceremony credential: ", o.name, o.role);
-                std::io::stderr().flush()?;
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                line
-            }
+            None => crate::cli::prompt_secret(&format!("{} ({}), enter your ceremony credential: ", o.name, o.role))
+                .with_context(|| format!("cannot read the credential of officer {}", o.name))?,
         };
         let text = text.trim_end_matches(['\n', '\r']).to_owned();
         ensure!(text.len() >= 12, "the credential of officer {} is shorter than 12 characters", o.name);

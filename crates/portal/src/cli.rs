@@ -32,6 +32,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The holder's token tool: make a key and request on your PKCS#11 token,
+    /// load certificates onto it, renew and revoke with its key. Runs on the
+    /// holder's machine against qcert's public API (no qcert home).
+    Enroll(crate::enroll::EnrollArgs),
     /// Key ceremony: create the root CA, issuing CA and OCSP responder keys and
     /// certificates on the HSM. On a home without qcert.toml, first create an
     /// embedded home (SQLite, an online and a root SoftHSM token, PINs and
@@ -224,6 +228,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         init_logging(cli.log_format.as_deref().unwrap_or("human"))?;
         return bench::run(what);
     }
+    if let Command::Enroll(args) = cli.command {
+        if env("QCERT_LOG").is_none() {
+            std::env::set_var("QCERT_LOG", "warn");
+        }
+        init_logging(cli.log_format.as_deref().unwrap_or("human"))?;
+        return crate::enroll::run(args);
+    }
     let mut created = None;
     if matches!(cli.command, Command::Init) && !home.join("qcert.toml").exists() {
         created = Some(home::create_embedded(&home, &env)?);
@@ -256,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Kit { what: KitCommand::Print { order } } => kit_print(&settings, &order).await,
             Command::Notify { once } => notify(&settings, once).await,
             Command::Holder { what } => holder(&settings, what).await,
-            Command::Bench { .. } => Ok(()),
+            Command::Bench { .. } | Command::Enroll(_) => Ok(()),
         }
     })
 }
@@ -301,7 +312,21 @@ async fn open_ca(settings: &Settings) -> anyhow::Result<Ca> {
 
 /// The system clock; or, for end-to-end tests of the lifecycle rules,
 /// `QCERT_FAKE_NOW` (RFC 3339) fixes it, loudly (as Boulder's FAKECLOCK).
-fn clock() -> anyhow::Result<Arc<dyn Clock>> {
+/// Ask for a secret on standard error: read without echo from the terminal
+/// when standard input is one, else one line of standard input (scripts).
+pub(crate) fn prompt_secret(prompt: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt).context("cannot read from the terminal");
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
+    Ok(line)
+}
+
+pub(crate) fn clock() -> anyhow::Result<Arc<dyn Clock>> {
     match env("QCERT_FAKE_NOW") {
         None => Ok(Arc::new(SystemClock)),
         Some(t) => {

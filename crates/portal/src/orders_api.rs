@@ -474,11 +474,16 @@ async fn certificate(
             .pre(&format!("curl -o certificate.pem '{url}'"))
             .ok());
     }
+    Ok(pem_download(&serial, pem))
+}
+
+/// A PEM file download named after the certificate's serial.
+pub(crate) fn pem_download(serial: &str, pem: String) -> Response {
     let mut resp = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
     if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Header carrying the payment provider's signature: `t=<unix>,v1=<hex>`.

@@ -19,6 +19,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/certificates/{serial}/renewal", get(banner))
         .route("/api/v1/certificates/{serial}/renewals", post(order))
+        .route("/api/v1/certificates/{serial}/renewal/certificate", get(renewed_certificate))
 }
 
 #[derive(Debug, Serialize)]
@@ -193,4 +194,27 @@ async fn order(
         Ok(r) => (StatusCode::CREATED, Json(RenewalView::from(&r))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainQuery {
+    #[serde(default)]
+    chain: bool,
+}
+
+/// `GET /api/v1/certificates/{serial}/renewal/certificate[?chain=true]`:
+/// the certificate the renewal of `serial` issued, PEM (with the issuing
+/// CA after it when `chain=true`), for `qcert enroll fetch`.
+async fn renewed_certificate(
+    State(state): State<AppState>,
+    ApiPath(serial): ApiPath<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ChainQuery>,
+) -> Result<Response, ApiError> {
+    let (new_serial, der) = state.orders.renewed_certificate(&serial).await?;
+    let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
+    if q.chain {
+        pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+    }
+    Ok(crate::orders_api::pem_download(&new_serial, pem))
 }

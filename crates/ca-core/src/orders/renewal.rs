@@ -252,6 +252,30 @@ impl Orders {
         })
     }
 
+    /// The certificate issued by the renewal of `serial` (its serial and
+    /// DER), for the holder's token tool (`qcert enroll fetch`). Public like
+    /// the banner: it carries the subject of the certificate it renews,
+    /// which whoever knows that serial already holds, and a public key.
+    /// [`CaError::Conflict`] while the renewal is not issued yet (its state
+    /// says why), [`CaError::UnknownSerial`] without a renewal.
+    pub async fn renewed_certificate(&self, serial: &str) -> Result<(String, Vec<u8>), CaError> {
+        let banner = self.banner(serial).await?;
+        let Some(new_serial) = banner.new_serial else {
+            return Err(match banner.renewal_id {
+                None => CaError::UnknownSerial(banner.serial),
+                Some(_) => CaError::Conflict(format!(
+                    "the renewal of {} is not issued yet (state {}); it is issued 3 days before the certificate expires",
+                    banner.serial, banner.state
+                )),
+            });
+        };
+        let rec = self.ca().registry().certificate(&new_serial).await?;
+        match rec.and_then(|r| r.der) {
+            Some(der) => Ok((new_serial, der)),
+            None => Err(CaError::Conflict(format!("the renewal of {} is being issued; try again", banner.serial))),
+        }
+    }
+
     /// Issue every paid renewal due at `now` (up to `limit`): claimed under
     /// a lease, so with several notifiers each is issued once; a crash
     /// after issuance is completed by the next claim (the certificate is
