@@ -10,7 +10,9 @@ use std::process::Command;
 
 use der::Decode;
 use qcert_ca_core::ca::ServiceCert;
+use qcert_ca_core::ceremony;
 use qcert_ca_core::cms::DigestAlgorithm;
+use qcert_ca_core::policy::CaKeySpec;
 use qcert_ca_core::tsa::Tsa;
 use qcert_ca_core::Ca;
 use qcert_tests::{
