@@ -13,33 +13,10 @@ Prints SIGNED, or REFUSED: <why>; exit status 0 for SIGNED, 1 for REFUSED,
 import io
 import sys
 
+from csc_sign import minimal_pdf
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign import fields, pkcs11, signers
-from pyhanko.sign.general import SigningError
-
-
-def minimal_pdf():
-    """A one-page PDF with a correct cross-reference table."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
-    ]
-    content = b"BT /F1 12 Tf 72 770 Td (qcert token signing test) Tj ET"
-    objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n")
-    offsets = []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for o in offsets:
-        out.write(b"%010d 00000 n \n" % o)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
 
 
 def main():
@@ -61,7 +38,7 @@ def main():
         )
         writer = IncrementalPdfFileWriter(io.BytesIO(minimal_pdf()))
         signed = signers.sign_pdf(writer, meta, signer=signer)
-    except (SigningError, Exception) as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - pyHanko's and the token's errors alike are refusals
         print(f"REFUSED: {e!r}")
         return 1
     finally:
