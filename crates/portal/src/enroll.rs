@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
 use clap::{Args, Subcommand};
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, Encode};
 use qcert_ca_core::cms::{Content, SignedDataBuilder};
 use qcert_ca_core::signer::CaSigner;
 use qcert_hsm::{DigestAlgorithm, Hsm, HsmConfig, KeyAlgorithm};
@@ -165,10 +165,8 @@ fn csr(signer: &CaSigner, subject: Option<&Certificate>) -> anyhow::Result<Vec<u
 fn parse_certificate(bytes: &[u8]) -> anyhow::Result<Certificate> {
     if bytes.starts_with(b"-----BEGIN") {
         // The first block of a chain file is the holder's certificate.
-        let text = std::str::from_utf8(bytes).context("the PEM file is not text")?;
-        let end = text.find("-----END CERTIFICATE-----").context("no PEM CERTIFICATE block")?;
-        let block = text.get(..end + "-----END CERTIFICATE-----".len()).unwrap_or(text);
-        Certificate::from_pem(block).context("the PEM block is not an X.509 certificate")
+        let chain = Certificate::load_pem_chain(bytes).context("the PEM file holds no valid X.509 certificates")?;
+        chain.into_iter().next().context("no PEM CERTIFICATE block")
     } else {
         Certificate::from_der(bytes).context("the file is not a DER X.509 certificate")
     }
