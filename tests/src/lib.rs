@@ -3,8 +3,8 @@
 //! each test's own on SQLite and on PostgreSQL, and the outside judges
 //! (openssl, pkilint). Nothing here mocks qcert's own code.
 
-pub mod cloud;
 pub mod browser;
+pub mod cloud;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
