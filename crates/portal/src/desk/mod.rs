@@ -4,6 +4,8 @@
 //! first (or [`session::DeskForm`] for a form post, which also checks the
 //! CSRF token), then `require`s its role.
 
+mod admin;
+mod login;
 pub mod session;
 
 use askama::Template;
@@ -18,7 +20,19 @@ use session::{DeskForm, DeskSession};
 
 /// The desk's routes (full paths under `/desk`).
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/desk", get(home)).route("/desk/logout", post(logout))
+    Router::new()
+        .route("/desk", get(home))
+        .route("/desk/logout", post(logout))
+        .route("/desk/login", get(login::login_page).post(login::login))
+        .route("/desk/login/key", get(login::key_page).post(login::key))
+        .route("/desk/login/totp", post(login::totp))
+        .route("/desk/enrol", get(login::enrol_page).post(login::enrol))
+        .route("/desk/enrol/key", post(login::enrol_key))
+        .route("/desk/totp", get(admin::totp_page).post(admin::totp_confirm))
+        .route("/desk/admin/operators", get(admin::operators).post(admin::create))
+        .route("/desk/admin/operators/{name}/reset", post(admin::reset))
+        .route("/desk/admin/operators/{name}/disable", post(admin::disable))
+        .route("/desk/admin/operators/{name}/totp", post(admin::totp_allow))
 }
 
 #[derive(Template)]
