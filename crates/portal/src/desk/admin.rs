@@ -23,9 +23,8 @@ struct Row {
     active: bool,
     login: String,
     totp_allowed: bool,
-    reset_label: String,
-    totp_label: String,
-    disable_label: String,
+    /// "for <name>" (read by screen readers after each button's text).
+    for_name: String,
 }
 
 #[derive(Template)]
@@ -76,9 +75,7 @@ pub(super) async fn operators(State(state): State<AppState>, s: DeskSession, uri
                 login.push_str(&c.t(if a.totp_enrolled { "desk-ops-totp-on" } else { "desk-ops-totp-allowed" }));
             }
             Row {
-                reset_label: c.ts("desk-ops-reset-label", "name", &a.operator),
-                totp_label: c.ts("desk-ops-totp-label", "name", &a.operator),
-                disable_label: c.ts("desk-ops-disable-label", "name", &a.operator),
+                for_name: c.ts("desk-ops-for", "name", &a.operator),
                 active: a.revoked_at.is_none(),
                 totp_allowed: a.totp_allowed,
                 name: a.operator,
