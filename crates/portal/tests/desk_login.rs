@@ -5,6 +5,8 @@
 //! limit on the injected clock, disabling an operator ending their open
 //! session, logout, CSRF tokens missing or wrong, and cross-site posts.
 
+mod common;
+
 use qcert_ca_core::operators::{Operators, Role};
 use qcert_tests::desk::{session_cookie, SoftKey, PASSWORD};
 use qcert_tests::*;
@@ -395,3 +397,86 @@ async fn pages_enrol_log_in_limit_and_disable(db: &TestDb) {
     server.task.abort();
 }
 on_both_stores!(pages_enrol_log_in_limit_and_disable);
+
+/// How the first admin gets in, through the `qcert` binary: `operator add`,
+/// `operator enrol` prints the link (origin from `QCERT_DESK_ORIGIN`), the
+/// served desk takes the enrolment and the login; `operator totp` allows
+/// the fallback, and a second `enrol` of an enrolled account needs `--reset`.
+#[test]
+fn the_first_admin_enrols_from_the_cli() {
+    use common::{output, qcert, serve};
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let origin = "http://localhost:8080";
+    let q = || {
+        let mut c = qcert(&home);
+        c.env("QCERT_DESK_ORIGIN", origin);
+        c
+    };
+    let (out, text) = output(q().arg("init"));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(q().args(["operator", "add", "--role", "admin", "ada"]));
+    assert!(out.status.success(), "{text}");
+    let (out, text) = output(q().args(["operator", "enrol", "ada"]));
+    assert!(out.status.success(), "{text}");
+    let link = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(link.starts_with("http://localhost:8080/desk/enrol#"), "{text}");
+    let token = link.rsplit('#').next().unwrap().to_owned();
+    let (out, text) = output(q().args(["operator", "enrol", "nobody"]));
+    assert!(!out.status.success() && text.contains("no active operator"), "{text}");
+
+    let (mut child, base) = serve(q());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = client();
+        let r = http
+            .post(format!("{base}/desk/enrol"))
+            .form(&[("token", token.as_str()), ("password", PASSWORD), ("password2", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let mut key = SoftKey::new(origin);
+        let reg = key.register(&data(&body(r).await, "options"));
+        let r = http
+            .post(format!("{base}/desk/enrol/key"))
+            .form(&[("token", token.as_str()), ("credential", reg.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = http
+            .post(format!("{base}/desk/login"))
+            .form(&[("name", "ada"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        let pending = set_cookie(&r).unwrap();
+        let page =
+            body(http.get(format!("{base}/desk/login/key")).header(COOKIE, &pending).send().await.unwrap()).await;
+        assert!(!page.contains("action=\"/desk/login/totp\""), "no TOTP unless allowed");
+        let answer = key.sign(&data(&page, "options"));
+        let csrf = field(&page, "csrf");
+        let r = http
+            .post(format!("{base}/desk/login/key"))
+            .header(COOKIE, &pending)
+            .form(&[("csrf", csrf.as_str()), ("credential", answer.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let ada = set_cookie(&r).unwrap();
+        let home_page = body(http.get(format!("{base}/desk")).header(COOKIE, &ada).send().await.unwrap()).await;
+        assert!(home_page.contains("/desk/admin/operators"), "{home_page}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (out, text) = output(q().args(["operator", "enrol", "ada"]));
+    assert!(!out.status.success() && text.contains("reset"), "{text}");
+    let (out, text) = output(q().args(["operator", "enrol", "ada", "--reset"]));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("/desk/enrol#"), "{text}");
+    let (out, text) = output(q().args(["operator", "totp", "ada"]));
+    assert!(out.status.success() && text.contains("allowed"), "{text}");
+    let (out, text) = output(q().args(["operator", "totp", "ada", "--forbid"]));
+    assert!(out.status.success() && text.contains("forbidden"), "{text}");
+}
