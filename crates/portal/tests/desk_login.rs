@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // test code: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)] // test code: a panic is the failure report
 //! The desk login over HTTP on both stores, with kanidm's software
 //! security key playing the browser's authenticator: enrolment through
 //! the link, password + key login, wrong password, throttling, the idle

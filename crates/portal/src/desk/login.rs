@@ -139,7 +139,13 @@ pub(super) async fn key_page(State(state): State<AppState>, headers: HeaderMap, 
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
+impl std::fmt::Debug for KeyForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyForm(redacted)")
+    }
+}
+
+#[derive(serde::Deserialize)]
 pub(super) struct KeyForm {
     #[serde(default)]
     csrf: String,
@@ -293,7 +299,13 @@ pub(super) async fn enrol(
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+impl std::fmt::Debug for EnrolKeyForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnrolKeyForm(redacted)")
+    }
+}
+
+#[derive(serde::Deserialize)]
 pub(super) struct EnrolKeyForm {
     token: String,
     #[serde(default)]
