@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cloud;
+pub mod desk;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};

@@ -131,10 +131,27 @@ pub enum OperatorCommand {
         role: String,
         name: String,
     },
-    /// Revoke an account's token at once.
+    /// Revoke an account's token at once (its desk sessions end too).
     Revoke { name: String },
     /// List accounts.
     List,
+    /// Print a one-time enrolment link for the operators' desk (72 hours):
+    /// the operator opens it, chooses a password and registers a security
+    /// key. How the first admin gets in. `--reset` drops the account's
+    /// password, keys and sessions first.
+    Enrol {
+        name: String,
+        /// Reset an enrolled account (new link, old credentials dropped).
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Allow TOTP codes as the desk login's fallback for this account
+    /// (`--forbid`: forbid them and erase the account's TOTP secret).
+    Totp {
+        name: String,
+        #[arg(long)]
+        forbid: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -476,6 +493,9 @@ async fn issue(settings: &Settings, args: IssueArgs) -> anyhow::Result<()> {
 }
 
 async fn operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<()> {
+    if matches!(what, OperatorCommand::Enrol { .. } | OperatorCommand::Totp { .. }) {
+        return desk_operator(settings, what).await;
+    }
     let (_hsm, registry, _policy, clock) = open_parts(settings).await?;
     let ops = Operators::new(registry.clone(), clock);
     let result = match what {
@@ -495,8 +515,50 @@ async fn operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<
                 println!("{}\t{}\t{state}", a.name, a.role);
             }
         }),
+        OperatorCommand::Enrol { .. } | OperatorCommand::Totp { .. } => Ok(()),
     };
     registry.close().await;
+    Ok(result?)
+}
+
+/// `qcert operator enrol|totp`: the desk login's account commands.
+async fn desk_operator(settings: &Settings, what: OperatorCommand) -> anyhow::Result<()> {
+    use qcert_ca_core::desk_login::{DeskLogin, DeskLoginSettings};
+    let rp = settings.desk_relying_party()?;
+    let orders = open_orders(settings).await?;
+    let desk = orders.desk();
+    let login = DeskLogin::new(
+        desk.ca().clone(),
+        orders.vault().clone(),
+        desk.argon2_params(),
+        rp,
+        DeskLoginSettings::default(),
+    );
+    let actor = cli_actor();
+    let result = match what {
+        OperatorCommand::Enrol { name, reset } => {
+            let made = if reset { login.reset(&actor, &name).await } else { login.enrolment_link(&actor, &name).await };
+            made.map(|e| {
+                eprintln!(
+                    "enrolment link for {} (shown once, works once, valid until {}); give it to the operator over a trusted channel:",
+                    e.operator,
+                    qcert_ca_core::clock::rfc3339(e.expires_at)
+                );
+                println!("{}", e.link.as_str());
+            })
+        }
+        OperatorCommand::Totp { name, forbid } => login.set_totp_allowed(&actor, &name, !forbid).await.map(|()| {
+            if forbid {
+                println!("operator {name}: TOTP codes forbidden (any TOTP secret erased)");
+            } else {
+                println!(
+                    "operator {name}: TOTP codes allowed as the fallback; the operator sets up an app at /desk/totp"
+                );
+            }
+        }),
+        _ => Ok(()),
+    };
+    orders.ca().registry().close().await;
     Ok(result?)
 }
 
@@ -768,7 +830,10 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let state = http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies());
+    let rp = settings.desk_relying_party()?;
+    let state = http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()).with_desk(rp);
+    state.desk_login.check()?;
+    tracing::info!(origin = %state.desk_login.relying_party().origin(), "operators' desk at /desk");
     if let Err(e) = state.tsa().await {
         tracing::warn!(
             error = %e,

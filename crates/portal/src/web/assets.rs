@@ -10,8 +10,11 @@ use axum::Router;
 use crate::http::AppState;
 
 /// `(name, media type, bytes)`.
-const ASSETS: &[(&str, &str, &[u8])] =
-    &[("qcert.css", "text/css; charset=utf-8", include_bytes!("../../static/qcert.css"))];
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("qcert.css", "text/css; charset=utf-8", include_bytes!("../../static/qcert.css")),
+    // The desk's WebAuthn steps (login, enrolment).
+    ("desk-login.js", "text/javascript; charset=utf-8", include_bytes!("../../static/desk-login.js")),
+];
 
 /// The media type and bytes of asset `name`.
 pub(crate) fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {

@@ -39,6 +39,13 @@ pub(crate) fn cross_site(headers: &HeaderMap, ours: &[String]) -> Option<&'stati
         if site != "same-origin" && site != "none" {
             return Some("Sec-Fetch-Site");
         }
+        // Our own forms, posted from a page served with Referrer-Policy
+        // no-referrer, carry `Origin: null` in Chromium; the browser's
+        // Sec-Fetch-Site (which no page can set) said same-origin.
+        let null_origin = headers.get(header::ORIGIN).is_some_and(|o| o.as_bytes().eq_ignore_ascii_case(b"null"));
+        if null_origin && site == "same-origin" {
+            return None;
+        }
     }
     let origin = headers.get(header::ORIGIN)?;
     let origin = origin.to_str().unwrap_or_default().trim().to_ascii_lowercase();
@@ -127,6 +134,12 @@ mod tests {
         );
         assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-site")]), &ours), Some("Sec-Fetch-Site"));
         assert_eq!(cross_site(&h(&[("origin", "null"), ("host", "localhost:9")]), &ours), Some("Origin"));
+        // Chromium's form posts from a no-referrer page: Origin null, Sec-Fetch-Site same-origin.
+        assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), &ours), None);
+        assert_eq!(
+            cross_site(&h(&[("sec-fetch-site", "cross-site"), ("origin", "null")]), &ours),
+            Some("Sec-Fetch-Site")
+        );
         assert_eq!(
             cross_site(&h(&[("origin", "https://evil.example"), ("host", "localhost:9")]), &ours),
             Some("Origin")
