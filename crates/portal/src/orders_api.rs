@@ -443,36 +443,31 @@ struct CertificateQuery {
     /// Append the issuing CA's certificate.
     #[serde(default)]
     chain: bool,
+    /// The page's language switcher (`holder_web::certs`).
+    #[serde(default, rename = "lang")]
+    _lang: Option<String>,
 }
 
 /// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true]`: PEM of
 /// the newest certificate of the order (after renewals, the renewed one), or
 /// of a given one; with `chain=true` followed by the issuing CA. A browser
-/// gets a page showing it.
+/// gets the certificate page (`holder_web::certs`).
 async fn certificate(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<CertificateQuery>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
+    if wants_html(&headers) {
+        return Ok(
+            crate::holder_web::certs::certificate_page(&state, &headers, &uri, &token, q.serial.as_deref()).await
+        );
+    }
     let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
     let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
     if q.chain {
         pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
-    }
-    if wants_html(&headers) {
-        let o = state.orders.by_link(&token).await?;
-        let l = Lang::of(&o.language);
-        let url = format!("{}/certificate?serial={serial}&chain=true", state.orders.order_url(&o.id)?);
-        return Ok(Page::new(l, l.t("Your qualified certificate", "Certificatul dumneavoastră calificat"))
-            .facts(&[(l.t("Serial number", "Număr de serie"), serial.clone())])
-            .next(l.t(
-                "save the certificate below as certificate.pem (or download it with its chain from a terminal).",
-                "salvați certificatul de mai jos ca certificate.pem (sau descărcați-l cu lanțul său dintr-un terminal).",
-            ))
-            .pre(&pem)
-            .pre(&format!("curl -o certificate.pem '{url}'"))
-            .ok());
     }
     Ok(pem_download(&serial, pem))
 }
