@@ -94,7 +94,9 @@ async fn search(
     }
     let max = if by_email { MAX_EMAIL } else { MAX_NAME };
     if q.chars().any(char::is_control) || q.chars().count() > max {
-        // Not shown back: a refused value is never echoed.
+        // Not shown back: a refused value is never echoed (not even in
+        // the language links, which keep a page's query).
+        page.c = Chrome::new(c.lang, &Uri::from_static("/directory"));
         page.problem = Some(c.tn("holder-certs-directory-too-long", i64::try_from(max).unwrap_or(i64::MAX)));
         return render(StatusCode::BAD_REQUEST, &page);
     }
