@@ -36,6 +36,9 @@ pub struct AppState {
     trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     /// The time-stamping unit, loaded on first use (see [`AppState::tsa`]).
     tsa: Arc<tokio::sync::OnceCell<qcert_ca_core::tsa::Tsa>>,
+    /// Origins (`scheme://host[:port]`) whose browser form posts are ours,
+    /// besides the request's own Host (see `web::guard`).
+    web_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -46,7 +49,9 @@ impl AppState {
         let csc = qcert_ca_core::csc::RemoteSigning::new(orders.clone());
         let tsa = Arc::new(tokio::sync::OnceCell::new());
         let confirmations = qcert_ca_core::confirmation::Confirmations::new(orders.clone(), tsa.clone());
+        let web_origins = Arc::new(crate::web::guard::origins_of(&ca.policy().urls.base));
         AppState {
+            web_origins,
             confirmations,
             ca,
             desk,
@@ -74,6 +79,19 @@ impl AppState {
 
     pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
         &self.trusted_proxies
+    }
+
+    /// Also take browser form posts from this origin (e.g. the desk's own
+    /// address when it differs from `public_base_url`).
+    pub fn with_web_origin(mut self, origin: &url::Url) -> AppState {
+        let mut all = (*self.web_origins).clone();
+        all.extend(crate::web::guard::origins_of(origin));
+        self.web_origins = Arc::new(all);
+        self
+    }
+
+    pub(crate) fn web_origins(&self) -> &[String] {
+        &self.web_origins
     }
 }
 
@@ -136,10 +154,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::csc_api::routes())
         .merge(crate::tsa_api::routes())
         .merge(crate::confirmation_api::routes())
+        .merge(crate::web::assets::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::web::guard::hygiene))
         .with_state(state)
 }
 
@@ -323,8 +343,18 @@ async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::
 
 /// Paths no route names: the PKI disclosure statements at the paths the
 /// policy writes into certificates (QcPDS), else 404.
-async fn fallback(State(state): State<AppState>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+async fn fallback(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     let Some(doc) = state.ca.policy().pds_documents.iter().find(|d| d.path == uri.path()) else {
+        if crate::pages::wants_html(&headers) {
+            let c = crate::web::Chrome::from_request(&headers, &uri);
+            return crate::web::ErrorPage::new(StatusCode::NOT_FOUND, &c, "web-not-found-title", c.t("web-not-found"))
+                .into_response();
+        }
         return not_found().await.into_response();
     };
     if method != axum::http::Method::GET && method != axum::http::Method::HEAD {

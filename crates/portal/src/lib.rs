@@ -19,3 +19,4 @@ pub(crate) mod pages;
 pub mod renewal_api;
 pub mod server;
 pub mod tsa_api;
+pub(crate) mod web;
