@@ -131,8 +131,7 @@ fn assert_page(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &
 
 impl World {
     async fn token_holder(&self, n: u32, name: (&str, &str), publish: bool) -> TokenHolder {
-        issue_token_order(&self.orders, &self.http, &self.server.base, WEBHOOK, self.dir.path(), n, name, publish)
-            .await
+        issue_token_order(&self.orders, &self.http, &self.server.base, WEBHOOK, self.dir.path(), n, name, publish).await
     }
 }
 
@@ -170,7 +169,8 @@ async fn certificate_page_states_downloads_and_confirmation(db: &TestDb) {
     assert_eq!(r.headers()["content-type"], "application/pkix-cert");
     assert_eq!(r.headers()["content-disposition"], format!("attachment; filename=\"{}.cer\"", h.serial));
     assert_eq!(r.bytes().await.unwrap().to_vec(), der);
-    let pem = w.http.get(format!("{}{}", w.server.base, href(&page, &format!("{}.pem", h.serial)))).send().await.unwrap();
+    let pem =
+        w.http.get(format!("{}{}", w.server.base, href(&page, &format!("{}.pem", h.serial)))).send().await.unwrap();
     let pem = pem.text().await.unwrap();
     assert_eq!(pem, std::fs::read_to_string(&h.cert).unwrap());
     let chain = w.http.get(format!("{}{}", w.server.base, href(&page, "-chain.pem"))).send().await.unwrap();
@@ -446,7 +446,8 @@ async fn directory_page(db: &TestDb) {
     assert!(page.contains("No published certificate found"), "{page}");
 
     // Input is escaped when shown, and never shown when refused.
-    let (_, _, page) = browse(&w.http, &format!("{base}/directory?by=name&q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).await;
+    let (_, _, page) =
+        browse(&w.http, &format!("{base}/directory?by=name&q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).await;
     assert!(!page.contains("<script>alert") && page.contains("&#60;script&#62;"), "{page}");
     let long = "x".repeat(129);
     let (status, _, page) = browse(&w.http, &format!("{base}/directory?by=name&q={long}")).await;

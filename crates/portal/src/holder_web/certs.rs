@@ -62,11 +62,22 @@ pub(crate) fn is_confirmation_form(path: &str) -> bool {
     path.starts_with("/holder/orders/") && path.ends_with("/confirmation")
 }
 
-/// The page language: the switcher's `lang=`, else the order's, else the
-/// request's negotiation.
+/// The page language: the switcher's `lang=`, else the visitor's choice
+/// kept in the language cookie, else the order's, else the request's
+/// negotiation (Accept-Language).
 fn chrome(headers: &HeaderMap, uri: &Uri, order_language: Option<&str>) -> Chrome {
-    let lang =
-        Lang::in_query(uri).or_else(|| order_language.map(Lang::of)).unwrap_or_else(|| Lang::negotiate(headers, uri));
+    let chosen = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == crate::pages::LANG_COOKIE)
+        .and_then(|(_, v)| Lang::from_tag(v));
+    let lang = Lang::in_query(uri)
+        .or(chosen)
+        .or_else(|| order_language.map(Lang::of))
+        .unwrap_or_else(|| Lang::negotiate(headers, uri));
     Chrome::new(lang, uri)
 }
 
