@@ -397,6 +397,14 @@ async fn cloud_renewal_and_revocation_by_code(db: &TestDb) {
     assert!(r.invalidity_date.is_some(), "keyCompromise carries its time");
     let (_, _, page) = browse(&w.http, &page_url).await;
     assert!(page.contains("Revoked on") && !page.contains(&revoke), "{page}");
+    // Not a serial: refused without quoting it.
+    let (status, body) =
+        post_form(&w, "/holder/certificates/zz%3Cb%3E/renewal", &[("years", "1"), ("code", "123456")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(!main_of(&body).contains("zz"), "{body}");
+    // The visitor's language choice (the cookie the switcher sets) wins over the order's.
+    let r = w.http.get(&page_url).header("accept", "text/html").header("cookie", "qcert-lang=ro").send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("<html lang=\"ro\">"));
     // A wrong link cannot revoke.
     let (status, body) = post_form(
         &w,

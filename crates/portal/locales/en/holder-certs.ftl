@@ -80,6 +80,7 @@ holder-certs-code-title = Code not accepted
 holder-certs-code-refused = The authorization code is wrong or was already used. Wait for the next code in your authenticator app and try again.
 holder-certs-code-locked = Your authenticator is locked after too many wrong codes. The registration authority unlocks it after checking your identity.
 holder-certs-rate-limited = Too many attempts. Try again in { $wait }.
+holder-certs-invalid = Something in the request was not valid. Open the link from your email again and send the form again.
 holder-certs-refused-title = Not possible now
 holder-certs-refused = { $reason }.
 holder-certs-unavailable = This service is not available at the moment; try again later.

@@ -80,6 +80,7 @@ holder-certs-code-title = Cod neacceptat
 holder-certs-code-refused = Codul de autorizare este greșit sau a fost deja folosit. Așteptați următorul cod din aplicația de autentificare și încercați din nou.
 holder-certs-code-locked = Aplicația de autentificare este blocată după prea multe coduri greșite. Autoritatea de înregistrare o deblochează după verificarea identității dumneavoastră.
 holder-certs-rate-limited = Prea multe încercări. Încercați din nou peste { $wait }.
+holder-certs-invalid = Ceva din cerere nu a fost valid. Deschideți din nou linkul din e-mail și trimiteți din nou formularul.
 holder-certs-refused-title = Nu este posibil acum
 holder-certs-refused = Motivul (în engleză): { $reason }.
 holder-certs-unavailable = Serviciul nu este disponibil momentan; încercați mai târziu.

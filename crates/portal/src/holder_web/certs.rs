@@ -111,7 +111,11 @@ pub(crate) fn error_page(c: &Chrome, e: CaError) -> ErrorPage {
             "holder-certs-confirmation-refused-title",
             c.ts("holder-certs-confirmation-refused", "reason", &reason),
         ),
-        CaError::Conflict(why) | CaError::InvalidInput(why) => ErrorPage::new(
+        // Its sentence may quote what was sent (a serial that is not one): not shown.
+        CaError::InvalidInput(_) | CaError::CsrRefused(_) | CaError::ValidityNotOffered(..) => {
+            ErrorPage::new(StatusCode::UNPROCESSABLE_ENTITY, c, title, c.t("holder-certs-invalid"))
+        }
+        CaError::Conflict(why) => ErrorPage::new(
             StatusCode::CONFLICT,
             c,
             "holder-certs-refused-title",
