@@ -7,7 +7,7 @@
 //! searched through its form with its downloads, CLOUD renewal (English)
 //! and self-revocation (Romanian) by authorization code through the
 //! forms, the renewal banner in the 45 days before expiry and the
-//! reminder's renewal page. axe-core finds no WCAG 2.1 A/AA violation on
+//! reminder's renewal page, the expired certificate. axe-core finds no WCAG 2.1 A/AA violation on
 //! any of them; each is photographed (target/browser-artefacts/
 //! holder_certs_browser/<lang>-<page>.png). The RA approval goes through
 //! the RA JSON API (the desk's pages are another branch's).
@@ -185,6 +185,12 @@ async fn holder_certificate_pages_in_chromium() {
         b.goto(&format!("{base}/api/v1/certificates/{}/renewal?lang={lang}", tok.serial)).await;
         assert!(text_of(&b, "#renewal-banner").await.contains(&deadline));
         judge(&b, lang, "renewal").await;
+        // Expired.
+        clock.set(not_after + Duration::days(1));
+        b.goto(&page).await;
+        let status = text_of(&b, "#status").await;
+        assert!(status.starts_with(if lang == "en" { "Expired" } else { "Expirat" }), "{status}");
+        judge(&b, lang, "certificate-expired").await;
         clock.set(now);
     }
     b.quit().await;

@@ -43,6 +43,7 @@ holder-certs-placeholder-label = CURRENT-KEY-LABEL
 holder-certs-placeholder-new-label = NEW-KEY-LABEL
 holder-certs-confirmation = Confirmation document
 holder-certs-confirmation-intro = Download the document prefilled with your certificate's data, sign it with this certificate (for example in Adobe Reader) without changing anything else, and upload it here. It is countersigned at once as confirmare.pdf, which you can download here any time.
+holder-certs-confirmation-cloud = Your key is in our signing service: sign the document with a signing application that speaks the Cloud Signature Consortium API (for example pyHanko), confirming each signature with a code from your authenticator app.
 holder-certs-confirmation-prefilled = Download the prefilled document (PDF)
 holder-certs-confirmation-upload = The signed document (PDF)
 holder-certs-confirmation-upload-hint = At most 2 MiB; only your signature may be added to the document.

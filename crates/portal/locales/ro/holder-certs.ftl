@@ -43,6 +43,7 @@ holder-certs-placeholder-label = ETICHETA-CHEII-CURENTE
 holder-certs-placeholder-new-label = ETICHETA-CHEII-NOI
 holder-certs-confirmation = Documentul de confirmare
 holder-certs-confirmation-intro = Descărcați documentul precompletat cu datele certificatului, semnați-l cu acest certificat (de exemplu în Adobe Reader) fără a schimba altceva și încărcați-l aici. Este contrasemnat imediat ca confirmare.pdf, pe care îl puteți descărca de aici oricând.
+holder-certs-confirmation-cloud = Cheia dumneavoastră este în serviciul nostru de semnare: semnați documentul cu o aplicație de semnare care folosește API-ul Cloud Signature Consortium (de exemplu pyHanko), confirmând fiecare semnătură cu un cod din aplicația de autentificare.
 holder-certs-confirmation-prefilled = Descărcați documentul precompletat (PDF)
 holder-certs-confirmation-upload = Documentul semnat (PDF)
 holder-certs-confirmation-upload-hint = Cel mult 2 MiB; în document se poate adăuga doar semnătura dumneavoastră.
