@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::tsa_api::routes())
         .merge(crate::confirmation_api::routes())
         .merge(crate::web::assets::router())
+        .merge(crate::holder_web::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -1,15 +1,10 @@
-//! Small server-rendered HTML pages for the links in holders' mails, so
-//! that each opens in a browser (GET) and shows the state and the one next
-//! step; where that step is a plain form (resume, enrol, first code, CSR as
-//! PEM text, generation code), the form posts
-//! `application/x-www-form-urlencoded` to the same API route, which then
-//! answers with a page. No JavaScript; every value is HTML-escaped; a
-//! strict CSP; `Cache-Control: no-store` (the URLs are capabilities);
-//! no Referer leaves the page. English or Romanian by the order's language.
-//! Errors stay problem documents, like every other error of the API.
-//!
-//! A route answers HTML when the request [`wants_html`]: a browser's
-//! `Accept: text/html`, or a form post. Other clients get JSON as before.
+//! The page language ([`Lang`]) and the content negotiation of the API
+//! routes that holders' mails link to: a route answers HTML when the
+//! request [`wants_html`] (a browser's `Accept: text/html`, or a form
+//! post); other clients get JSON as before. The order pages are askama
+//! templates (`holder_web`); [`Page`], a hand-written builder with an
+//! inline style, is left only for the renewal page until it moves to a
+//! template too.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -163,12 +158,6 @@ impl Page {
         Page { lang, title: title.to_owned(), body: String::new() }
     }
 
-    /// A paragraph of text (escaped).
-    pub(crate) fn p(mut self, text: &str) -> Page {
-        self.body.push_str(&format!("<p>{}</p>\n", esc(text)));
-        self
-    }
-
     /// The one next step, emphasised (escaped).
     pub(crate) fn next(mut self, text: &str) -> Page {
         let label = self.lang.t("Next step", "Următorul pas");
@@ -186,46 +175,9 @@ impl Page {
         self
     }
 
-    /// A link (escaped).
-    pub(crate) fn link(mut self, href: &str, text: &str) -> Page {
-        self.body.push_str(&format!("<p><a href=\"{}\">{}</a></p>\n", esc(href), esc(text)));
-        self
-    }
-
     /// Preformatted text (escaped): a command, a PEM, a secret.
     pub(crate) fn pre(mut self, text: &str) -> Page {
         self.body.push_str(&format!("<pre>{}</pre>\n", esc(text)));
-        self
-    }
-
-    /// A POST form to `action` with text fields `(name, label)` and a button.
-    pub(crate) fn form(mut self, action: &str, fields: &[(&str, &str)], button: &str) -> Page {
-        self.body.push_str(&format!(
-            "<form method=\"post\" action=\"{}\" enctype=\"application/x-www-form-urlencoded\">\n",
-            esc(action)
-        ));
-        for (name, label) in fields {
-            self.body.push_str(&format!(
-                "<p><label>{} <input name=\"{}\" autocomplete=\"off\" required></label></p>\n",
-                esc(label),
-                esc(name)
-            ));
-        }
-        self.body.push_str(&format!("<p><button type=\"submit\">{}</button></p>\n</form>\n", esc(button)));
-        self
-    }
-
-    /// A POST form with one textarea `name`.
-    pub(crate) fn textarea_form(mut self, action: &str, name: &str, label: &str, button: &str) -> Page {
-        self.body.push_str(&format!(
-            "<form method=\"post\" action=\"{}\" enctype=\"application/x-www-form-urlencoded\">\n\
-             <p><label>{}<br><textarea name=\"{}\" rows=\"12\" cols=\"66\" required></textarea></label></p>\n\
-             <p><button type=\"submit\">{}</button></p>\n</form>\n",
-            esc(action),
-            esc(label),
-            esc(name),
-            esc(button)
-        ));
         self
     }
 
@@ -264,14 +216,7 @@ mod tests {
     #[test]
     fn values_are_escaped_everywhere() {
         let evil = "<script>alert(1)</script>\"'&";
-        let r = Page::new(Lang::Ro, evil)
-            .p(evil)
-            .facts(&[(evil, evil.to_owned())])
-            .link(evil, evil)
-            .pre(evil)
-            .form(evil, &[(evil, evil)], evil)
-            .textarea_form(evil, evil, evil, evil)
-            .ok();
+        let r = Page::new(Lang::Ro, evil).next(evil).facts(&[(evil, evil.to_owned())]).pre(evil).ok();
         assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);

@@ -12,8 +12,14 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use crate::pages::Lang;
 
 /// Every catalogue: `(area, English, Romanian)`. Add one line per area.
-const FILES: &[(&str, &str, &str)] =
-    &[("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl"))];
+const FILES: &[(&str, &str, &str)] = &[
+    ("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl")),
+    (
+        "holder-orders",
+        include_str!("../../locales/en/holder-orders.ftl"),
+        include_str!("../../locales/ro/holder-orders.ftl"),
+    ),
+];
 
 struct Catalogues {
     en: FluentBundle<FluentResource>,
