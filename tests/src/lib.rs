@@ -3,6 +3,7 @@
 //! each test's own on SQLite and on PostgreSQL, and the outside judges
 //! (openssl, pkilint). Nothing here mocks qcert's own code.
 
+pub mod browser;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
