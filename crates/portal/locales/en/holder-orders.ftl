@@ -9,6 +9,7 @@ holder-orders-err-csr = The certificate request (CSR) was refused: { $why }
 holder-orders-err-conflict = This step does not fit the order's state now (it may already be done). Open your order page to see the next step.
 holder-orders-err-locked = Your authenticator is locked after too many wrong codes. Contact us: a registration officer unlocks it after checking your identity.
 holder-orders-err-rate = Too many attempts. Try again in { $wait }.
+holder-orders-err-code = The code was not accepted: it is wrong or was already used. Wait for the next code in the app and send it.
 holder-orders-err-refused = The request was refused. Check what you entered and try again.
 holder-orders-err-internal = Something went wrong on our side. Try again later; if it persists, contact us.
 

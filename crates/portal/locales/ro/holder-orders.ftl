@@ -9,6 +9,7 @@ holder-orders-err-csr = Cererea de certificat (CSR) a fost refuzată: { $why }
 holder-orders-err-conflict = Acest pas nu se potrivește acum stadiului comenzii (poate a fost deja făcut). Deschideți pagina comenzii pentru a vedea următorul pas.
 holder-orders-err-locked = Aplicația de autentificare este blocată după prea multe coduri greșite. Contactați-ne: un operator de înregistrare o deblochează după ce vă verifică identitatea.
 holder-orders-err-rate = Prea multe încercări. Încercați din nou peste { $wait }.
+holder-orders-err-code = Codul nu a fost acceptat: este greșit sau a fost deja folosit. Așteptați următorul cod din aplicație și trimiteți-l.
 holder-orders-err-refused = Cererea a fost refuzată. Verificați ce ați introdus și încercați din nou.
 holder-orders-err-internal = A apărut o eroare la noi. Încercați mai târziu; dacă persistă, contactați-ne.
 

@@ -81,9 +81,9 @@ fn refusal(c: &Chrome, e: CaError) -> (StatusCode, String) {
             let minutes = i64::try_from(retry_after_secs.div_ceil(60)).unwrap_or(i64::MAX).max(1);
             c.ts("holder-orders-err-rate", "wait", &c.tn("web-minutes", minutes))
         }
-        CaError::InvalidInput(_) | CaError::ValidityNotOffered(..) | CaError::SignatureRefused(_) => {
-            c.t("holder-orders-err-refused")
-        }
+        // On these pages: an authorization code that is wrong or used.
+        CaError::SignatureRefused(_) => c.t("holder-orders-err-code"),
+        CaError::InvalidInput(_) | CaError::ValidityNotOffered(..) => c.t("holder-orders-err-refused"),
         _ => c.t("holder-orders-err-internal"),
     };
     // The status (and the log line of a fault of ours) of the API's one mapping.
