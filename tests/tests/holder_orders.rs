@@ -423,9 +423,14 @@ async fn a_token_and_a_cloud_order_through_the_pages(db: &TestDb) {
     let svg = base64::engine::general_purpose::STANDARD.decode(&src[..src.find('"').unwrap()]).unwrap();
     assert!(String::from_utf8(svg).unwrap().contains("<svg"), "a QR code as SVG");
     assert!(page.html.contains("alt=\""), "the QR code has a text alternative");
+    // The secret was handed out: the order page's next step is the first code.
+    let page = w.get(&c_url).await;
+    assert!(page.html.contains("name=\"code\"") && !page.html.contains("/authenticator\""), "{}", page.html);
+    let page = w.get(&format!("{c_url}/authenticator")).await;
+    assert!(!page.html.contains("Show the secret"), "handed out once: {}", page.html);
     let wrong = w.post(&format!("{c_url}/authorization"), &[("code", "000000")]).await;
     assert!(wrong.status.is_client_error(), "{}", wrong.status);
-    assert!(wrong.html.contains("role=\"alert\""), "{}", wrong.html);
+    assert!(wrong.html.contains("role=\"alert\"") && wrong.html.contains("not accepted"), "{}", wrong.html);
     let code = totp(&secret, w.clock.now());
     let page = w.follow(w.post(&format!("{c_url}/authorization"), &[("code", &code)]).await).await;
     assert!(page.html.contains("certificate issued"), "{}", page.html);

@@ -66,6 +66,13 @@ impl Run {
         self.b.css(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Click what leads to another page, and wait until it is there.
+    async fn go(&self, css: &str) {
+        let old = self.b.css("html").await;
+        self.click(css).await;
+        old.wait_until().stale().await.unwrap_or_else(|e| panic!("{css} leads to another page: {e}"));
+    }
+
     async fn url(&self) -> String {
         self.b.driver.current_url().await.unwrap().to_string()
     }
@@ -92,7 +99,7 @@ impl Run {
         self.click("input[name=document_type][value=id-card]").await;
         self.fill("id_document_number", doc).await;
         self.click(&format!("input[name=language][value={lang}]")).await;
-        self.click("form[action='/order'] button[type=submit]").await;
+        self.go("form[action='/order'] button[type=submit]").await;
     }
 }
 
@@ -121,7 +128,7 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
 
     // The form, and its refusals, in both languages.
     r.both(&format!("{base}/order"), "order-form", "ro").await;
-    r.click("form[action='/order'] button[type=submit]").await;
+    r.go("form[action='/order'] button[type=submit]").await;
     let text = r.b.text().await;
     assert!(text.contains("Există o problemă") && text.contains("Alegeți TOKEN sau CLOUD"), "{text}");
     r.check("order-form-errors").await;
@@ -130,7 +137,7 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     let focused = r.b.driver.active_element().await.unwrap().attr("id").await.unwrap();
     assert_eq!(focused.as_deref(), Some("given_name"));
     r.b.goto(&with_lang(&format!("{base}/order"), "en")).await;
-    r.click("form[action='/order'] button[type=submit]").await;
+    r.go("form[action='/order'] button[type=submit]").await;
     assert!(r.b.text().await.contains("There is a problem"));
     r.check("order-form-errors").await;
 
@@ -141,11 +148,11 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     assert!(t_url.contains("/api/v1/orders/"), "{t_url}");
     assert!(r.b.text().await.contains("89,00 EUR"));
     r.both(&t_url, "order-awaiting-payment", "ro").await;
-    r.click("a.button").await;
+    r.go("a.button").await;
     assert!(r.url().await.contains("/pay/test/"));
     let pay_url = r.url().await;
     r.both(&pay_url, "pay-test", "ro").await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert_eq!(r.url().await, t_url, "back to the order page");
     assert!(r.b.text().await.contains("verificarea identității prin video"));
     r.both(&t_url, "order-awaiting-identity", "ro").await;
@@ -154,22 +161,22 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     let t_id = t["order_id"].as_str().unwrap().to_owned();
     r.ra(&format!("/api/v1/ra/orders/{t_id}/approval"), Some(json!({"document_number": "RX123456"}))).await;
     r.both(&t_url, "order-approved-token", "ro").await;
-    r.click("a.button").await;
+    r.go("a.button").await;
     let csr_url = r.url().await;
     assert!(csr_url.ends_with("/csr"), "{csr_url}");
     r.both(&csr_url, "order-csr", "ro").await;
     // A broken CSR first: the page says so, in the holder's language.
     r.fill("csr", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----").await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("refuzată"), "{}", r.b.text().await);
     r.check("order-csr-refused").await;
     let pem = csr_pem(dir.path());
     r.b.goto(&csr_url).await;
     r.fill("csr", &pem).await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("certificat emis"), "{}", r.b.text().await);
     r.both(&t_url, "order-issued", "ro").await;
-    r.click("a.button").await;
+    r.go("a.button").await;
     let cert_url = r.url().await;
     r.both(&cert_url, "certificate", "ro").await;
     // The downloads (as the browser's links name them).
@@ -185,21 +192,21 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     r.b.goto(&with_lang(&format!("{base}/order"), "en")).await;
     r.order("CLOUD", "mihai@example.ro", "SX654321", "en").await;
     let c_url = r.url().await;
-    r.click("a.button").await;
-    r.click("form button[type=submit]").await;
+    r.go("a.button").await;
+    r.go("form button[type=submit]").await;
     let c: Value = r.http.get(&c_url).send().await.unwrap().json().await.unwrap();
     let c_id = c["order_id"].as_str().unwrap().to_owned();
     assert_eq!(c["state"], "awaiting-identity");
     r.ra(&format!("/api/v1/ra/orders/{c_id}/rejection"), Some(json!({"reason": "the video broke off"}))).await;
     r.both(&c_url, "order-rejected", "en").await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("identity check by video"));
     r.ra(&format!("/api/v1/ra/orders/{c_id}/approval"), Some(json!({"document_number": "SX654321"}))).await;
     r.both(&c_url, "order-approved-cloud", "en").await;
-    r.click("a.button").await;
+    r.go("a.button").await;
     let enrol_url = r.url().await;
     r.both(&enrol_url, "authenticator", "en").await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     let qr = r.b.css("img.qr").await;
     assert!(qr.attr("src").await.unwrap().unwrap().starts_with("data:image/svg+xml;base64,"));
     assert!(!qr.attr("alt").await.unwrap().unwrap().is_empty());
@@ -215,12 +222,12 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     let secret = r.b.css("pre").await.text().await.unwrap();
     let secret = base32_decode(secret.trim());
     r.fill("code", "000000").await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("not accepted"), "{}", r.b.text().await);
     r.check("order-code-refused").await;
     r.b.goto(&c_url).await;
     r.fill("code", &totp(&secret, clock.now())).await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("certificate issued"), "{}", r.b.text().await);
     r.both(&c_url, "order-issued-cloud", "en").await;
     // The authenticator's secret page in Romanian too (a second CLOUD order,
@@ -243,7 +250,7 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     assert!(paid.status().is_success(), "{}", paid.status());
     r.ra(&format!("/api/v1/ra/orders/{a_id}/approval"), Some(json!({"document_number": "TX111222"}))).await;
     r.b.goto(&with_lang(&format!("{}/authenticator", o["order_url"].as_str().unwrap()), "ro")).await;
-    r.click("form button[type=submit]").await;
+    r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("Scanați codul QR"), "{}", r.b.text().await);
     r.check("authenticator-secret").await;
 
@@ -272,11 +279,11 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     for (url, id, lang) in [(&c_secrets, &c_id, "en"), (&t_secrets, &t_id, "ro")] {
         r.both(url, "secrets", lang).await;
         r.fill("code", "WRONG-CODE-1").await;
-        r.click("form button[type=submit]").await;
+        r.go("form button[type=submit]").await;
         r.check("secrets-wrong-code").await;
         let code = r.ra(&format!("/api/v1/ra/orders/{id}/delivery-code"), None).await;
         r.fill("code", code["code"].as_str().unwrap()).await;
-        r.click("form button[type=submit]").await;
+        r.go("form button[type=submit]").await;
         let text = r.b.text().await;
         let password = r.b.css("span.secret").await.text().await.unwrap();
         assert!(password.len() == 8 && password.bytes().all(|b| b.is_ascii_digit()), "{text}");

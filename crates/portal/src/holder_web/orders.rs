@@ -219,7 +219,8 @@ pub(crate) fn order_page(
             ("identity", c.ts("holder-orders-next-identity", "due", &due), String::new())
         }
         "rejected" => ("resume", c.t("holder-orders-next-resume"), format!("{url}/resume")),
-        "approved" if cloud && o.totp_enrolled_at.is_none() => {
+        // Enrolled once the secret is handed out (confirmed by the first code).
+        "approved" if cloud && o.totp_sealed.is_none() => {
             ("enrol", c.t("holder-orders-next-enrol"), format!("{url}/authenticator"))
         }
         "approved" if cloud => ("code", c.t("holder-orders-next-code"), format!("{url}/authorization")),
@@ -325,7 +326,7 @@ struct EnrolPage {
 /// `GET …/authenticator` for a browser: what enrolling means, and the
 /// button that does it (or the order page when it is not the next step).
 pub(crate) fn enrol_page(state: &AppState, c: Chrome, o: &OrderRow) -> Result<Response, ApiError> {
-    if o.product != "cloud" || o.state != "approved" || o.totp_enrolled_at.is_some() {
+    if o.product != "cloud" || o.state != "approved" || o.totp_sealed.is_some() {
         return order_page(state, c, o, None);
     }
     let action = format!("{}/authenticator", state.orders.order_url(&o.id)?);
