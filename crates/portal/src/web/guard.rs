@@ -33,24 +33,22 @@ fn is_unsafe(m: &Method) -> bool {
 }
 
 /// Why a browser request comes from another site, if it does.
+///
+/// A browser that sends `Sec-Fetch-Site` (a header pages cannot set) is
+/// judged by it alone: under `Referrer-Policy: no-referrer` (our pages')
+/// browsers send `Origin: null` on every form post, their own site's
+/// included (Fetch, "append a request Origin header"). Without it, the
+/// `Origin` must be ours (`null` is not).
 pub(crate) fn cross_site(headers: &HeaderMap, ours: &[String]) -> Option<&'static str> {
-    let mut same_origin = false;
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default().to_ascii_lowercase();
         if site != "same-origin" && site != "none" {
             return Some("Sec-Fetch-Site");
         }
-        same_origin = site == "same-origin";
+        return None;
     }
     let origin = headers.get(header::ORIGIN)?;
     let origin = origin.to_str().unwrap_or_default().trim().to_ascii_lowercase();
-    // Under `Referrer-Policy: no-referrer` (our pages') a browser sends
-    // `Origin: null` with its form posts, also to the same origin (Fetch,
-    // "serializing a request origin"); it still says same-origin in
-    // Sec-Fetch-Site, a header no page can set.
-    if same_origin && origin == "null" {
-        return None;
-    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     let same_host = !host.is_empty() && authority == Some(host.as_str());
@@ -119,10 +117,9 @@ mod tests {
         assert_eq!(ours, ["http://127.0.0.1:8080", "https://127.0.0.1:8080"]);
         // API clients: neither header.
         assert_eq!(cross_site(&h(&[("host", "127.0.0.1:8080")]), &ours), None);
-        assert_eq!(
-            cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:9")]), &[]),
-            Some("Origin")
-        );
+        // Sec-Fetch-Site decides when sent (Origin is `null` under no-referrer).
+        assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), &[]), None);
+        assert_eq!(cross_site(&h(&[("origin", "http://localhost:9")]), &[]), Some("Origin"));
         assert_eq!(
             cross_site(
                 &h(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:9"), ("host", "localhost:9")]),
@@ -136,9 +133,6 @@ mod tests {
         );
         assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-site")]), &ours), Some("Sec-Fetch-Site"));
         assert_eq!(cross_site(&h(&[("origin", "null"), ("host", "localhost:9")]), &ours), Some("Origin"));
-        // A same-origin form post from a page with Referrer-Policy no-referrer.
-        assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), &ours), None);
-        assert_eq!(cross_site(&h(&[("sec-fetch-site", "none"), ("origin", "null")]), &ours), Some("Origin"));
         assert_eq!(
             cross_site(&h(&[("origin", "https://evil.example"), ("host", "localhost:9")]), &ours),
             Some("Origin")
