@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cloud;
+pub mod confirm;
 pub mod desk;
 pub mod smtp;
 

@@ -21,20 +21,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use qcert_ca_core::confirmation::{HOLDER_FIELD, QTSP_FIELD};
-use qcert_ca_core::desk::DocumentNumber;
-use qcert_ca_core::orders::OrderForm;
-use qcert_ca_core::payment::{sign_webhook, WebhookKey};
-use qcert_ca_core::{Clock, FixedClock, Reason};
+use qcert_ca_core::{FixedClock, Reason};
 use qcert_tests::cloud::{CloudWorld, CscDocument};
+use qcert_tests::confirm::{issue_token_order, make_service_keys, pyhanko_sign};
 use qcert_tests::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const WEBHOOK: [u8; 32] = [16u8; 32];
 
 struct World {
     ca: qcert_ca_core::Ca,
-    clock: std::sync::Arc<FixedClock>,
     orders: qcert_ca_core::orders::Orders,
     server: Server,
     http: reqwest::Client,
@@ -42,12 +39,7 @@ struct World {
 }
 
 /// A TOKEN holder: the order's link, the certificate (PEM file) and its key.
-struct Holder {
-    order_url: String,
-    serial: String,
-    cert: PathBuf,
-    key: PathBuf,
-}
+type Holder = qcert_tests::confirm::TokenHolder;
 
 async fn world(db: &TestDb) -> World {
     world_with(db, true).await
@@ -67,54 +59,14 @@ async fn world_with(db: &TestDb, service_keys: bool) -> World {
     let desk = new_desk(&ca).await;
     let orders = new_orders(&desk, WEBHOOK, &base);
     let server = serve_orders_on(listener, orders.clone()).await;
-    World { ca, clock, orders, server, http: reqwest::Client::new(), dir: tempfile::tempdir().unwrap() }
+    World { ca, orders, server, http: reqwest::Client::new(), dir: tempfile::tempdir().unwrap() }
 }
 
 impl World {
     /// Order, pay, approve: a TOKEN certificate for holder `n`.
     async fn holder(&self, n: u32, given: &str, surname: &str) -> Holder {
-        let form: OrderForm = serde_json::from_value(json!({
-            "product": "TOKEN", "years": 1, "given_name": given, "surname": surname,
-            "email": format!("holder{n}@example.ro"), "country": "RO", "national_id": cnp(n),
-            "id_document_number": format!("RX{n:06}"), "publish": false
-        }))
-        .unwrap();
-        let created = self.orders.create(&form, None).await.unwrap();
-        let order_url = self.orders.order_url(&created.order.id).unwrap();
-        let d = self.dir.path();
-        let (key, csr) = (d.join(format!("h{n}.key")), d.join(format!("h{n}.csr")));
-        run_ok(
-            Command::new("openssl")
-                .args(["req", "-new", "-nodes", "-subj", "/CN=x", "-newkey", "ec", "-pkeyopt"])
-                .arg("ec_paramgen_curve:P-256")
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&csr),
-        );
-        self.orders.upload_csr(&created.link, std::fs::read(&csr).unwrap()).await.unwrap();
-        let event = json!({"event_id": format!("o-{n}"), "order_id": created.order.id, "status": "paid"});
-        let raw = serde_json::to_vec(&event).unwrap();
-        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, self.clock.now());
-        let r = self
-            .http
-            .post(format!("{}/api/v1/payments/webhook", self.server.base))
-            .header("qcert-signature", sig)
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let officer =
-            qcert_ca_core::operators::Operator { name: "radu".into(), role: qcert_ca_core::operators::Role::RaOfficer };
-        let doc = DocumentNumber::parse(&format!("RX{n:06}")).unwrap();
-        let row = self.orders.approve(&officer, &created.order.id, &doc).await.unwrap();
-        let serial = row.serial.expect("issued on approval");
-        let r = self.http.get(format!("{order_url}/certificate")).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let cert = d.join(format!("h{n}.pem"));
-        std::fs::write(&cert, r.text().await.unwrap()).unwrap();
-        Holder { order_url, serial, cert, key }
+        let base = &self.server.base;
+        issue_token_order(&self.orders, &self.http, base, WEBHOOK, self.dir.path(), n, (given, surname), false).await
     }
 
     async fn prefilled(&self, h: &Holder) -> (String, Vec<u8>) {
@@ -204,19 +156,6 @@ async fn announce(order_url: &str, length: usize) -> String {
     let mut answer = vec![0u8; 4096];
     let n = tcp.read(&mut answer).await.unwrap();
     String::from_utf8_lossy(&answer[..n]).into_owned()
-}
-
-/// `pyhanko sign addsig --field <holder field> pemder` with `key` and `cert`.
-fn pyhanko_sign(input: &Path, output: &Path, key: &Path, cert: &Path) {
-    run_ok(
-        Command::new(venv_tool("pyhanko"))
-            .args(["sign", "addsig", "--field", HOLDER_FIELD, "pemder", "--no-pass", "--key"])
-            .arg(key)
-            .arg("--cert")
-            .arg(cert)
-            .arg(input)
-            .arg(output),
-    );
 }
 
 fn refused(status: StatusCode, v: &Value, words: &str) {

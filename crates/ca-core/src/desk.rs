@@ -207,7 +207,7 @@ struct SignedRequest {
 }
 
 /// Reasons a holder may give for revoking their own certificate.
-const HOLDER_REASONS: [Reason; 5] = [
+pub const HOLDER_REASONS: [Reason; 5] = [
     Reason::Unspecified,
     Reason::KeyCompromise,
     Reason::AffiliationChanged,

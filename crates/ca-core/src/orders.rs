@@ -177,6 +177,10 @@ pub struct PaymentSettings {
     pub token_cents: [u64; 3],
     /// Price in cents of a CLOUD order of 1, 2 and 3 years.
     pub cloud_cents: [u64; 3],
+    /// Serve qcert's own TEST payment provider (`/pay/test/{order_id}`,
+    /// [`Orders::pay_with_test_provider`]): for trying qcert out, never for
+    /// production, since anyone who knows an order id can mark it paid.
+    pub test_provider: bool,
 }
 
 impl Default for PaymentSettings {
@@ -187,6 +191,7 @@ impl Default for PaymentSettings {
             currency: "EUR".into(),
             token_cents: [8900, 15900, 21900],
             cloud_cents: [4900, 8900, 12900],
+            test_provider: false,
         }
     }
 }
@@ -753,6 +758,42 @@ impl Orders {
             }
         }
         Ok(outcome)
+    }
+
+    /// qcert's TEST payment provider pays order `order_id`: the event a
+    /// provider would send (`status: paid`, a fresh event id), signed with
+    /// the webhook key and handed to [`Orders::payment_webhook`], the one
+    /// path every payment takes. Refused (`NotFound`, as if there were no
+    /// such page) unless `[orders.payment] test_provider` is on.
+    pub async fn pay_with_test_provider(&self, order_id: &str) -> Result<Payment, CaError> {
+        if !self.payment.test_provider {
+            return Err(CaError::NotFound("the test payment provider is not enabled".into()));
+        }
+        let event_id = format!("test-{}", hex::encode(crate::desk::random_bytes::<16>()));
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event_id": event_id,
+            "order_id": order_id,
+            "status": "paid",
+            "payment_ref": format!("TEST-{event_id}"),
+        }))
+        .map_err(|e| CaError::Internal(format!("test payment event: {e}")))?;
+        let signature = payment::sign_webhook(&self.webhook, &body, self.now());
+        self.payment_webhook(&signature, &body).await
+    }
+
+    /// An order awaiting payment, for the TEST payment provider's page
+    /// (`NotFound` unless the provider is on and the order exists unpaid).
+    pub async fn test_payment_order(&self, order_id: &str) -> Result<OrderRow, CaError> {
+        let not_found = || CaError::NotFound("no order to pay here".into());
+        if !self.payment.test_provider || order_id.len() != 32 || !order_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        self.ca()
+            .registry()
+            .order(order_id)
+            .await?
+            .filter(|r| !self.expired(r, self.now().unix_timestamp()))
+            .ok_or_else(not_found)
     }
 
     /// Audit what a payment event did: `{what}.paid` once, a second payment
@@ -1370,6 +1411,7 @@ mod tests {
             currency: "EUR".into(),
             token_cents: [8900, 15900, 21905],
             cloud_cents: [4900, 8900, 12900],
+            test_provider: false,
         };
         p.validate().unwrap();
         assert_eq!(p.amount("token", 3), "219.05");

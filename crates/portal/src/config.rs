@@ -224,6 +224,11 @@ pub struct PaymentSection {
     /// Prices in cents for 1, 2 and 3 years.
     pub token_cents: [u64; 3],
     pub cloud_cents: [u64; 3],
+    /// Serve qcert's TEST payment provider at `/pay/test/{order_id}` (its
+    /// "pay" button marks the order paid through the signed webhook path).
+    /// For trying qcert out only: `qcert init` turns it on in the embedded
+    /// home and points `url` at it; never on in production.
+    pub test_provider: bool,
 }
 
 impl Default for PaymentSection {
@@ -234,6 +239,7 @@ impl Default for PaymentSection {
             currency: d.currency,
             token_cents: d.token_cents,
             cloud_cents: d.cloud_cents,
+            test_provider: d.test_provider,
         }
     }
 }
@@ -489,6 +495,7 @@ impl Settings {
             currency: p.currency.clone(),
             token_cents: p.token_cents,
             cloud_cents: p.cloud_cents,
+            test_provider: p.test_provider,
         }
     }
 

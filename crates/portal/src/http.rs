@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::confirmation_api::routes())
         .merge(crate::web::assets::router())
         .merge(crate::desk::router())
+        .merge(crate::holder_web::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -334,6 +335,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub(crate) fn body_limit(path: &str) -> usize {
     if path.starts_with("/api/v1/orders/") && path.ends_with("/confirmation") {
         qcert_ca_core::confirmation::MAX_UPLOAD
+    } else if crate::holder_web::certs::is_confirmation_form(path) {
+        crate::holder_web::certs::MAX_CONFIRMATION_FORM
     } else {
         MAX_BODY
     }
@@ -360,6 +363,10 @@ async fn refuse_announced_oversize(request: axum::extract::Request, next: axum::
         .and_then(|v| v.trim().parse::<u64>().ok());
     let limit = body_limit(request.uri().path());
     if announced.is_some_and(|n| n > limit as u64) {
+        if crate::holder_web::certs::is_confirmation_form(request.uri().path()) {
+            // The holder's browser form: a page, not a problem document.
+            return crate::holder_web::certs::too_large_page(request.headers(), request.uri());
+        }
         return body_too_large(limit).into_response();
     }
     next.run(request).await

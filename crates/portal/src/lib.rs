@@ -13,6 +13,7 @@ pub mod desk;
 pub mod enroll;
 pub mod extract;
 pub mod holder_api;
+pub(crate) mod holder_web;
 pub mod home;
 pub mod http;
 pub mod orders_api;

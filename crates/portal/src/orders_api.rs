@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Acting, ApiJson, RaOfficer};
 use crate::extract::{ApiBytes, ApiPath, ApiQuery};
+use crate::holder_web::orders as pages;
 use crate::http::{ApiError, AppState, Problem};
-use crate::pages::{form_field, is_form, wants_html, Lang, Page};
+use crate::pages::{form_field, is_form, wants_html};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -121,7 +122,7 @@ struct CreatedView {
 /// The TCP peer of a request, when the server was started with
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
@@ -205,9 +206,9 @@ async fn create(
 }
 
 /// The order as JSON, or as the holder's page for a browser.
-fn order_answer(state: &AppState, headers: &HeaderMap, o: &OrderRow) -> Result<Response, ApiError> {
+fn order_answer(state: &AppState, headers: &HeaderMap, uri: &Uri, o: &OrderRow) -> Result<Response, ApiError> {
     if wants_html(headers) {
-        return order_page(state, o);
+        return pages::order_page(state, pages::chrome_for(headers, uri, &o.language), o, None);
     }
     Ok(Json(HolderView::from(state, o)).into_response())
 }
@@ -216,147 +217,98 @@ async fn view(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    order_answer(&state, &headers, &state.orders.by_link(&token).await?)
-}
-
-/// The holder's order page: the state and the one next step.
-fn order_page(state: &AppState, o: &OrderRow) -> Result<Response, ApiError> {
-    let l = Lang::of(&o.language);
-    let url = state.orders.order_url(&o.id)?;
-    let payment = state.orders.payment();
-    let cloud = o.product == "cloud";
-    let state_text = match o.state.as_str() {
-        "awaiting-payment" => l.t("waiting for payment", "în așteptarea plății"),
-        "awaiting-identity" => l.t("paid; identity check by video", "plătită; verificarea identității prin video"),
-        "rejected" => l.t("identity check not completed", "verificarea identității nefinalizată"),
-        "approved" => l.t("identity confirmed", "identitate confirmată"),
-        "issuing" => l.t("certificate being issued", "certificatul este în curs de emitere"),
-        "issued" => l.t("certificate issued", "certificat emis"),
-        other => other,
-    };
-    let mut facts = vec![
-        (l.t("Order", "Comanda"), o.id.clone()),
-        (l.t("State", "Stadiu"), state_text.to_owned()),
-        ("Product", o.product.to_ascii_uppercase()),
-        (l.t("Validity", "Valabilitate"), format!("{} {}", o.years, l.t("year(s)", "an(i)"))),
-        (l.t("Price", "Preț"), payment.price_text(&o.product, o.years, &o.language)),
-    ];
-    if let Some(s) = &o.serial {
-        facts.push((l.t("Serial number", "Număr de serie"), s.clone()));
-    }
-    let page = Page::new(l, l.t("Your certificate order", "Comanda dumneavoastră de certificat")).facts(&facts);
-    let page = match o.state.as_str() {
-        "awaiting-payment" => page
-            .next(&format!("{} {}.", l.t("pay the order:", "plătiți comanda:"), payment.price_text(&o.product, o.years, &o.language)))
-            .link(&payment.url(o), l.t("Pay the order", "Plătiți comanda")),
-        "awaiting-identity" => page.next(&format!(
-            "{} {}.",
-            l.t(
-                "the identity check by video; our registration officer contacts you, and you get the answer by email by",
-                "verificarea identității prin video; operatorul de înregistrare vă contactează, iar răspunsul îl primiți prin e-mail până la"
-            ),
-            o.identity_due_at.map(|t| l.date(t)).unwrap_or_default()
-        )),
-        "rejected" => page
-            .p(&format!("{} {}", l.t("Reason:", "Motiv:"), o.rejection_reason.clone().unwrap_or_default()))
-            .next(l.t("resume the identity check (no new payment).", "reluați verificarea identității (fără o nouă plată)."))
-            .form(&format!("{url}/resume"), &[], l.t("Resume", "Reluați")),
-        "approved" if cloud && o.totp_enrolled_at.is_none() => page
-            .next(l.t("enrol your authenticator app.", "înregistrați aplicația de autentificare."))
-            .link(&format!("{url}/authenticator"), l.t("Enrol the authenticator", "Înregistrați aplicația")),
-        "approved" if cloud => page
-            .next(l.t(
-                "send the first code from your authenticator app; it issues the certificate.",
-                "trimiteți primul cod din aplicația de autentificare; acesta emite certificatul.",
-            ))
-            .form(&format!("{url}/authorization"), &[("code", l.t("Code", "Cod"))], l.t("Send", "Trimiteți")),
-        "approved" if o.csr.is_none() => page
-            .next(l.t("upload the CSR made on your token.", "încărcați cererea CSR generată pe token."))
-            .link(&format!("{url}/csr"), l.t("Upload the CSR", "Încărcați cererea CSR")),
-        "approved" | "issuing" => page.next(l.t(
-            "nothing: the certificate is being issued; you get it by email.",
-            "nimic: certificatul este în curs de emitere; îl primiți prin e-mail.",
-        )),
-        _ => page
-            .next(l.t(
-                "download the certificate; your secrets come with the link in the separate email.",
-                "descărcați certificatul; codurile secrete le primiți prin linkul din e-mailul separat.",
-            ))
-            .link(&format!("{url}/certificate"), l.t("The certificate", "Certificatul")),
-    };
-    Ok(page.ok())
+    uri: Uri,
+) -> Response {
+    let r = async { order_answer(&state, &headers, &uri, &state.orders.by_link(&token).await?) }.await;
+    pages::answer(&headers, &uri, r)
 }
 
 /// `GET /api/v1/orders/{token}/csr`: how to upload the CSR (TOKEN).
-async fn csr_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
-    let o = state.orders.by_link(&token).await?;
-    let l = Lang::of(&o.language);
-    let url = format!("{}/csr", state.orders.order_url(&o.id)?);
-    let page = Page::new(l, l.t("Upload your CSR", "Încărcați cererea CSR"));
-    if o.product != "token" || o.csr.is_some() || matches!(o.state.as_str(), "issuing" | "issued") {
-        return order_page(&state, &o);
+async fn csr_page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let r = async {
+        let o = state.orders.by_link(&token).await?;
+        pages::csr_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o, None)
     }
-    Ok(page
-        .p(l.t(
-            "Create the key pair on your signature token with its software and export the certificate signing request (CSR, PEM).",
-            "Generați perechea de chei pe tokenul de semnătură cu programul acestuia și exportați cererea de certificat (CSR, PEM).",
-        ))
-        .next(l.t("paste the PEM text here and send it:", "lipiți aici textul PEM și trimiteți-l:"))
-        .textarea_form(&url, "csr", "-----BEGIN CERTIFICATE REQUEST----- …", l.t("Upload", "Încărcați"))
-        .p(l.t("Or from a terminal:", "Sau dintr-un terminal:"))
-        .pre(&format!("curl -T request.csr '{url}'"))
-        .ok())
+    .await;
+    pages::answer(&headers, &uri, r)
 }
 
-/// `PUT` (or `POST`, also as a form with field `csr`) `/api/v1/orders/{token}/csr`:
-/// the PKCS#10 request, PEM or DER.
+/// `PUT` (or `POST`, also as a form with field `csr`: urlencoded, or
+/// multipart with the pasted `csr` or the file `csr_file`)
+/// `/api/v1/orders/{token}/csr`: the PKCS#10 request, PEM or DER. A form
+/// goes on to the order's page.
 async fn upload_csr(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
+    uri: Uri,
     ApiBytes(body): ApiBytes,
-) -> Result<Response, ApiError> {
-    let csr = if is_form(&headers) {
-        form_field(&body, "csr")
-            .ok_or_else(|| qcert_ca_core::CaError::field("csr", "the CSR as PEM text"))?
-            .into_bytes()
-    } else {
-        body.to_vec()
-    };
-    order_answer(&state, &headers, &state.orders.upload_csr(&token, csr).await?)
+) -> Response {
+    if is_form(&headers) || pages::is_multipart(&headers) {
+        let done = match pages::csr_from_form(&headers, body).await {
+            Ok(csr) => state.orders.upload_csr(&token, csr).await,
+            Err(e) => Err(e),
+        };
+        return match done {
+            Ok(o) => pages::to_order(&state, &headers, &o),
+            Err(e) => pages::refused_step(&state, &headers, &token, e, true).await,
+        };
+    }
+    let r =
+        async { order_answer(&state, &headers, &uri, &state.orders.upload_csr(&token, body.to_vec()).await?) }.await;
+    pages::answer(&headers, &uri, r)
 }
 
-/// `GET /api/v1/orders/{token}/resume`: a page with the resume button.
-async fn resume_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
-    order_page(&state, &state.orders.by_link(&token).await?)
+/// `GET /api/v1/orders/{token}/resume`: the order page, with the resume button.
+async fn resume_page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let r = async {
+        let o = state.orders.by_link(&token).await?;
+        pages::order_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o, None)
+    }
+    .await;
+    pages::answer(&headers, &uri, r)
 }
 
 async fn resume(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    order_answer(&state, &headers, &state.orders.resume(&token).await?)
+    uri: Uri,
+) -> Response {
+    if is_form(&headers) {
+        return match state.orders.resume(&token).await {
+            Ok(o) => pages::to_order(&state, &headers, &o),
+            Err(e) => pages::refused_step(&state, &headers, &token, e, false).await,
+        };
+    }
+    let r = async { order_answer(&state, &headers, &uri, &state.orders.resume(&token).await?) }.await;
+    pages::answer(&headers, &uri, r)
 }
 
 /// `GET /api/v1/orders/{token}/authenticator` (CLOUD): what enrolling
 /// means, and the button that does it.
-async fn enrol_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
-    let o = state.orders.by_link(&token).await?;
-    if o.product != "cloud" || o.state != "approved" || o.totp_enrolled_at.is_some() {
-        return order_page(&state, &o);
+async fn enrol_page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let r = async {
+        let o = state.orders.by_link(&token).await?;
+        pages::enrol_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o)
     }
-    let l = Lang::of(&o.language);
-    let url = format!("{}/authenticator", state.orders.order_url(&o.id)?);
-    Ok(Page::new(l, l.t("Enrol your authenticator", "Înregistrați aplicația de autentificare"))
-        .p(l.t(
-            "You need an authenticator app for time-based one-time codes on your phone. The next page shows its secret once: add it to the app right away.",
-            "Aveți nevoie pe telefon de o aplicație de autentificare pentru coduri unice bazate pe timp. Pagina următoare afișează secretul o singură dată: adăugați-l imediat în aplicație.",
-        ))
-        .next(l.t("show the secret and enrol it.", "afișați secretul și înregistrați-l."))
-        .form(&url, &[], l.t("Show the secret", "Afișați secretul"))
-        .ok())
+    .await;
+    pages::answer(&headers, &uri, r)
 }
 
 #[derive(Serialize)]
@@ -365,32 +317,29 @@ struct Enrolment {
     secret: String,
 }
 
-/// `POST /api/v1/orders/{token}/authenticator` (CLOUD): the TOTP secret, once.
+/// `POST /api/v1/orders/{token}/authenticator` (CLOUD): the TOTP secret,
+/// once (for a browser: as a QR code and as text).
 async fn enrol(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (otpauth_uri, secret) = state.orders.enrol_authenticator(&token).await?;
-    if wants_html(&headers) {
-        let o = state.orders.by_link(&token).await?;
-        let l = Lang::of(&o.language);
-        let url = format!("{}/authorization", state.orders.order_url(&o.id)?);
-        return Ok(Page::new(l, l.t("Your authenticator secret", "Secretul aplicației de autentificare"))
-            .p(l.t(
-                "Add this secret to your authenticator app now (as a key, or the otpauth link). It is shown only this once.",
-                "Adăugați acum acest secret în aplicația de autentificare (ca cheie sau ca link otpauth). Este afișat doar acum.",
-            ))
-            .pre(&secret)
-            .pre(&otpauth_uri)
-            .next(l.t(
-                "send the first code the app shows; it issues your certificate.",
-                "trimiteți primul cod afișat de aplicație; acesta emite certificatul.",
-            ))
-            .form(&url, &[("code", l.t("Code", "Cod"))], l.t("Send", "Trimiteți"))
-            .ok());
+    uri: Uri,
+) -> Response {
+    let html = wants_html(&headers);
+    let (otpauth_uri, secret) = match state.orders.enrol_authenticator(&token).await {
+        Ok(e) => e,
+        Err(e) if html => return pages::refused_step(&state, &headers, &token, e, false).await,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    if html {
+        let r = async {
+            let o = state.orders.by_link(&token).await?;
+            pages::enrolled_page(&state, &headers, &o, otpauth_uri, secret)
+        }
+        .await;
+        return pages::answer(&headers, &uri, r);
     }
-    Ok(no_store(Json(Enrolment { otpauth_uri, secret })))
+    no_store(Json(Enrolment { otpauth_uri, secret }))
 }
 
 #[derive(Deserialize)]
@@ -411,8 +360,8 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for CodeBody {
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         if is_form(req.headers()) {
             let ApiBytes(body) = ApiBytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
-            let code = form_field(&body, "code")
-                .ok_or_else(|| ApiError(qcert_ca_core::CaError::field("code", "the code")).into_response())?;
+            // A form without the field: the step refuses the empty code (a page).
+            let code = form_field(&body, "code").unwrap_or_default();
             return Ok(CodeBody { code, form: true });
         }
         let ApiJson(req) =
@@ -421,18 +370,23 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for CodeBody {
     }
 }
 
-/// `POST /api/v1/orders/{token}/authorization` (CLOUD): a TOTP code.
+/// `POST /api/v1/orders/{token}/authorization` (CLOUD): a TOTP code. A
+/// form goes on to the order's page (or shows it with the refusal).
 async fn authorize(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
+    uri: Uri,
     req: CodeBody,
-) -> Result<Response, ApiError> {
-    let o = state.orders.authorize(&token, &req.code).await?;
+) -> Response {
     if req.form {
-        return order_page(&state, &o);
+        return match state.orders.authorize(&token, &req.code).await {
+            Ok(o) => pages::to_order(&state, &headers, &o),
+            Err(e) => pages::refused_step(&state, &headers, &token, e, false).await,
+        };
     }
-    order_answer(&state, &headers, &o)
+    let r = async { order_answer(&state, &headers, &uri, &state.orders.authorize(&token, &req.code).await?) }.await;
+    pages::answer(&headers, &uri, r)
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,44 +397,63 @@ struct CertificateQuery {
     /// Append the issuing CA's certificate.
     #[serde(default)]
     chain: bool,
+    /// `pem` or `der`: the file, whatever the client (the page's download links).
+    format: Option<String>,
+    /// The page's language (a browser's choice; not used by the file).
+    #[serde(default, rename = "lang")]
+    _lang: Option<String>,
 }
 
-/// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true]`: PEM of
-/// the newest certificate of the order (after renewals, the renewed one), or
-/// of a given one; with `chain=true` followed by the issuing CA. A browser
-/// gets a page showing it.
+/// `GET /api/v1/orders/{token}/certificate[?serial=…][&chain=true][&format=pem|der]`:
+/// PEM of the newest certificate of the order (after renewals, the
+/// renewed one), or of a given one; with `chain=true` followed by the
+/// issuing CA; `format=der` the certificate alone as DER. A browser gets
+/// the certificate page (`holder_web::certs`), unless `format` asks for the file.
 async fn certificate(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<CertificateQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
-    let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
-    if q.chain {
-        pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+    uri: Uri,
+) -> Response {
+    let r = async {
+        let format = match q.format.as_deref() {
+            None => None,
+            Some(f @ ("pem" | "der")) => Some(f),
+            Some(_) => return Err(ApiError(qcert_ca_core::CaError::field("format", "pem or der"))),
+        };
+        if format.is_none() && wants_html(&headers) {
+            let serial = q.serial.as_deref();
+            return Ok(crate::holder_web::certs::certificate_page(&state, &headers, &uri, &token, serial).await);
+        }
+        let (serial, der) = state.orders.certificate(&token, q.serial.as_deref()).await?;
+        if format == Some("der") {
+            return Ok(der_download(&serial, der));
+        }
+        let mut pem = qcert_ca_core::pem("CERTIFICATE", &der);
+        if q.chain {
+            pem.push_str(&qcert_ca_core::pem("CERTIFICATE", &state.ca.hierarchy().issuing));
+        }
+
+        Ok(pem_download(&serial, pem))
     }
-    if wants_html(&headers) {
-        let o = state.orders.by_link(&token).await?;
-        let l = Lang::of(&o.language);
-        let url = format!("{}/certificate?serial={serial}&chain=true", state.orders.order_url(&o.id)?);
-        return Ok(Page::new(l, l.t("Your qualified certificate", "Certificatul dumneavoastră calificat"))
-            .facts(&[(l.t("Serial number", "Număr de serie"), serial.clone())])
-            .next(l.t(
-                "save the certificate below as certificate.pem (or download it with its chain from a terminal).",
-                "salvați certificatul de mai jos ca certificate.pem (sau descărcați-l cu lanțul său dintr-un terminal).",
-            ))
-            .pre(&pem)
-            .pre(&format!("curl -o certificate.pem '{url}'"))
-            .ok());
-    }
-    Ok(pem_download(&serial, pem))
+    .await;
+    pages::answer(&headers, &uri, r)
 }
 
 /// A PEM file download named after the certificate's serial.
 pub(crate) fn pem_download(serial: &str, pem: String) -> Response {
     let mut resp = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
     if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// A DER certificate download (`{serial}.cer`).
+fn der_download(serial: &str, der: Vec<u8>) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "application/pkix-cert")], der).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{serial}.cer\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     resp
@@ -518,60 +491,39 @@ struct DeliveryState {
     status: &'static str,
 }
 
+/// The secret delivery page of `token` for a browser (its status now),
+/// in the order's language.
+async fn secrets_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    token: &str,
+    refused: Option<qcert_ca_core::CaError>,
+) -> Result<Response, ApiError> {
+    let (status, order_id) = state.orders.deliveries().status_and_order(token).await?;
+    let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
+    let (lang, cloud) = order.as_ref().map_or(("en", false), |o| (o.language.as_str(), o.product == "cloud"));
+    let action = format!("{}/api/v1/secrets/{token}", state.orders.base());
+    let c = pages::chrome_for(headers, &pages::page_uri(&action), lang);
+    let c = if uri.query().is_some() { pages::chrome_for(headers, uri, lang) } else { c };
+    let refused = refused.map(|e| pages::secrets_refusal(&c, e));
+    Ok(pages::secrets_page(c, status, cloud, action, refused))
+}
+
 async fn delivery_status(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (status, order_id) = state.orders.deliveries().status_and_order(&token).await?;
+    uri: Uri,
+) -> Response {
     if !wants_html(&headers) {
-        return Ok(no_store(Json(DeliveryState { status: status.as_str() })));
+        return match state.orders.deliveries().status_and_order(&token).await {
+            Ok((status, _)) => no_store(Json(DeliveryState { status: status.as_str() })),
+            Err(e) => ApiError(e).into_response(),
+        };
     }
-    let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
-    let (lang, cloud) = order.as_ref().map_or(("en", false), |o| (o.language.as_str(), o.product == "cloud"));
-    let l = Lang::of(lang);
-    let url = format!("{}/api/v1/secrets/{token}", state.orders.base());
-    let page = Page::new(l, l.t("Your certificate secrets", "Codurile secrete ale certificatului"));
-    use qcert_ca_core::delivery::DeliveryStatus as D;
-    Ok(match status {
-        D::Pending => page
-            .p(if cloud {
-                l.t(
-                    "This link shows your revocation password once.",
-                    "Acest link afișează parola de revocare o singură dată.",
-                )
-            } else {
-                l.t(
-                    "This link shows your revocation password and your token's PIN and PUK once.",
-                    "Acest link afișează o singură dată parola de revocare și codurile PIN și PUK ale tokenului.",
-                )
-            })
-            .next(if cloud {
-                l.t(
-                    "enter the generation code our registration officer gives you. After 3 wrong codes the link is blocked.",
-                    "introduceți codul de generare comunicat de operatorul de înregistrare. După 3 coduri greșite, linkul este blocat.",
-                )
-            } else {
-                l.t(
-                    "enter the generation code printed on your kit's envelope. After 3 wrong codes the link is blocked.",
-                    "introduceți codul de generare tipărit pe plicul kitului. După 3 coduri greșite, linkul este blocat.",
-                )
-            })
-            .form(&url, &[("code", l.t("Generation code", "Cod de generare"))], l.t("Show", "Afișați")),
-        D::Blocked => page.next(l.t(
-            "this link is blocked after 3 wrong codes: contact us; a registration officer sends you a new link.",
-            "linkul este blocat după 3 coduri greșite: contactați-ne; un operator de înregistrare vă trimite un link nou.",
-        )),
-        D::Retrieved => page.next(l.t(
-            "nothing: the secrets were shown once and erased. If you lost them, contact us.",
-            "nimic: codurile au fost afișate o dată și șterse. Dacă le-ați pierdut, contactați-ne.",
-        )),
-        D::Superseded => page.next(l.t(
-            "use the link in the latest email: this one was replaced.",
-            "folosiți linkul din cel mai recent e-mail: acesta a fost înlocuit.",
-        )),
-    }
-    .ok())
+    let r = secrets_page(&state, &headers, &uri, &token, None).await;
+    pages::answer(&headers, &uri, r)
 }
 
 #[derive(Serialize)]
@@ -584,35 +536,42 @@ struct Revealed {
 }
 
 /// `POST /api/v1/secrets/{token}` with `{"code"}` (or a form with field
-/// `code`, answered with a page): the secrets, once.
+/// `code`, answered with a printable page): the secrets, once.
 async fn reveal(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    uri: Uri,
     req: CodeBody,
-) -> Result<Response, ApiError> {
-    let code = GenerationCode::parse(&req.code)?;
-    let s = state.orders.deliveries().reveal(&token, &code).await?;
-    if req.form {
-        let (_, order_id) = state.orders.deliveries().status_and_order(&token).await?;
-        let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
-        let l = Lang::of(order.as_ref().map_or("en", |o| o.language.as_str()));
-        let mut facts = vec![(l.t("Revocation password", "Parola de revocare"), s.revocation_password.clone())];
-        if let Some(pin) = &s.pin {
-            facts.push(("PIN", pin.clone()));
-        }
-        if let Some(puk) = &s.puk {
-            facts.push(("PUK", puk.clone()));
-        }
-        return Ok(Page::new(l, l.t("Your certificate secrets", "Codurile secrete ale certificatului"))
-            .facts(&facts)
-            .next(l.t(
-                "write them down and keep them safe now: this page is shown only once and the secrets are erased.",
-                "notați-le și păstrați-le în siguranță acum: pagina este afișată o singură dată, iar codurile sunt șterse.",
-            ))
-            .ok());
+) -> Response {
+    let revealed = match GenerationCode::parse(&req.code) {
+        Ok(code) => state.orders.deliveries().reveal(&token, &code).await,
+        Err(e) => Err(e),
+    };
+    if !req.form {
+        return match revealed {
+            Ok(s) => no_store(Json(Revealed {
+                revocation_password: s.revocation_password.clone(),
+                pin: s.pin.clone(),
+                puk: s.puk.clone(),
+            })),
+            Err(e) => ApiError(e).into_response(),
+        };
     }
-    let body = Revealed { revocation_password: s.revocation_password.clone(), pin: s.pin.clone(), puk: s.puk.clone() };
-    Ok(no_store(Json(body)))
+    let r = async {
+        match revealed {
+            Ok(s) => {
+                let (_, order_id) = state.orders.deliveries().status_and_order(&token).await?;
+                let order = state.ca.registry().order(&order_id).await.map_err(qcert_ca_core::CaError::from)?;
+                let lang = order.as_ref().map_or("en", |o| o.language.as_str());
+                let page = format!("{}/api/v1/secrets/{token}", state.orders.base());
+                Ok(pages::secrets_shown(pages::chrome_for(&headers, &pages::page_uri(&page), lang), &s))
+            }
+            Err(e) => secrets_page(&state, &headers, &uri, &token, Some(e)).await,
+        }
+    }
+    .await;
+    pages::answer(&headers, &uri, r)
 }
 
 /// What an RA officer needs to validate an identity, and no more.

@@ -1,18 +1,10 @@
-//! Small server-rendered HTML pages for the links in holders' mails, so
-//! that each opens in a browser (GET) and shows the state and the one next
-//! step; where that step is a plain form (resume, enrol, first code, CSR as
-//! PEM text, generation code), the form posts
-//! `application/x-www-form-urlencoded` to the same API route, which then
-//! answers with a page. No JavaScript; every value is HTML-escaped; a
-//! strict CSP; `Cache-Control: no-store` (the URLs are capabilities);
-//! no Referer leaves the page. English or Romanian by the order's language.
-//! Errors stay problem documents, like every other error of the API.
-//!
-//! A route answers HTML when the request [`wants_html`]: a browser's
-//! `Accept: text/html`, or a form post. Other clients get JSON as before.
+//! The page language ([`Lang`]) and the content negotiation of the API
+//! routes that holders' mails link to: a route answers HTML when the
+//! request [`wants_html`] (a browser's `Accept: text/html`, or a form
+//! post); other clients get JSON as before. The pages themselves are
+//! askama templates (`holder_web`).
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap};
 
 /// The page language (the order's; English without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,11 +102,6 @@ impl Lang {
 /// The cookie that keeps the language a visitor chose (`lang=` in a page's query).
 pub(crate) const LANG_COOKIE: &str = "qcert-lang";
 
-/// The Content-Security-Policy of every page: nothing loads, forms post
-/// only to us, no framing.
-pub(crate) const CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
 fn header_has(headers: &HeaderMap, name: header::HeaderName, needle: &str) -> bool {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains(needle))
 }
@@ -134,158 +121,11 @@ pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
     url::form_urlencoded::parse(body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-/// `s` safe inside HTML text and double-quoted attributes.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A page builder: the body is HTML made with [`esc`] for every value.
-#[derive(Debug)]
-pub(crate) struct Page {
-    lang: Lang,
-    title: String,
-    body: String,
-}
-
-impl Page {
-    pub(crate) fn new(lang: Lang, title: &str) -> Page {
-        Page { lang, title: title.to_owned(), body: String::new() }
-    }
-
-    /// A paragraph of text (escaped).
-    pub(crate) fn p(mut self, text: &str) -> Page {
-        self.body.push_str(&format!("<p>{}</p>\n", esc(text)));
-        self
-    }
-
-    /// The one next step, emphasised (escaped).
-    pub(crate) fn next(mut self, text: &str) -> Page {
-        let label = self.lang.t("Next step", "Următorul pas");
-        self.body.push_str(&format!("<p class=\"next\"><strong>{label}:</strong> {}</p>\n", esc(text)));
-        self
-    }
-
-    /// Label/value rows (both escaped).
-    pub(crate) fn facts(mut self, rows: &[(&str, String)]) -> Page {
-        self.body.push_str("<table>\n");
-        for (k, v) in rows {
-            self.body.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", esc(k), esc(v)));
-        }
-        self.body.push_str("</table>\n");
-        self
-    }
-
-    /// A link (escaped).
-    pub(crate) fn link(mut self, href: &str, text: &str) -> Page {
-        self.body.push_str(&format!("<p><a href=\"{}\">{}</a></p>\n", esc(href), esc(text)));
-        self
-    }
-
-    /// Preformatted text (escaped): a command, a PEM, a secret.
-    pub(crate) fn pre(mut self, text: &str) -> Page {
-        self.body.push_str(&format!("<pre>{}</pre>\n", esc(text)));
-        self
-    }
-
-    /// A POST form to `action` with text fields `(name, label)` and a button.
-    pub(crate) fn form(mut self, action: &str, fields: &[(&str, &str)], button: &str) -> Page {
-        self.body.push_str(&format!(
-            "<form method=\"post\" action=\"{}\" enctype=\"application/x-www-form-urlencoded\">\n",
-            esc(action)
-        ));
-        for (name, label) in fields {
-            self.body.push_str(&format!(
-                "<p><label>{} <input name=\"{}\" autocomplete=\"off\" required></label></p>\n",
-                esc(label),
-                esc(name)
-            ));
-        }
-        self.body.push_str(&format!("<p><button type=\"submit\">{}</button></p>\n</form>\n", esc(button)));
-        self
-    }
-
-    /// A POST form with one textarea `name`.
-    pub(crate) fn textarea_form(mut self, action: &str, name: &str, label: &str, button: &str) -> Page {
-        self.body.push_str(&format!(
-            "<form method=\"post\" action=\"{}\" enctype=\"application/x-www-form-urlencoded\">\n\
-             <p><label>{}<br><textarea name=\"{}\" rows=\"12\" cols=\"66\" required></textarea></label></p>\n\
-             <p><button type=\"submit\">{}</button></p>\n</form>\n",
-            esc(action),
-            esc(label),
-            esc(name),
-            esc(button)
-        ));
-        self
-    }
-
-    /// The page with its headers: HTML, no-store, CSP, nosniff, no referrer.
-    pub(crate) fn respond(self, status: StatusCode) -> Response {
-        let html = format!(
-            "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n\
-             <style>body{{font-family:sans-serif;max-width:42em;margin:2em auto;padding:0 1em}}\
-             th{{text-align:left;padding-right:1em}}pre{{background:#f4f4f4;padding:.5em;overflow-x:auto}}\
-             .next{{background:#eef5ff;padding:.5em}}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}</body>\n</html>\n",
-            lang = self.lang.code(),
-            title = esc(&self.title),
-            body = self.body,
-        );
-        let mut r = (status, html).into_response();
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        r
-    }
-
-    pub(crate) fn ok(self) -> Response {
-        self.respond(StatusCode::OK)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
-
-    #[test]
-    fn values_are_escaped_everywhere() {
-        let evil = "<script>alert(1)</script>\"'&";
-        let r = Page::new(Lang::Ro, evil)
-            .p(evil)
-            .facts(&[(evil, evil.to_owned())])
-            .link(evil, evil)
-            .pre(evil)
-            .form(evil, &[(evil, evil)], evil)
-            .textarea_form(evil, evil, evil, evil)
-            .ok();
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
-        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
-        assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
-        let body = futures_body(r);
-        assert!(!body.contains("<script>") && !body.contains("\"'&"), "{body}");
-        assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
-        assert!(body.contains("<html lang=\"ro\">"));
-    }
-
-    fn futures_body(r: Response) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let bytes = rt.block_on(axum::body::to_bytes(r.into_body(), 1 << 20)).unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
+    use axum::http::HeaderValue;
 
     #[test]
     fn the_language_comes_from_query_then_cookie_then_accept_language() {

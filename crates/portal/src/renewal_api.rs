@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::extract::{parse_json, ApiBytes, ApiPath};
 use crate::http::{ApiError, AppState, Problem};
-use crate::pages::{wants_html, Lang, Page};
+use crate::pages::wants_html;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -38,15 +38,23 @@ struct BannerView {
 }
 
 /// `GET /api/v1/certificates/{serial}/renewal` (the reminder mails' link:
-/// a page for a browser).
+/// a page for a browser, `holder_web::certs::renewal_page`).
 async fn banner(
     State(state): State<AppState>,
     ApiPath(serial): ApiPath<String>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let b = state.orders.banner(&serial).await?;
+    let b = match state.orders.banner(&serial).await {
+        Ok(b) => b,
+        Err(e) if wants_html(&headers) => {
+            let c = crate::web::Chrome::from_request(&headers, &uri);
+            return Ok(crate::holder_web::certs::error_page(&c, e).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if wants_html(&headers) {
-        return renewal_page(&state, &b).await;
+        return Ok(crate::holder_web::certs::renewal_page(&state, &headers, &uri, b).await);
     }
     Ok(Json(BannerView {
         serial: b.serial,
@@ -58,73 +66,6 @@ async fn banner(
         new_serial: b.new_serial,
     })
     .into_response())
-}
-
-/// The renewal page: dates, state, and how to renew this certificate.
-async fn renewal_page(state: &AppState, b: &qcert_ca_core::orders::Banner) -> Result<Response, ApiError> {
-    let order = state.orders.order_behind(&b.serial).await?;
-    let l = Lang::of(order.as_ref().map_or("en", |o| o.language.as_str()));
-    let cloud = order.as_ref().is_some_and(|o| o.product == "cloud");
-    let state_text = match b.state.as_str() {
-        "none" => l.t("not ordered yet", "necomandată încă"),
-        "awaiting-payment" => l.t("ordered, waiting for payment", "comandată, în așteptarea plății"),
-        "paid" => l.t(
-            "paid; issued automatically 3 days before expiry",
-            "plătită; emisă automat cu 3 zile înainte de expirare",
-        ),
-        "issuing" => l.t("being issued", "în curs de emitere"),
-        "issued" => l.t("new certificate issued", "certificat nou emis"),
-        _ => l.t("no longer renewable", "nu mai poate fi reînnoit"),
-    };
-    let mut facts = vec![
-        (l.t("Serial number", "Număr de serie"), b.serial.clone()),
-        (l.t("Expires on", "Expiră la"), l.date(b.not_after)),
-        (l.t("Renew by", "Reînnoiți până la"), l.date(b.deadline)),
-        (l.t("Renewal", "Reînnoire"), state_text.to_owned()),
-    ];
-    if let Some(n) = &b.new_serial {
-        facts.push((l.t("New serial number", "Număr de serie nou"), n.clone()));
-    }
-    let page = Page::new(l, l.t("Renew your qualified certificate", "Reînnoiți certificatul calificat")).facts(&facts);
-    let url = format!("{}/api/v1/certificates/{}/renewals", state.orders.base(), b.serial);
-    let page = match b.state.as_str() {
-        "none" if cloud => page
-            .next(l.t(
-                "order the renewal with a code from your authenticator app (years: 1, 2 or 3):",
-                "comandați reînnoirea cu un cod din aplicația de autentificare (ani: 1, 2 sau 3):",
-            ))
-            .pre(&format!(
-                "curl -H 'Content-Type: application/json' -d '{{\"years\": 1, \"code\": \"123456\"}}' '{url}'"
-            )),
-        "none" => page
-            .next(l.t(
-                "make a new key pair and CSR on your token, sign the request with your current certificate and send it:",
-                "generați pe token o pereche nouă de chei și o cerere CSR, semnați cererea cu certificatul curent și trimiteți-o:",
-            ))
-            .pre(&format!(
-                "# req.json: {{\"serial\": \"{serial}\", \"years\": 1, \"csr\": \"<PEM of the new CSR>\"}}\n\
-                 openssl cms -sign -nodetach -binary -outform DER -signer current.pem -inkey current.key -in req.json -out req.cms\n\
-                 curl -H 'Content-Type: application/pkcs7-mime' --data-binary @req.cms '{url}'",
-                serial = b.serial
-            )),
-        "awaiting-payment" => page.next(l.t(
-            "pay the renewal; the answer to your renewal order names it (renewal_id).",
-            "plătiți reînnoirea; răspunsul la comanda de reînnoire o identifică (renewal_id).",
-        )),
-        "paid" | "issuing" => page.next(l.t(
-            "nothing: the new certificate is issued automatically and mailed to you.",
-            "nimic: noul certificat este emis automat și vă este trimis prin e-mail.",
-        )),
-        "issued" => page.next(l.t(
-            "use the new certificate from the email that announced it.",
-            "folosiți noul certificat din e-mailul care l-a anunțat.",
-        )),
-        _ => page.next(l.t(
-            "place a new order: this certificate can no longer be renewed.",
-            "plasați o comandă nouă: acest certificat nu mai poate fi reînnoit.",
-        )),
-    };
-    Ok(page.ok())
 }
 
 #[derive(Deserialize)]

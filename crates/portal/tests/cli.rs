@@ -198,6 +198,36 @@ fn serve_answers_on_port_zero() {
         let wrong = client.post(format!("{base}/certs/root.crt")).send().await?;
         assert_eq!(wrong.status(), 405);
         assert_eq!(wrong.headers()["content-type"], "application/problem+json");
+        // The embedded home's orders are paid on qcert's TEST payment page,
+        // through the signed webhook path.
+        let form = client.get(format!("{base}/order")).header("accept", "text/html").send().await?;
+        assert_eq!(form.status(), 200);
+        assert!(form.text().await?.contains("name=\"national_id\""));
+        let order: serde_json::Value = client
+            .post(format!("{base}/api/v1/orders"))
+            .json(&serde_json::json!({
+                "product": "TOKEN", "years": 1, "given_name": "Ioana", "surname": "Popescu",
+                "email": "ioana@example.ro", "country": "RO", "national_id": qcert_tests::cnp(7),
+                "id_document_number": "RX123456"
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = order["order_id"].as_str().expect("order id");
+        let pay = order["payment_url"].as_str().expect("payment url");
+        assert_eq!(pay, format!("http://127.0.0.1:8080/pay/test/{id}"), "qcert.toml's public_base_url");
+        let page = client.get(format!("{base}/pay/test/{id}")).header("accept", "text/html").send().await?;
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await?.contains("TEST payment provider"));
+        let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let paid = no_redirect.post(format!("{base}/pay/test/{id}")).send().await?;
+        assert_eq!(paid.status(), 303);
+        // The link names public_base_url (port 8080); this server listens on another port.
+        let link = paid.headers()["location"].to_str().expect("location").to_owned();
+        let path = link.split_once("/api/").map(|(_, p)| p).expect("an order link");
+        let after: serde_json::Value = client.get(format!("{base}/api/{path}")).send().await?.json().await?;
+        assert_eq!(after["state"], "awaiting-identity", "{after}");
         reqwest::Result::Ok(())
     });
     // SIGTERM (systemd, containers) ends the server cleanly.

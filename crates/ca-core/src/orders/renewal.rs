@@ -167,6 +167,40 @@ impl Orders {
         self.insert_renewal(&rec, Some(&order.id), Product::Cloud, years, None).await
     }
 
+    /// CLOUD self-revocation: authorised by a code from the holder's
+    /// authenticator (the key is in our HSM, so the holder cannot sign a
+    /// request with it outside the CSC API). Counted like renewal codes:
+    /// per certificate (the serial is public), then on the authenticator.
+    pub async fn self_revoke_code(
+        &self,
+        serial: &str,
+        code: &str,
+        reason: crate::crl::Reason,
+    ) -> Result<crate::ca::Revocation, CaError> {
+        let serial = normalize_serial(serial)?;
+        if !crate::desk::HOLDER_REASONS.contains(&reason) {
+            return Err(CaError::InvalidInput(format!("a holder cannot give the reason {}", reason.name())));
+        }
+        let refused = || CaError::SignatureRefused("wrong or already used authorization code".into());
+        self.ca().rate_limit("certificate-code", &serial, self.limits.per_certificate).await?;
+        let registry = self.ca().registry();
+        let rec = registry.certificate(&serial).await?.ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
+        if rec.cert.kind != CertKind::EndEntity || rec.status != CertStatus::Issued {
+            return Err(CaError::UnknownSerial(serial));
+        }
+        if rec.cert.not_after <= self.now().unix_timestamp() {
+            return Err(CaError::Conflict(format!("certificate {serial} has expired; it cannot be revoked any more")));
+        }
+        let order_id = self.order_of(&serial).await?.ok_or_else(refused)?;
+        let order = registry.order(&order_id).await?.ok_or_else(refused)?;
+        if order.product != Product::Cloud.as_str() || order.totp_enrolled_at.is_none() {
+            return Err(refused());
+        }
+        self.check_code(&order, code, "holder:revocation").await?;
+        let invalidity = (reason == crate::crl::Reason::KeyCompromise).then(|| self.now());
+        self.ca().revoke(&serial, reason, invalidity, "holder:authorization-code").await
+    }
+
     /// The order behind a certificate, for the language and product of the
     /// holder's renewal page (None for a certificate issued by the CLI).
     pub async fn order_behind(&self, serial: &str) -> Result<Option<crate::store::orders::OrderRow>, CaError> {

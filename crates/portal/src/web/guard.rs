@@ -33,19 +33,19 @@ fn is_unsafe(m: &Method) -> bool {
 }
 
 /// Why a browser request comes from another site, if it does.
+///
+/// A browser that sends `Sec-Fetch-Site` (a header pages cannot set) is
+/// judged by it alone: under `Referrer-Policy: no-referrer` (our pages')
+/// browsers send `Origin: null` on every form post, their own site's
+/// included (Fetch, "append a request Origin header"). Without it, the
+/// `Origin` must be ours (`null` is not).
 pub(crate) fn cross_site(headers: &HeaderMap, ours: &[String]) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default().to_ascii_lowercase();
         if site != "same-origin" && site != "none" {
             return Some("Sec-Fetch-Site");
         }
-        // Our own forms, posted from a page served with Referrer-Policy
-        // no-referrer, carry `Origin: null` in Chromium; the browser's
-        // Sec-Fetch-Site (which no page can set) said same-origin.
-        let null_origin = headers.get(header::ORIGIN).is_some_and(|o| o.as_bytes().eq_ignore_ascii_case(b"null"));
-        if null_origin && site == "same-origin" {
-            return None;
-        }
+        return None;
     }
     let origin = headers.get(header::ORIGIN)?;
     let origin = origin.to_str().unwrap_or_default().trim().to_ascii_lowercase();
@@ -117,10 +117,9 @@ mod tests {
         assert_eq!(ours, ["http://127.0.0.1:8080", "https://127.0.0.1:8080"]);
         // API clients: neither header.
         assert_eq!(cross_site(&h(&[("host", "127.0.0.1:8080")]), &ours), None);
-        assert_eq!(
-            cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:9")]), &[]),
-            Some("Origin")
-        );
+        // Sec-Fetch-Site decides when sent (Origin is `null` under no-referrer).
+        assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), &[]), None);
+        assert_eq!(cross_site(&h(&[("origin", "http://localhost:9")]), &[]), Some("Origin"));
         assert_eq!(
             cross_site(
                 &h(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:9"), ("host", "localhost:9")]),

@@ -15,6 +15,16 @@ use crate::pages::Lang;
 const FILES: &[(&str, &str, &str)] = &[
     ("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl")),
     ("desk-login", include_str!("../../locales/en/desk-login.ftl"), include_str!("../../locales/ro/desk-login.ftl")),
+    (
+        "holder-orders",
+        include_str!("../../locales/en/holder-orders.ftl"),
+        include_str!("../../locales/ro/holder-orders.ftl"),
+    ),
+    (
+        "holder-certs",
+        include_str!("../../locales/en/holder-certs.ftl"),
+        include_str!("../../locales/ro/holder-certs.ftl"),
+    ),
 ];
 
 struct Catalogues {
