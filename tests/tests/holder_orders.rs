@@ -9,11 +9,11 @@
 //! the certificate downloads (PEM, PEM with chain, DER). Mails come from a
 //! real SMTP sink. The RA's approval goes through the RA JSON API.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
 use qcert_ca_core::operators::{Operators, Role};
-use qcert_ca_core::orders::{Orders, PaymentSettings};
+use qcert_ca_core::orders::PaymentSettings;
 use qcert_ca_core::{Clock, FixedClock};
 use qcert_tests::smtp::{smtp_dispatcher, Received, SmtpSink};
 use qcert_tests::*;
@@ -26,7 +26,6 @@ const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*
 struct World {
     clock: Arc<FixedClock>,
     server: Server,
-    orders: Orders,
     /// Does not follow redirects (the 303s are checked).
     http: reqwest::Client,
     ra: String,
@@ -40,8 +39,6 @@ async fn world(db: &TestDb, test_provider: bool) -> World {
     let clock = test_clock();
     let (ca, _) = new_ca(db, clock.clone()).await;
     let desk = new_desk(&ca).await;
-    let slot = Arc::new(Mutex::new(None));
-    let made = slot.clone();
     let server = serve_orders_with(move |base| {
         let mut o = new_orders(&desk, WEBHOOK, base);
         if test_provider {
@@ -52,18 +49,16 @@ async fn world(db: &TestDb, test_provider: bool) -> World {
             };
             o = o.with_payment(p).unwrap();
         }
-        *made.lock().unwrap() = Some(o.clone());
         o
     })
     .await;
-    let orders = slot.lock().unwrap().take().unwrap();
     let ops = Operators::new(ca.registry().clone(), ca.clock().clone());
     let ra = ops.add("test", "radu", Role::RaOfficer).await.unwrap().expose().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(dir.path()).await;
     let dispatcher = smtp_dispatcher(ca.registry(), sink.port);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    World { clock, server, orders, http, ra, dispatcher, sink, dir, db_url: db.url.clone() }
+    World { clock, server, http, ra, dispatcher, sink, dir, db_url: db.url.clone() }
 }
 
 /// A page as the browser got it.

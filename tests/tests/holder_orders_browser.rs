@@ -170,6 +170,15 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("refuzată"), "{}", r.b.text().await);
     r.check("order-csr-refused").await;
+    for l in ["en", "ro"] {
+        r.b.goto(&with_lang(&csr_url, l)).await;
+        r.fill("csr", "not a CSR").await;
+        r.go("form button[type=submit]").await;
+        if l == "en" {
+            assert!(r.b.text().await.contains("was refused"), "{}", r.b.text().await);
+            r.check("order-csr-refused").await;
+        }
+    }
     let pem = csr_pem(dir.path());
     r.b.goto(&csr_url).await;
     r.fill("csr", &pem).await;
@@ -226,6 +235,15 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("not accepted"), "{}", r.b.text().await);
     r.check("order-code-refused").await;
+    for l in ["ro", "en"] {
+        r.b.goto(&with_lang(&c_url, l)).await;
+        r.fill("code", "111111").await;
+        r.go("form button[type=submit]").await;
+        if l == "ro" {
+            assert!(r.b.text().await.contains("nu a fost acceptat"), "{}", r.b.text().await);
+            r.check("order-code-refused").await;
+        }
+    }
     r.b.goto(&c_url).await;
     r.fill("code", &totp(&secret, clock.now())).await;
     r.go("form button[type=submit]").await;
@@ -299,10 +317,13 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     r.b.goto(&with_lang(&format!("{c_url}x"), "ro")).await;
     assert!(r.b.text().await.contains("Nu există nimic la acest link"));
     r.check("order-not-found").await;
+    r.b.goto(&with_lang(&format!("{c_url}x"), "en")).await;
+    assert!(r.b.text().await.contains("There is nothing behind this link"));
+    r.check("order-not-found").await;
 
     for lang in ["en", "ro"] {
         let n = r.pages.iter().filter(|p| p.starts_with(lang)).count();
-        assert!(n >= 18, "{lang}: {n} pages: {:?}", r.pages);
+        assert!(n >= 22, "{lang}: {n} pages: {:?}", r.pages);
     }
     r.b.quit().await;
     server.task.abort();
