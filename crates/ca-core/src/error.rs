@@ -36,6 +36,10 @@ pub enum CaError {
          authority (RA), which unlocks it after checking your identity"
     )]
     AuthenticatorLocked,
+    /// Desk login: unknown name, wrong password, security key or code, and
+    /// an expired half-login all give this one answer.
+    #[error("the name, password, security key or code was not accepted")]
+    LoginRefused,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// A holder's signed request failed verification.
@@ -98,6 +102,7 @@ impl CaError {
                 | CaError::Forbidden(_)
                 | CaError::Conflict(_)
                 | CaError::HotlineRefused
+                | CaError::LoginRefused
                 | CaError::RateLimited { .. }
                 | CaError::AuthenticatorLocked
                 | CaError::SignatureRefused(_)

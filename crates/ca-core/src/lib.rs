@@ -16,6 +16,7 @@ pub mod csc;
 pub mod csr;
 pub mod delivery;
 pub mod desk;
+pub mod desk_login;
 pub mod error;
 pub mod holder;
 pub mod notice;

@@ -8,6 +8,7 @@ pub mod confirmations;
 pub mod credentials;
 pub mod csc;
 pub mod deliveries;
+pub mod desk_login;
 pub mod limits;
 pub mod operators;
 pub mod orders;

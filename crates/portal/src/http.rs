@@ -276,6 +276,7 @@ impl IntoResponse for ApiError {
                 p.advice = Some(HOTLINE_ADVICE);
                 return p.into_response();
             }
+            CaError::LoginRefused => (StatusCode::UNAUTHORIZED, "login-refused", "Login refused"),
             CaError::AuthenticatorLocked => (StatusCode::LOCKED, "authenticator-locked", "Authenticator locked"),
             CaError::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature-refused", "Signed request refused"),
             CaError::DocumentRefused(_) => {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod confirmation_api;
 pub mod csc_api;
+pub mod desk;
 pub mod enroll;
 pub mod extract;
 pub mod holder_api;
