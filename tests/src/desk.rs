@@ -55,7 +55,7 @@ impl SoftKey {
 pub fn desk_login(ca: &Ca, base: &str) -> DeskLogin {
     let rp = RelyingParty::new(base, None).expect("relying party");
     let params = argon2::Params::new(8 * 1024, 1, 1, None).unwrap();
-    DeskLogin::new(ca.clone(), crate::test_vault(), params, rp, DeskLoginSettings::default()).expect("desk login")
+    DeskLogin::new(ca.clone(), crate::test_vault(), params, rp, DeskLoginSettings::default())
 }
 
 /// The origin WebAuthn sees for `base` (loopback IPs are `localhost`).

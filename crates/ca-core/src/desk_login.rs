@@ -94,8 +94,19 @@ impl RelyingParty {
         if url.scheme() == "http" && host != "localhost" && !host.ends_with(".localhost") {
             return Err(bad("plain http is only for localhost; serve the desk over https"));
         }
-        let id = id.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(&host).to_owned();
+        let id = id.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(&host).to_ascii_lowercase();
+        if id != host && !host.ends_with(&format!(".{id}")) {
+            return Err(CaError::InvalidInput(format!(
+                "desk relying-party id {id:?}: must be the origin's host {host:?} or a parent domain of it"
+            )));
+        }
         Ok(RelyingParty { id, origin: url })
+    }
+
+    /// `http://localhost` (the default where no usable origin is known).
+    #[allow(clippy::expect_used)] // a constant, valid URL
+    pub fn localhost() -> RelyingParty {
+        RelyingParty { id: "localhost".into(), origin: Url::parse("http://localhost").expect("a valid URL") }
     }
 
     /// The origin as browsers send it (`scheme://host[:port]`, no slash).
@@ -259,7 +270,9 @@ struct Inner {
     ca: Ca,
     vault: Arc<Vault>,
     params: Params,
-    webauthn: Webauthn,
+    /// The WebAuthn relying party, or why the configured one is unusable
+    /// (then every WebAuthn step answers `NotConfigured`).
+    webauthn: Result<Webauthn, String>,
     rp: RelyingParty,
     settings: DeskLoginSettings,
     /// The Argon2id hash unknown names are checked against (same work).
@@ -285,20 +298,23 @@ fn internal(what: &str) -> impl Fn(serde_json::Error) -> CaError + '_ {
 
 impl DeskLogin {
     /// `params`: the Argon2id cost (the revocation desk's, so one setting
-    /// governs every secret hashed).
-    pub fn new(
-        ca: Ca,
-        vault: Arc<Vault>,
-        params: Params,
-        rp: RelyingParty,
-        settings: DeskLoginSettings,
-    ) -> Result<DeskLogin, CaError> {
+    /// governs every secret hashed). A relying party WebAuthn refuses (an
+    /// id that is not the origin's host or a parent of it) makes every
+    /// key step fail with `NotConfigured`; [`DeskLogin::check`] says so up front.
+    pub fn new(ca: Ca, vault: Arc<Vault>, params: Params, rp: RelyingParty, settings: DeskLoginSettings) -> DeskLogin {
         let webauthn = WebauthnBuilder::new(&rp.id, &rp.origin)
-            .map_err(|e| CaError::InvalidInput(format!("desk relying party {:?}: {e}", rp.id)))?
-            .rp_name("qcert desk")
-            .build()
-            .map_err(|e| CaError::InvalidInput(format!("desk relying party {:?}: {e}", rp.id)))?;
-        Ok(DeskLogin { inner: Arc::new(Inner { ca, vault, params, webauthn, rp, settings, dummy: OnceLock::new() }) })
+            .and_then(|b| b.rp_name("qcert desk").build())
+            .map_err(|e| format!("desk relying party {:?} at {}: {e}", rp.id, rp.origin()));
+        DeskLogin { inner: Arc::new(Inner { ca, vault, params, webauthn, rp, settings, dummy: OnceLock::new() }) }
+    }
+
+    /// Whether WebAuthn accepts the relying party (`qcert serve` checks at start).
+    pub fn check(&self) -> Result<(), CaError> {
+        self.webauthn().map(|_| ())
+    }
+
+    fn webauthn(&self) -> Result<&Webauthn, CaError> {
+        self.inner.webauthn.as_ref().map_err(|e| CaError::NotConfigured(e.clone()))
     }
 
     pub fn relying_party(&self) -> &RelyingParty {
@@ -412,8 +428,7 @@ impl DeskLogin {
             .map_err(|_| CaError::Internal("desk login: stored user handle is not a UUID".into()))?;
         let phc = self.hash(password).await?;
         let (options, state) = self
-            .inner
-            .webauthn
+            .webauthn()?
             .start_passkey_registration(handle, &link.operator, &link.operator, None)
             .map_err(|e| CaError::Internal(format!("desk login: WebAuthn registration: {e}")))?;
         let state = serde_json::to_string(&state).map_err(internal("registration state"))?;
@@ -437,7 +452,7 @@ impl DeskLogin {
         let state: PasskeyRegistration = serde_json::from_str(&state).map_err(internal("registration state"))?;
         let passkey = match serde_json::from_str::<RegisterPublicKeyCredential>(credential) {
             Err(_) => Err(CaError::field("credential", "not a WebAuthn registration")),
-            Ok(reg) => self.inner.webauthn.finish_passkey_registration(&reg, &state).map_err(|e| {
+            Ok(reg) => self.webauthn()?.finish_passkey_registration(&reg, &state).map_err(|e| {
                 tracing::info!(error = %e, "desk enrolment: security key registration refused");
                 CaError::InvalidInput("the security key's registration was not accepted; try again".into())
             }),
@@ -590,8 +605,7 @@ impl DeskLogin {
             ));
         }
         let (options, state) = self
-            .inner
-            .webauthn
+            .webauthn()?
             .start_passkey_authentication(&keys)
             .map_err(|e| CaError::Internal(format!("desk login: WebAuthn authentication: {e}")))?;
         let state = serde_json::to_string(&state).map_err(internal("authentication state"))?;
@@ -625,9 +639,10 @@ impl DeskLogin {
         }
         let state: PasskeyAuthentication =
             serde_json::from_str(&challenge).map_err(internal("authentication state"))?;
+        let webauthn = self.webauthn()?;
         let result = serde_json::from_str::<PublicKeyCredential>(credential)
             .ok()
-            .and_then(|c| self.inner.webauthn.finish_passkey_authentication(&c, &state).ok());
+            .and_then(|c| webauthn.finish_passkey_authentication(&c, &state).ok());
         let Some(result) = result else {
             self.audit("desk", "desk.login", &name, Outcome::Failure, "security key").await;
             return Err(CaError::LoginRefused);
@@ -814,6 +829,8 @@ mod tests {
         assert!(rp.is_https());
         assert!(RelyingParty::new("http://desk.qcert.eu", None).is_err(), "plain http off localhost");
         assert!(RelyingParty::new("ftp://x", None).is_err());
+        assert!(RelyingParty::new("https://desk.qcert.eu", Some("other.eu")).is_err());
+        assert!(RelyingParty::new("https://desk.qcert.eu", Some("sk.qcert.eu")).is_err(), "a suffix is no parent");
         assert!(RelyingParty::new("not a url", None).is_err());
     }
 

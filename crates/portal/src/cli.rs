@@ -768,7 +768,10 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
             }
         })
     });
-    let state = http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies());
+    let rp = settings.desk_relying_party()?;
+    let state = http::AppState::new(orders).with_trusted_proxies(settings.trusted_proxies()).with_desk(rp);
+    state.desk_login.check()?;
+    tracing::info!(origin = %state.desk_login.relying_party().origin(), "operators' desk at /desk");
     if let Err(e) = state.tsa().await {
         tracing::warn!(
             error = %e,

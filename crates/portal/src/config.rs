@@ -44,6 +44,32 @@ pub struct Config {
     /// How long personal data is kept (ca-core's `RetentionPolicy`).
     #[serde(default)]
     pub retention: RetentionSection,
+    /// The operators' desk: its origin and WebAuthn relying party.
+    #[serde(default, skip_serializing_if = "DeskSection::is_unset")]
+    pub desk: DeskSection,
+}
+
+/// `[desk]`: where operators open the desk. WebAuthn binds security keys
+/// to `rp_id`, so changing it later means enrolling every key again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskSection {
+    /// The desk's origin, `https://desk.example.eu` (`http://` only for
+    /// localhost). Default: `public_base_url` when it is https or
+    /// localhost, else `http://localhost:<listen port>` (a loopback IP
+    /// becomes `localhost`: WebAuthn needs a DNS name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The WebAuthn relying-party id: the origin's host (default) or a
+    /// parent domain of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rp_id: Option<String>,
+}
+
+impl DeskSection {
+    fn is_unset(&self) -> bool {
+        self.origin.is_none() && self.rp_id.is_none()
+    }
 }
 
 /// `[retention]`: periods of the record classes the notifier's tick purges
@@ -387,6 +413,7 @@ pub fn embedded_defaults() -> Config {
         mail: MailSection::default(),
         http: HttpSection::default(),
         retention: RetentionSection::default(),
+        desk: DeskSection::default(),
     }
 }
 
@@ -480,6 +507,20 @@ impl Settings {
     /// How long sent mail rows are kept (`notifier.keep_sent_mail_days`).
     pub fn sent_mail_retention(&self) -> time::Duration {
         time::Duration::days(i64::from(self.config.notifier.keep_sent_mail_days))
+    }
+
+    /// The desk's WebAuthn relying party (`[desk]`, see [`DeskSection`]).
+    pub fn desk_relying_party(&self) -> Result<qcert_ca_core::desk_login::RelyingParty, ConfigError> {
+        use qcert_ca_core::desk_login::RelyingParty;
+        let d = &self.config.desk;
+        let origin = match &d.origin {
+            Some(o) => o.clone(),
+            None if RelyingParty::new(&self.config.public_base_url, None).is_ok() => {
+                self.config.public_base_url.clone()
+            }
+            None => format!("http://localhost:{}", self.listen.port()),
+        };
+        RelyingParty::new(&origin, d.rp_id.as_deref()).map_err(|e| cfg_err("desk.origin", e.to_string()))
     }
 
     /// Base of the links in holders' mails.
@@ -777,7 +818,7 @@ fn check_addresses(config: &Config) -> Result<SocketAddr, ConfigError> {
     Ok(listen)
 }
 
-/// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`,
+/// Overrides: `QCERT_PUBLIC_BASE_URL`, `QCERT_LISTEN`, `QCERT_POLICIES`, `QCERT_DESK_ORIGIN`, `QCERT_DESK_RP_ID`,
 /// `QCERT_LOG_FORMAT`, `QCERT_DATABASE_URL`, `QCERT_DATABASE_MAX_CONNECTIONS`,
 /// `QCERT_HSM_MODULE`, `QCERT_HSM_TOKEN_LABEL`, `QCERT_HSM_PIN_FILE`,
 /// `QCERT_HSM_SOFTHSM_CONF`, `QCERT_REVOCATION_DOCUMENT_KEY_FILE`, `QCERT_MAIL_FROM`,
@@ -790,6 +831,12 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     set_addresses(c, env);
     if let Some(v) = env("QCERT_POLICIES") {
         c.policies = v.into();
+    }
+    if let Some(v) = env("QCERT_DESK_ORIGIN") {
+        c.desk.origin = Some(v);
+    }
+    if let Some(v) = env("QCERT_DESK_RP_ID") {
+        c.desk.rp_id = Some(v);
     }
     if let Some(v) = env("QCERT_LOG_FORMAT") {
         c.log_format = v;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use qcert_ca_core::desk::RevocationDesk;
+use qcert_ca_core::desk_login::{DeskLogin, DeskLoginSettings, RelyingParty};
 use qcert_ca_core::operators::Operators;
 use qcert_ca_core::orders::Orders;
 use qcert_ca_core::{Ca, CaError, CrlScope};
@@ -39,6 +40,8 @@ pub struct AppState {
     /// Origins (`scheme://host[:port]`) whose browser form posts are ours,
     /// besides the request's own Host (see `web::guard`).
     web_origins: Arc<Vec<String>>,
+    /// The operators' desk login (sessions, enrolment, WebAuthn).
+    pub desk_login: qcert_ca_core::desk_login::DeskLogin,
 }
 
 impl AppState {
@@ -50,7 +53,12 @@ impl AppState {
         let tsa = Arc::new(tokio::sync::OnceCell::new());
         let confirmations = qcert_ca_core::confirmation::Confirmations::new(orders.clone(), tsa.clone());
         let web_origins = Arc::new(crate::web::guard::origins_of(&ca.policy().urls.base));
+        // The desk's origin defaults to the links' base (a loopback IP
+        // becomes localhost); `with_desk` sets the configured one.
+        let rp = RelyingParty::new(orders.base(), None).unwrap_or_else(|_| RelyingParty::localhost());
+        let desk_login = desk_login_for(&orders, rp);
         AppState {
+            desk_login,
             web_origins,
             confirmations,
             ca,
@@ -90,9 +98,23 @@ impl AppState {
         self
     }
 
+    /// Serve the desk at this relying party (`[desk] origin`, `rp_id`):
+    /// WebAuthn binds keys to it, and its origin may post forms.
+    pub fn with_desk(self, rp: RelyingParty) -> AppState {
+        let origin = rp.origin.clone();
+        let mut s = self.with_web_origin(&origin);
+        s.desk_login = desk_login_for(&s.orders, rp);
+        s
+    }
+
     pub(crate) fn web_origins(&self) -> &[String] {
         &self.web_origins
     }
+}
+
+fn desk_login_for(orders: &Orders, rp: RelyingParty) -> DeskLogin {
+    let desk = orders.desk();
+    DeskLogin::new(desk.ca().clone(), orders.vault().clone(), desk.argon2_params(), rp, DeskLoginSettings::default())
 }
 
 /// OCSP answers by result; Prometheus label values in the same order.
@@ -155,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::tsa_api::routes())
         .merge(crate::confirmation_api::routes())
         .merge(crate::web::assets::router())
+        .merge(crate::desk::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -1,5 +1,64 @@
 //! The operators' desk: server-rendered pages under `/desk` for RA
 //! officers, hotline agents and admins, behind the desk login
-//! (`ca-core::desk_login`).
+//! (`ca-core::desk_login`). Every page takes [`session::DeskSession`]
+//! first (or [`session::DeskForm`] for a form post, which also checks the
+//! CSRF token), then `require`s its role.
 
 pub mod session;
+
+use askama::Template;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::http::AppState;
+use crate::web::{self, Chrome, ErrorPage};
+use session::{DeskForm, DeskSession};
+
+/// The desk's routes (full paths under `/desk`).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/desk", get(home)).route("/desk/logout", post(logout))
+}
+
+#[derive(Template)]
+#[template(path = "desk/home.html")]
+struct HomePage {
+    c: Chrome,
+    intro: String,
+    areas: Vec<(&'static str, String)>,
+    totp_setup: bool,
+}
+
+/// `/desk`: what the operator's role may open.
+async fn home(state: axum::extract::State<AppState>, s: DeskSession, uri: Uri) -> Response {
+    let c = s.chrome(&uri);
+    let role = c.t(session::role_message(s.operator.role));
+    let intro = c.ta("desk-home-intro", &[("name", s.operator.name.as_str().into()), ("role", role.as_str().into())]);
+    let areas = session::areas(s.operator.role).iter().map(|(href, id)| (*href, c.t(id))).collect();
+    let totp_setup = match state.desk_login.accounts().await {
+        Ok(list) => list.iter().any(|a| a.operator == s.operator.name && a.totp_allowed && !a.totp_enrolled),
+        Err(e) => return internal(&c, &e),
+    };
+    web::render(StatusCode::OK, &HomePage { c, intro, areas, totp_setup })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Empty {}
+
+/// `POST /desk/logout`: ends the session, clears the cookie.
+async fn logout(state: axum::extract::State<AppState>, DeskForm(s, Empty {}): DeskForm<Empty>) -> Response {
+    let rp = state.desk_login.relying_party();
+    if let Err(e) = state.desk_login.logout(s.id()).await {
+        tracing::error!(error = %e, "desk logout failed");
+    }
+    let mut r = Redirect::to("/desk/login?out=1").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, session::clear_cookie(rp));
+    r
+}
+
+/// A 500 page (the cause is logged, never shown).
+pub(crate) fn internal(c: &Chrome, e: &qcert_ca_core::CaError) -> Response {
+    tracing::error!(error = %e, "desk page failed");
+    ErrorPage::new(StatusCode::INTERNAL_SERVER_ERROR, c, "web-error-title", c.t("desk-internal")).into_response()
+}

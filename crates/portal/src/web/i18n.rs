@@ -12,8 +12,10 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use crate::pages::Lang;
 
 /// Every catalogue: `(area, English, Romanian)`. Add one line per area.
-const FILES: &[(&str, &str, &str)] =
-    &[("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl"))];
+const FILES: &[(&str, &str, &str)] = &[
+    ("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl")),
+    ("desk-login", include_str!("../../locales/en/desk-login.ftl"), include_str!("../../locales/ro/desk-login.ftl")),
+];
 
 struct Catalogues {
     en: FluentBundle<FluentResource>,
