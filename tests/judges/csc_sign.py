@@ -5,9 +5,13 @@ Basic, credentials/info for the certificate chain, and a
 CSCAuthorizationManager that sends the authenticator's TOTP code to
 credentials/authorize (SAD bound to the hash), then signatures/signHash.
 
-usage: csc_sign.py SERVICE_URL API_VERSION USER PASSWORD CREDENTIAL_ID
-                   TOTP_BASE32 TOTP_UNIX_TIME OUT.pdf
+usage: csc_sign.py [--input IN.pdf --field FIELD] SERVICE_URL API_VERSION USER
+                   PASSWORD CREDENTIAL_ID TOTP_BASE32 TOTP_UNIX_TIME OUT.pdf
 
+Without --input, a one-page PDF made here is signed in a new field
+Signature1; with it, IN.pdf is signed in its existing empty signature field
+FIELD (e.g. the holder's field of the confirmation document), as an
+incremental update of IN.pdf's bytes.
 TOTP_UNIX_TIME is the service's clock (tests run it on a fixed clock); the
 code is computed here (RFC 6238, SHA-1, 30 s, 6 digits).
 Prints SIGNED, or REFUSED: <the service's error>; exit status 0 for SIGNED,
@@ -81,11 +85,24 @@ class TotpAuthorizationManager(csc_signer.CSCAuthorizationManager):
         return self.parse_csc_auth_response(data)
 
 
+def arguments(argv):
+    """(input PDF bytes, field name, the 8 positional arguments), or None."""
+    pdf, field = minimal_pdf(), "Signature1"
+    if argv[:1] == ["--input"]:
+        if len(argv) < 4 or argv[2] != "--field":
+            return None
+        with open(argv[1], "rb") as f:
+            pdf = f.read()
+        field, argv = argv[3], argv[4:]
+    return (pdf, field, argv) if len(argv) == 8 else None
+
+
 async def main():
-    if len(sys.argv) != 9:
+    parsed = arguments(sys.argv[1:])
+    if parsed is None:
         print(__doc__, file=sys.stderr)
         return 2
-    service, api, user, password, credential, secret, unix, out = sys.argv[1:]
+    pdf, field, (service, api, user, password, credential, secret, unix, out) = parsed
     code = totp(secret, int(unix))
     async with aiohttp.ClientSession() as http:
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -109,12 +126,12 @@ async def main():
         auth = TotpAuthorizationManager(session, info, http, code)
         signer = csc_signer.CSCSigner(http, auth)
         meta = signers.PdfSignatureMetadata(
-            field_name="Signature1",
+            field_name=field,
             md_algorithm="sha384",
             subfilter=fields.SigSeedSubFilter.PADES,
             reason="qcert CSC judge",
         )
-        writer = IncrementalPdfFileWriter(io.BytesIO(minimal_pdf()))
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         try:
             signed = await signers.async_sign_pdf(writer, meta, signer=signer)
         except Refused as e:

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod desk;
+pub mod cloud;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
@@ -533,6 +534,16 @@ pub async fn service_certificate(
         .await
         .expect("service certificate")
         .der
+}
+
+/// The seal and TSA ceremonies' key and certificate steps (the code
+/// `qcert ceremony seal` / `tsa` runs) on `ca`'s token: what the
+/// confirmation document's countersign needs.
+pub async fn make_service_keys(ca: &Ca) {
+    use qcert_ca_core::ca::ServiceCert;
+    let tsu_label = ca.policy().tsa.as_ref().expect("[tsa] in ca.toml").key_label.clone();
+    service_certificate(ca, ServiceCert::Seal, qcert_ca_core::confirmation::SEAL_KEY_LABEL, "qcert Test Seal").await;
+    service_certificate(ca, ServiceCert::Tsa, &tsu_label, "qcert Test TSA").await;
 }
 
 /// poppler's `pdfsig` on `pdf` with an NSS database (made in `dir` on

@@ -131,6 +131,18 @@ async fn openssl_and_our_verifier_accept_what_the_builder_signs() {
                 Err(cms::CmsError::WrongSigner { .. })
             ));
 
+            // The signer's certificate twice in the certificate set, as
+            // pyHanko's CSCSigner sends it (a SET OF may repeat a value):
+            // verified like the original, and still only by its signer.
+            let twice = with_certificates(signed.signed_data(), &[&cert, &issuing, &cert]);
+            let strict = ::cms::content_info::ContentInfo::from_der(&twice).unwrap();
+            assert!(strict.content.decode_as::<::cms::signed_data::SignedData>().is_err(), "the cms crate refuses it");
+            let text = openssl_verify(tmp.path(), &twice, Some(DOCUMENT));
+            assert!(text.contains("Verification successful"), "{what}: {text}");
+            assert_eq!(cms::verify_detached(&twice, &cert, DOCUMENT).unwrap().content, DOCUMENT, "{what}");
+            assert!(matches!(cms::verify_detached(&twice, &cert, b"other"), Err(cms::CmsError::DigestMismatch)));
+            assert!(matches!(cms::verify_detached(&twice, &issuing, DOCUMENT), Err(cms::CmsError::WrongSigner { .. })));
+
             // signing-certificate-v2 names the signer certificate by its hash.
             let sd = signed.signed_data();
             let attrs = sd.signer_infos.0.get(0).unwrap().signed_attrs.as_ref().unwrap();
@@ -162,6 +174,26 @@ async fn openssl_and_our_verifier_accept_what_the_builder_signs() {
         assert!(refused.is_err());
     }
     db.cleanup().await;
+}
+
+/// A ContentInfo of `sd` with `certs` as its certificate set, in this
+/// order and with any repeats (DER written here: the `cms` crate's
+/// `CertificateSet` cannot hold a value twice).
+fn with_certificates(sd: &::cms::signed_data::SignedData, certs: &[&Certificate]) -> Vec<u8> {
+    fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend(der::Length::try_from(value.len()).unwrap().to_der().unwrap());
+        out.extend_from_slice(value);
+        out
+    }
+    let set: Vec<u8> = certs.iter().flat_map(|c| c.to_der().unwrap()).collect();
+    let mut body = sd.version.to_der().unwrap();
+    body.extend(sd.digest_algorithms.to_der().unwrap());
+    body.extend(sd.encap_content_info.to_der().unwrap());
+    body.extend(tlv(0xa0, &set));
+    body.extend(sd.signer_infos.to_der().unwrap());
+    let signed_data_oid = der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2").to_der().unwrap();
+    tlv(0x30, &[signed_data_oid, tlv(0xa0, &tlv(0x30, &body))].concat())
 }
 
 fn const_oid_data() -> der::oid::ObjectIdentifier {

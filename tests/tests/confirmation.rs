@@ -12,6 +12,10 @@
 //! the holder's signature (which pyHanko alone still calls intact), another
 //! holder's signature, a revoked certificate, a truncated file, a PDF that
 //! does not start with our bytes, the wrong media type, an oversized body.
+//! A CLOUD holder does the same through our CSC API with pyHanko's
+//! CSCSigner (`judges/csc_sign.py --input … --field …`), judged the same
+//! way; a page changed before that signature and another CLOUD holder's
+//! signature are refused as well.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +25,7 @@ use qcert_ca_core::desk::DocumentNumber;
 use qcert_ca_core::orders::OrderForm;
 use qcert_ca_core::payment::{sign_webhook, WebhookKey};
 use qcert_ca_core::{Clock, FixedClock, Reason};
+use qcert_tests::cloud::{CloudWorld, CscDocument};
 use qcert_tests::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -63,15 +68,6 @@ async fn world_with(db: &TestDb, service_keys: bool) -> World {
     let orders = new_orders(&desk, WEBHOOK, &base);
     let server = serve_orders_on(listener, orders.clone()).await;
     World { ca, clock, orders, server, http: reqwest::Client::new(), dir: tempfile::tempdir().unwrap() }
-}
-
-/// The seal and TSA ceremonies' key and certificate steps (the code
-/// `qcert ceremony seal` / `tsa` runs), on the test token.
-async fn make_service_keys(ca: &qcert_ca_core::Ca) {
-    use qcert_ca_core::ca::ServiceCert;
-    let tsu_label = ca.policy().tsa.as_ref().expect("[tsa] in ca.toml").key_label.clone();
-    service_certificate(ca, ServiceCert::Seal, qcert_ca_core::confirmation::SEAL_KEY_LABEL, "qcert Test Seal").await;
-    service_certificate(ca, ServiceCert::Tsa, &tsu_label, "qcert Test TSA").await;
 }
 
 impl World {
@@ -122,29 +118,12 @@ impl World {
     }
 
     async fn prefilled(&self, h: &Holder) -> (String, Vec<u8>) {
-        let r = self.http.get(format!("{}/confirmation", h.order_url)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["content-type"], "application/pdf");
-        let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
-        (disposition, r.bytes().await.unwrap().to_vec())
+        prefilled(&self.http, &h.order_url).await
     }
 
     /// POST the file; the status and the answer (JSON or problem).
     async fn upload(&self, h: &Holder, pdf: &[u8]) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}/confirmation", h.order_url))
-            .header("content-type", "application/pdf")
-            .body(pdf.to_vec())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        // Never a 5xx, but for a home that lacks its seal (503, saying so).
-        let unset = status == StatusCode::SERVICE_UNAVAILABLE && v["type"] == "urn:qcert:problem:not-configured";
-        assert!(status.as_u16() < 500 || unset, "never a 5xx: {status} {v}");
-        (status, v)
+        upload(&self.http, &h.order_url, pdf).await
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -154,6 +133,62 @@ impl World {
     fn root_pem(&self) -> PathBuf {
         write_pem(self.dir.path(), "root.pem", "CERTIFICATE", &self.ca.hierarchy().root)
     }
+}
+
+/// GET the prefilled document of the order at `order_url`: its
+/// Content-Disposition and bytes.
+async fn prefilled(http: &reqwest::Client, order_url: &str) -> (String, Vec<u8>) {
+    let r = http.get(format!("{order_url}/confirmation")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
+    (disposition, r.bytes().await.unwrap().to_vec())
+}
+
+/// POST `pdf` to the order's confirmation; the status and the answer (JSON or problem).
+async fn upload(http: &reqwest::Client, order_url: &str, pdf: &[u8]) -> (StatusCode, Value) {
+    let r = http
+        .post(format!("{order_url}/confirmation"))
+        .header("content-type", "application/pdf")
+        .body(pdf.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    // Never a 5xx, but for a home that lacks its seal (503, saying so).
+    let unset = status == StatusCode::SERVICE_UNAVAILABLE && v["type"] == "urn:qcert:problem:not-configured";
+    assert!(status.as_u16() < 500 || unset, "never a 5xx: {status} {v}");
+    (status, v)
+}
+
+/// GET the `confirmare_url` of an upload's answer into `to`.
+async fn download_confirmare(http: &reqwest::Client, answer: &Value, to: &Path) -> PathBuf {
+    let r = http.get(answer["confirmare_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-disposition"], "attachment; filename=\"confirmare.pdf\"");
+    std::fs::write(to, r.bytes().await.unwrap()).unwrap();
+    to.to_path_buf()
+}
+
+/// The outside judges on a countersigned document: pyHanko's API
+/// (`judges/confirmation_validate.py`) and poppler's `pdfsig`, our root
+/// the only anchor.
+fn judge_confirmare(dir: &Path, root: &Path, confirmare: &Path) {
+    let judge = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/confirmation_validate.py");
+    let out = Command::new(venv_tool("python3"))
+        .arg(judge)
+        .arg(root)
+        .arg(confirmare)
+        .arg(HOLDER_FIELD)
+        .arg(QTSP_FIELD)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("OK"), "pyHanko judge:\n{said}");
+    let poppler = pdfsig(dir, root, confirmare);
+    assert_eq!(poppler.matches("Signature Validation: Signature is Valid.").count(), 2, "{poppler}");
+    assert!(poppler.contains("ETSI.CAdES.detached"), "{poppler}");
 }
 
 /// Send only the head of an upload announcing `length` bytes; the answer.
@@ -236,27 +271,8 @@ async fn signed_uploaded_countersigned_and_judged(db: &TestDb) {
     let (status, v) = w.upload(&h, &std::fs::read(&signed).unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["serial"], h.serial.as_str());
-    let r = w.http.get(v["confirmare_url"].as_str().unwrap()).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-disposition"], "attachment; filename=\"confirmare.pdf\"");
-    let confirmare = w.path("confirmare.pdf");
-    std::fs::write(&confirmare, r.bytes().await.unwrap()).unwrap();
-
-    let root = w.root_pem();
-    let judge = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/confirmation_validate.py");
-    let out = Command::new(venv_tool("python3"))
-        .arg(judge)
-        .arg(&root)
-        .arg(&confirmare)
-        .arg(HOLDER_FIELD)
-        .arg(QTSP_FIELD)
-        .output()
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("OK"), "pyHanko judge:\n{said}");
-    let poppler = pdfsig(w.dir.path(), &root, &confirmare);
-    assert_eq!(poppler.matches("Signature Validation: Signature is Valid.").count(), 2, "{poppler}");
-    assert!(poppler.contains("ETSI.CAdES.detached"), "{poppler}");
+    let confirmare = download_confirmare(&w.http, &v, &w.path("confirmare.pdf")).await;
+    judge_confirmare(w.dir.path(), &w.root_pem(), &confirmare);
 
     // As often as needed: a second upload is countersigned again.
     let (status, v) = w.upload(&h, &std::fs::read(&signed).unwrap()).await;
@@ -364,5 +380,52 @@ async fn a_home_without_the_seal_says_which_ceremony_makes_it(db: &TestDb) {
     make_service_keys(&w.ca).await;
     let (status, v) = w.upload(&h, &std::fs::read(&signed).unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
+    w.server.task.abort();
+}
+
+on_both_stores!(a_cloud_holder_signs_through_the_csc_api);
+async fn a_cloud_holder_signs_through_the_csc_api(db: &TestDb) {
+    let w = CloudWorld::new(db, WEBHOOK).await;
+    make_service_keys(&w.ca).await;
+    let a = w.holder(5).await;
+    let b = w.holder(6).await;
+    let dir = w.dir.path();
+    let (disposition, pdf) = prefilled(&w.http, &a.order_url).await;
+    assert_eq!(disposition, "attachment; filename=\"ioana_popescu.pdf\"");
+    let input = dir.join("cloud.pdf");
+    std::fs::write(&input, &pdf).unwrap();
+    let holder_field = CscDocument::Field { input: &input, field: HOLDER_FIELD };
+
+    // pyHanko's CSCSigner fills the holder's field with the key in our HSM
+    // (login, credentials/info, authorize with the code, signHash).
+    let signed = dir.join("cloud-signed.pdf");
+    let (ok, said) = w.csc_sign(&a, "v2", holder_field, &signed).await;
+    assert!(ok, "{said}");
+    let bytes = std::fs::read(&signed).unwrap();
+    assert!(bytes.starts_with(&pdf), "an incremental update of our bytes");
+    let (status, v) = upload(&w.http, &a.order_url, &bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["serial"], a.serial.as_str());
+    let confirmare = download_confirmare(&w.http, &v, &dir.join("confirmare.pdf")).await;
+    judge_confirmare(dir, &w.root_pem(), &confirmare);
+    let confirmed = w.ca.registry().audit_page(0, 10_000).await.unwrap();
+    assert!(confirmed.iter().any(|r| r.action == "csc.sign" && r.subject == a.serial && r.outcome == "success"));
+
+    // Still refused when signed through CSC: page content changed in an
+    // increment before the holder's signature, and another holder's
+    // signature (B's CLOUD key) over A's document.
+    let tampered = dir.join("cloud-tampered.pdf");
+    std::fs::write(&tampered, change_page_content(&pdf)).unwrap();
+    let tampered_signed = dir.join("cloud-tampered-signed.pdf");
+    let (ok, said) =
+        w.csc_sign(&a, "v1", CscDocument::Field { input: &tampered, field: HOLDER_FIELD }, &tampered_signed).await;
+    assert!(ok, "{said}");
+    let (status, v) = upload(&w.http, &a.order_url, &std::fs::read(&tampered_signed).unwrap()).await;
+    refused(status, &v, "2 updates");
+    let by_b = dir.join("cloud-by-b.pdf");
+    let (ok, said) = w.csc_sign(&b, "v2", holder_field, &by_b).await;
+    assert!(ok, "{said}");
+    let (status, v) = upload(&w.http, &a.order_url, &std::fs::read(&by_b).unwrap()).await;
+    refused(status, &v, &format!("not signed with certificate {}", a.serial));
     w.server.task.abort();
 }

@@ -9,77 +9,33 @@
 //! a replayed TOTP step and wrong codes until locked are all refused, and
 //! a revoked or expired certificate neither authorizes nor signs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
-use qcert_ca_core::orders::CodeLimits;
-use qcert_ca_core::store::limits::Window;
-use qcert_ca_core::{Clock, FixedClock, Reason};
+use qcert_ca_core::{Clock, Reason};
+use qcert_tests::cloud::{CloudWorld, CscDocument};
 use qcert_tests::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Digest;
 
 const WEBHOOK: [u8; 32] = [15u8; 32];
-const PASSWORD: &str = "correct horse battery staple";
 
-struct World {
-    ca: qcert_ca_core::Ca,
-    clock: std::sync::Arc<FixedClock>,
-    server: Server,
-    http: reqwest::Client,
-    ra: String,
-    dir: tempfile::TempDir,
-}
+/// The shared CLOUD world, with this file's CSC calls.
+struct World(CloudWorld);
 
-/// A clock 5 minutes behind the wall clock: the tests step it forward (a
-/// TOTP step is used once) and the outside judges, on the wall clock, must
-/// still see every certificate, CRL and OCSP answer as current.
-fn behind_clock() -> std::sync::Arc<FixedClock> {
-    std::sync::Arc::new(FixedClock::new(time::OffsetDateTime::now_utc() - time::Duration::minutes(5)))
+impl std::ops::Deref for World {
+    type Target = CloudWorld;
+    fn deref(&self) -> &CloudWorld {
+        &self.0
+    }
 }
 
 async fn world(db: &TestDb) -> World {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let clock = behind_clock();
-    let (ca, _) = new_ca_at(db, clock.clone(), &base).await;
-    ca.refresh_crls().await.expect("CRLs");
-    let desk = new_desk(&ca).await;
-    let limits = CodeLimits {
-        lock_after: 5,
-        per_order: Window { limit: 1000, window_secs: 900 },
-        per_certificate: Window { limit: 1000, window_secs: 900 },
-    };
-    let orders = new_orders(&desk, WEBHOOK, &base).with_code_limits(limits);
-    let server = serve_orders_on(listener, orders).await;
-    let ops = qcert_ca_core::operators::Operators::new(ca.registry().clone(), ca.clock().clone());
-    let ra = ops.add("test", "radu", qcert_ca_core::operators::Role::RaOfficer).await.unwrap().expose().to_owned();
-    World { ca, clock, server, http: reqwest::Client::new(), ra, dir: tempfile::tempdir().unwrap() }
+    World(CloudWorld::new(db, WEBHOOK).await)
 }
 
 impl World {
-    async fn holder(&self, n: u32) -> CloudHolder {
-        let h = issue_cloud_order(&self.http, &self.server.base, &self.ra, WEBHOOK, &self.clock, n).await;
-        // The first factor: a signing password, set with a fresh code.
-        let code = self.next_code(&h);
-        let r = self
-            .http
-            .put(format!("{}/signing-password", h.order_url))
-            .json(&json!({"password": PASSWORD, "code": code}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{}", r.text().await.unwrap());
-        h
-    }
-
-    /// Step the clock to the next TOTP step and give its code.
-    fn next_code(&self, h: &CloudHolder) -> String {
-        self.clock.advance(time::Duration::seconds(30));
-        totp(&h.secret, self.clock.now())
-    }
-
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         let mut r = self.http.post(format!("{}{path}", self.server.base)).json(&body);
         if let Some(t) = token {
@@ -93,25 +49,6 @@ impl World {
             assert!(v["error"].is_string() && v["error_description"].is_string(), "CSC error shape: {v}");
         }
         (status, v)
-    }
-
-    async fn login(&self, v: &str, h: &CloudHolder, password: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}/csc/{v}/auth/login", self.server.base))
-            .basic_auth(&h.order_id, Some(password))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn token(&self, h: &CloudHolder) -> String {
-        let (s, v) = self.login("v1", h, PASSWORD).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["access_token"].as_str().unwrap().to_owned()
     }
 
     /// credentials/authorize (v1 names): the answer.
@@ -133,10 +70,6 @@ impl World {
     async fn audit(&self, action: &str, subject: &str) -> Vec<qcert_ca_core::store::audit::AuditRow> {
         let rows = self.ca.registry().audit_page(0, 10_000).await.unwrap();
         rows.into_iter().filter(|r| r.action == action && r.subject == subject).collect()
-    }
-
-    fn root_pem(&self) -> PathBuf {
-        write_pem(self.dir.path(), "root.pem", "CERTIFICATE", &self.ca.hierarchy().root)
     }
 }
 
@@ -161,25 +94,7 @@ fn verifies(cert_der: &[u8], digest: &[u8], sig_b64: &str) -> bool {
 }
 
 async fn csc_sign(w: &World, h: &CloudHolder, api: &str, out: &Path) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/csc_sign.py");
-    // The code of the service's clock at its next step.
-    w.clock.advance(time::Duration::seconds(30));
-    let out = tokio::process::Command::new(venv_tool("python3"))
-        .arg(script)
-        .arg(&w.server.base)
-        .arg(api)
-        .arg(&h.order_id)
-        .arg(PASSWORD)
-        .arg(&h.serial)
-        .arg(&h.secret_base32)
-        .arg(w.clock.now().unix_timestamp().to_string())
-        .arg(out)
-        .output()
-        .await
-        .expect("run csc_sign.py");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(matches!(out.status.code(), Some(0 | 1)), "csc_sign.py tooling failed: {text}");
-    (out.status.success() && text.contains("SIGNED"), text)
+    w.csc_sign(h, api, CscDocument::Minimal, out).await
 }
 
 /// `pyhanko sign validate` against our root only, revocation fetched live and required.

@@ -3,7 +3,10 @@
 //! made by `openssl ts -query`, answers judged by `openssl ts -reply -text`
 //! and `openssl ts -verify`, the registry's record of each token, the
 //! in-process `Tsa::stamp`, and pyHanko signing a PDF with `--timestamp-url`
-//! at us and validating it as PAdES B-T. On SQLite and PostgreSQL.
+//! at us and validating it as PAdES B-T, then signing with a certificate of
+//! ours, embedding our OCSP answers and CRLs (B-LT), and validating that with
+//! the embedded revocation information only, after the server is stopped.
+//! On SQLite and PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +17,7 @@ use qcert_ca_core::ceremony;
 use qcert_ca_core::cms::DigestAlgorithm;
 use qcert_ca_core::policy::CaKeySpec;
 use qcert_ca_core::tsa::Tsa;
-use qcert_ca_core::Ca;
+use qcert_ca_core::{Ca, Holder, KeySource, ValidityYears};
 use qcert_tests::{
     new_ca_at, new_desk, new_orders, on_both_stores, random_hex, run_ok, serve_orders_on, test_clock, venv_tool,
     write_pem, TestDb,
@@ -276,9 +279,83 @@ async fn time_stamping_authority(db: &TestDb) {
     // (Revocation of the TSU's chain is fetched live: CRLs published first.)
     ca.refresh_crls().await.unwrap();
     pyhanko_b_t(dir, &server.base);
+
+    // B-LT: a holder certificate of ours signs; pyHanko fetches our OCSP
+    // answers and CRLs for the signer's and the TSU's chains and embeds
+    // them (DSS); validated after the server is gone, fetching disabled.
+    let (key, cert) = holder_certificate(&ca, dir).await;
+    let (ok, out, all) = pades_judge(
+        &["sign-lt", &format!("{}/tsa", server.base)],
+        &[&dir.join("root.pem"), &key, &cert, &dir.join("lt.pdf")],
+    );
+    assert!(ok, "pyHanko sign-lt: {all}");
+    let dss = out.lines().find(|l| l.starts_with("SIGNED-LT")).unwrap_or_else(|| panic!("{all}"));
+    assert!(!dss.contains(" 0 OCSP"), "OCSP answers of ours embedded: {dss}");
+    let (ok, _, all) = pades_judge(
+        &["b-t", &format!("{}/tsa", server.base)],
+        &[&dir.join("root.pem"), &key, &cert, &dir.join("bt-own.pdf")],
+    );
+    assert!(ok, "B-T by the holder: {all}");
+    let addr = server.base.trim_start_matches("http://").to_owned();
     server.task.abort();
+    assert!(server.task.await.unwrap_err().is_cancelled());
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the server is stopped");
+    let (ok, out, all) = pades_judge(&["validate-lt"], &[&dir.join("root.pem"), &dir.join("lt.pdf")]);
+    assert!(ok, "B-LT with the server stopped: {all}");
+    let verdict = out.lines().last().unwrap_or_default();
+    assert!(
+        verdict.starts_with("B-LT: signature intact, valid, trusted; time-stamped (intact, valid, trusted)"),
+        "{all}"
+    );
+    assert!(verdict.ends_with("validated with the embedded revocation information only"), "{all}");
+    // The same validation of a B-T file by the same signer (nothing
+    // embedded) cannot succeed: the verdict rests on what the file carries.
+    let (ok, out, all) = pades_judge(&["validate-lt"], &[&dir.join("root.pem"), &dir.join("bt-own.pdf")]);
+    assert!(!ok && out.contains("INVALID"), "B-T is not B-LT: {all}");
+    assert!(all.contains("no revocation information could be found"), "refused for want of revocation data: {all}");
 }
 on_both_stores!(time_stamping_authority);
+
+/// A TOKEN certificate of ours for a key made here: (key, certificate) PEM files.
+async fn holder_certificate(ca: &Ca, dir: &Path) -> (PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-subj",
+            "/CN=x",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            "holder.key",
+            "-outform",
+            "DER",
+            "-out",
+            "holder.csr",
+        ],
+    );
+    let holder = Holder::parse("Mihai", "Dobre", "mihai.dobre@example.ro", "RO", &qcert_tests::cnp(16)).unwrap();
+    let csr = std::fs::read(dir.join("holder.csr")).unwrap();
+    let issued = ca.issue("qcp-n-qscd", &holder, ValidityYears::new(1).unwrap(), KeySource::Csr(csr)).await.unwrap();
+    // The certificate and its issuing CA (as a signing tool holds them).
+    let chain = format!("{}{}", issued.pem(), qcert_ca_core::pem("CERTIFICATE", &ca.hierarchy().issuing));
+    std::fs::write(dir.join("holder.pem"), chain).unwrap();
+    (dir.join("holder.key"), dir.join("holder.pem"))
+}
+
+/// `judges/pades_timestamp.py MODE ARGS… FILES…`: (exit 0, its standard
+/// output, both outputs for a failure message).
+fn pades_judge(args: &[&str], files: &[&Path]) -> (bool, String, String) {
+    let judge = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/pades_timestamp.py");
+    let out = Command::new(venv_tool("python3")).arg(judge).args(args).args(files).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(matches!(out.status.code(), Some(0 | 1)), "pades_timestamp.py tooling failed: {text}");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), text)
+}
 
 fn pyhanko_b_t(dir: &Path, base: &str) {
     // The signer: a key and self-signed certificate of pyHanko's user.
@@ -304,16 +381,7 @@ fn pyhanko_b_t(dir: &Path, base: &str) {
             "keyUsage=critical,digitalSignature,nonRepudiation",
         ],
     );
-    let judge = Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/pades_timestamp.py");
-    let out = Command::new(venv_tool("python3"))
-        .arg(judge)
-        .arg(format!("{base}/tsa"))
-        .arg(dir.join("root.pem"))
-        .arg(dir.join("signer.key"))
-        .arg(dir.join("signer.pem"))
-        .arg(dir.join("signed.pdf"))
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "B-T", "pyHanko: {text}");
+    let files = [&dir.join("root.pem"), &dir.join("signer.key"), &dir.join("signer.pem"), &dir.join("signed.pdf")];
+    let (ok, out, all) = pades_judge(&["b-t", &format!("{base}/tsa")], &files.map(|f| f.as_path()));
+    assert!(ok && out.trim() == "B-T", "pyHanko: {all}");
 }

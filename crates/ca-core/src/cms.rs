@@ -26,8 +26,9 @@ use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
 
+use ::cms::content_info::CmsVersion;
 use ::cms::content_info::ContentInfo;
-use ::cms::signed_data::{SignedData, SignerIdentifier};
+use ::cms::signed_data::{DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignerIdentifier, SignerInfos};
 
 /// Largest accepted input (DER or PEM), in bytes.
 pub const MAX_INPUT: usize = 64 * 1024;
@@ -113,7 +114,7 @@ fn verify(
     if info.content_type != rfc5911::ID_SIGNED_DATA {
         return Err(CmsError::NotSignedData(format!("content type is {}", info.content_type)));
     }
-    let signed_data: SignedData = info.content.decode_as().map_err(not_signed_data)?;
+    let signed_data: SignedDataView = info.content.decode_as().map_err(not_signed_data)?;
 
     let signer_info = match signed_data.signer_infos.0.as_slice() {
         [one] => one,
@@ -158,6 +159,25 @@ fn verify(
     verify_signature(signer, &signer_info.signature_algorithm, hash, &message, signature)?;
 
     Ok(Verified { content, signing_time: signed.signing_time })
+}
+
+/// RFC 5652 §5.1 SignedData as verification reads it: `certificates` and
+/// `crls` are kept as their raw elements, never parsed into sets. Nothing
+/// looks at them (the signer is the registry's certificate, passed in), and
+/// a SET OF may hold the same value twice (X.680): pyHanko's CSCSigner puts
+/// the signer's certificate in twice (as the signer, and again in the chain
+/// from CSC credentials/info), which the `cms` crate's `CertificateSet` (a
+/// `SetOfVec`, duplicates refused) cannot decode.
+#[derive(Clone, Debug, Sequence)]
+struct SignedDataView {
+    version: CmsVersion,
+    digest_algorithms: DigestAlgorithmIdentifiers,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    certificates: Option<Vec<der::Any>>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    crls: Option<Vec<der::Any>>,
+    signer_infos: SignerInfos,
 }
 
 fn not_signed_data(e: der::Error) -> CmsError {
