@@ -4,8 +4,8 @@
 //! (openssl, pkilint). Nothing here mocks qcert's own code.
 
 pub mod browser;
-pub mod desk;
 pub mod cloud;
+pub mod desk;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};

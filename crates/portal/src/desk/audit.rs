@@ -124,8 +124,8 @@ async fn render(state: &AppState, c: Chrome, f: Filter) -> Result<Response, CaEr
         limit: PAGE,
     };
     let rows = state.ca.registry().audit_search(&q).await.map_err(CaError::from)?;
-    let next = (i64::try_from(rows.len()).unwrap_or(0) == PAGE).then(|| rows.last().map(|r| r.seq)).flatten().map(
-        |before| {
+    let next =
+        (i64::try_from(rows.len()).unwrap_or(0) == PAGE).then(|| rows.last().map(|r| r.seq)).flatten().map(|before| {
             let mut s = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in [("subject", &f.subject), ("actor", &f.actor), ("since", &f.since), ("until", &f.until)] {
                 if !v.trim().is_empty() {
@@ -134,8 +134,7 @@ async fn render(state: &AppState, c: Chrome, f: Filter) -> Result<Response, CaEr
             }
             s.append_pair("before", &before.to_string());
             format!("/desk/admin/audit?{}", s.finish())
-        },
-    );
+        });
     let lines = rows
         .into_iter()
         .map(|r| Line {

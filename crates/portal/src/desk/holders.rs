@@ -48,6 +48,7 @@ struct HoldersPage {
     document: String,
     searched: bool,
     certs: Vec<CertLine>,
+    found: i64,
     reasons: Vec<ReasonOption>,
     notice: Option<String>,
 }
@@ -60,7 +61,15 @@ async fn page(session: DeskSession, uri: Uri) -> Response {
     let reasons = reason_options(&c, None);
     web::render(
         StatusCode::OK,
-        &HoldersPage { c, document: String::new(), searched: false, certs: Vec::new(), reasons, notice: None },
+        &HoldersPage {
+            c,
+            document: String::new(),
+            searched: false,
+            certs: Vec::new(),
+            found: 0,
+            reasons,
+            notice: None,
+        },
     )
 }
 
@@ -83,9 +92,10 @@ async fn holder_page(
             not_after: when(h.not_after),
             locked: h.hotline_locked,
         })
-        .collect();
+        .collect::<Vec<_>>();
     let reasons = reason_options(&c, None);
-    let page = HoldersPage { c, document: typed.trim().to_owned(), searched: true, certs, reasons, notice };
+    let found = i64::try_from(certs.len()).unwrap_or(i64::MAX);
+    let page = HoldersPage { c, document: typed.trim().to_owned(), searched: true, certs, found, reasons, notice };
     Ok(web::render(StatusCode::OK, &page))
 }
 

@@ -47,6 +47,7 @@ struct HotlinePage {
     /// The document number to keep in the field after a refusal.
     document: String,
     revoked: Vec<RevokedLine>,
+    count: i64,
     /// The sentence for the caller after a revocation.
     say: Option<String>,
     refused: bool,
@@ -55,7 +56,7 @@ struct HotlinePage {
 impl HotlinePage {
     fn new(c: Chrome) -> HotlinePage {
         let reasons = reason_options(&c, None);
-        HotlinePage { c, reasons, document: String::new(), revoked: Vec::new(), say: None, refused: false }
+        HotlinePage { c, reasons, document: String::new(), revoked: Vec::new(), count: 0, say: None, refused: false }
     }
 }
 
@@ -120,10 +121,8 @@ async fn submit(State(state): State<AppState>, uri: Uri, DeskForm(session, form)
                 });
             }
             let n = i64::try_from(done.len()).unwrap_or(i64::MAX);
-            page.say = Some(c.ta(
-                "desk-hotline-say-revoked",
-                &[("n", n.into()), ("name", names.join(", ").into())],
-            ));
+            page.count = n;
+            page.say = Some(c.ta("desk-hotline-say-revoked", &[("n", n.into()), ("name", names.join(", ").into())]));
             web::render(StatusCode::OK, &page)
         }
         Err(CaError::HotlineRefused) => {

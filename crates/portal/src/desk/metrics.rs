@@ -69,7 +69,6 @@ async fn render(state: &AppState, c: Chrome) -> Result<Response, CaError> {
         }
     }
     let refunds = state.orders.refunds_due_count().await?;
-    let page =
-        MetricsPage { waiting, overdue, crls, checks: state.desk.password_checks(), refunds, now: when(now), c };
+    let page = MetricsPage { waiting, overdue, crls, checks: state.desk.password_checks(), refunds, now: when(now), c };
     Ok(web::render(StatusCode::OK, &page))
 }

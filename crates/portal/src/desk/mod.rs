@@ -4,6 +4,12 @@
 //! first (or [`session::DeskForm`] for a form post, which also checks the
 //! CSRF token), then `require`s its role.
 
+pub(crate) mod audit;
+pub(crate) mod common;
+pub(crate) mod holders;
+pub(crate) mod hotline;
+pub(crate) mod metrics;
+pub(crate) mod ra;
 pub mod session;
 
 use askama::Template;
@@ -18,7 +24,14 @@ use session::{DeskForm, DeskSession};
 
 /// The desk's routes (full paths under `/desk`).
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/desk", get(home)).route("/desk/logout", post(logout))
+    Router::new()
+        .route("/desk", get(home))
+        .route("/desk/logout", post(logout))
+        .merge(hotline::routes())
+        .merge(ra::routes())
+        .merge(holders::routes())
+        .merge(audit::routes())
+        .merge(metrics::routes())
 }
 
 #[derive(Template)]

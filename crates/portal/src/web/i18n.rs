@@ -15,6 +15,7 @@ use crate::pages::Lang;
 const FILES: &[(&str, &str, &str)] = &[
     ("web", include_str!("../../locales/en/web.ftl"), include_str!("../../locales/ro/web.ftl")),
     ("desk-login", include_str!("../../locales/en/desk-login.ftl"), include_str!("../../locales/ro/desk-login.ftl")),
+    ("desk-pages", include_str!("../../locales/en/desk-pages.ftl"), include_str!("../../locales/ro/desk-pages.ftl")),
 ];
 
 struct Catalogues {
