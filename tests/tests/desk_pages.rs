@@ -33,10 +33,9 @@ struct World {
     sink: SmtpSink,
     dispatcher: qcert_notifier::Dispatcher,
     dir: tempfile::TempDir,
-    /// Session cookies (name, value) of anna (hotline), radu (RA), ada (admin).
+    /// Session cookies (name, value) of anna (hotline) and radu (RA).
     anna: (String, String),
     radu: (String, String),
-    ada: (String, String),
 }
 
 async fn world(db: &TestDb) -> World {
@@ -52,7 +51,6 @@ async fn world(db: &TestDb) -> World {
     }
     let anna = qcert_tests::desk::session_cookie(&ca, &base, "anna").await;
     let radu = qcert_tests::desk::session_cookie(&ca, &base, "radu").await;
-    let ada = qcert_tests::desk::session_cookie(&ca, &base, "ada").await;
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(dir.path()).await;
     let dispatcher = smtp_dispatcher(ca.registry(), sink.port);
@@ -69,7 +67,6 @@ async fn world(db: &TestDb) -> World {
         dir,
         anna,
         radu,
-        ada,
     }
 }
 
@@ -172,8 +169,9 @@ async fn hotline_call(w: &World, b: &Browser, document: &str, password: &str) ->
     focused.send_keys(Key::Tab).await.unwrap();
     let next = b.driver.active_element().await.unwrap();
     assert_eq!(next.id().await.unwrap().as_deref(), Some("revocation_password"));
-    next.send_keys(format!("{password}{}", Key::Enter)).await.unwrap();
-    b.driver.find(By::Css("#outcome")).await.unwrap();
+    next.send_keys(password).await.unwrap();
+    b.enter_and_wait(&next).await;
+    b.css("#outcome").await;
     b.text().await
 }
 
@@ -214,11 +212,13 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     sign_in(&w, &b, &w.radu).await;
     both_languages(&w, &b, "/desk/holders", "holders").await;
     b.goto(&format!("{}/desk/holders?lang=en", w.base)).await;
-    b.css("#document_number").await.send_keys(format!("RX100002{}", Key::Enter)).await.unwrap();
+    let field = b.css("#document_number").await;
+    field.send_keys("RX100002").await.unwrap();
+    b.enter_and_wait(&field).await;
     let text = b.text().await;
     assert!(text.contains(&locked.serial) && text.contains("locked after wrong passwords"), "{text}");
     check(&b, "holders-locked-en").await;
-    b.css("form[action$='/revocation-password'] button").await.click().await.unwrap();
+    b.click_and_wait(&b.css("form[action$='/revocation-password'] button").await).await;
     let new_password = b.css("#password").await.text().await.unwrap();
     assert!(new_password.len() == 8 && new_password.bytes().all(|c| c.is_ascii_digit()), "{new_password}");
     check(&b, "password-en").await;
@@ -228,7 +228,7 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
 
     // RA queue: two paid orders, oldest promise first; a day later both are overdue.
     let first_order = w.paid_order(3, "RO300003", "ioana3@example.ro").await;
-    w.clock.set(w.clock.now() + time::Duration::minutes(10));
+    w.clock.set(w.clock.now() + time::Duration::minutes(5));
     let second_order = w.paid_order(4, "RO400004", "ioana4@example.ro").await;
     sign_in(&w, &b, &w.radu).await;
     both_languages(&w, &b, "/desk/ra", "ra-queue").await;
@@ -243,9 +243,21 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     };
     assert_eq!(hrefs, vec![format!("/desk/ra/orders/{first_order}"), format!("/desk/ra/orders/{second_order}")]);
     assert!(b.driver.find_all(By::Css("td.overdue")).await.unwrap().is_empty(), "none overdue yet");
-    w.clock.set(w.clock.now() + time::Duration::hours(25));
+    w.clock.set(w.clock.now() + time::Duration::hours(23) + time::Duration::minutes(50));
+    // Nearly a day later the idle session has ended (15 minutes): sign in again.
+    let radu = qcert_tests::desk::session_cookie(&w.ca, &w.base, "radu").await;
+    sign_in(&w, &b, &radu).await;
+    b.goto(&format!("{}/desk/ra?lang=en", w.base)).await;
+    assert!(b.driver.find_all(By::Css("td.overdue")).await.unwrap().is_empty(), "{}", b.text().await);
+    // Twelve minutes on, a plain reload shows both past their promise.
+    w.clock.set(w.clock.now() + time::Duration::minutes(12));
     b.driver.refresh().await.unwrap();
-    assert_eq!(b.driver.find_all(By::Css("td.overdue")).await.unwrap().len(), 2, "a plain reload shows the present");
+    let text = b.text().await;
+    assert_eq!(
+        b.driver.find_all(By::Css("td.overdue")).await.unwrap().len(),
+        2,
+        "a plain reload shows the present: {text}"
+    );
     assert!(b.text().await.contains("2 are past the 24-hour promise"));
     check(&b, "ra-queue-overdue-en").await;
 
@@ -256,11 +268,11 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     assert!(text.contains("Ioana") && text.contains(&cnp(3)) && text.contains("+40712345678"), "{text}");
     assert!(text.contains("identity card") && text.contains("order.paid"), "{text}");
     b.css("form[action$='/approval'] input[name=document_number]").await.send_keys("RO300004").await.unwrap();
-    b.css("form[action$='/approval'] button").await.click().await.unwrap();
+    b.click_and_wait(&b.css("form[action$='/approval'] button").await).await;
     assert!(b.text().await.contains("does not match") || b.text().await.contains("not"), "a wrong number is refused");
     b.goto(&format!("{}/desk/ra/orders/{first_order}?lang=en", w.base)).await;
     b.css("form[action$='/approval'] input[name=document_number]").await.send_keys("RO300003").await.unwrap();
-    b.css("form[action$='/approval'] button").await.click().await.unwrap();
+    b.click_and_wait(&b.css("form[action$='/approval'] button").await).await;
     let text = b.text().await;
     assert!(text.contains("Approved") && text.contains("order.approve"), "{text}");
     check(&b, "ra-order-approved-en").await;
@@ -268,7 +280,7 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     // Reject the second, with a reason the holder is mailed.
     b.goto(&format!("{}/desk/ra/orders/{second_order}?lang=en", w.base)).await;
     b.css("#reason").await.send_keys("The <video> call broke off twice").await.unwrap();
-    b.css("form[action$='/rejection'] button").await.click().await.unwrap();
+    b.click_and_wait(&b.css("form[action$='/rejection'] button").await).await;
     let text = b.text().await;
     assert!(text.contains("Rejected") && text.contains("The <video> call broke off twice"), "{text}");
     check(&b, "ra-order-rejected-en").await;
@@ -289,13 +301,15 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     );
 
     // Admin: the audit viewer (chain check on top, filters) and the summary.
-    sign_in(&w, &b, &w.ada).await;
+    // (The clock moved a day: a fresh session.)
+    let ada = qcert_tests::desk::session_cookie(&w.ca, &w.base, "ada").await;
+    sign_in(&w, &b, &ada).await;
     both_languages(&w, &b, "/desk/admin/audit", "audit").await;
     b.goto(&format!("{}/desk/admin/audit?lang=en&subject={}", w.base, issued.serial)).await;
     let text = b.text().await;
     assert!(text.contains("The chain is intact") && text.contains("hotline") && text.contains("anna"), "{text}");
     assert!(!text.contains(&second_order), "filtered by subject");
-    b.goto(&format!("{}/desk/admin/audit?lang=en&actor=radu", w.base)).await;
+    b.goto(&format!("{}/desk/admin/audit?lang=en&actor=ra-officer:radu", w.base)).await;
     let text = b.text().await;
     assert!(text.contains("order.approve") && !text.contains("anna"), "filtered by actor: {text}");
     check(&b, "audit-actor-en").await;

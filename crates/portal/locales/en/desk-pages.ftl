@@ -135,6 +135,7 @@ desk-audit-broken-at = Entry { $seq } does not follow from the one before; { $n 
 desk-audit-filter = Filter
 desk-audit-subject = Subject
 desk-audit-actor = Actor
+desk-audit-actor-hint = Role and name, e.g. ra-officer:radu, or holder, payment-provider.
 desk-audit-since = From (UTC)
 desk-audit-until = Until (UTC)
 desk-audit-apply = Show

@@ -141,6 +141,7 @@ desk-audit-broken-at = Intrarea { $seq } nu decurge din cea dinainte; { $n } int
 desk-audit-filter = Filtru
 desk-audit-subject = Subiect
 desk-audit-actor = Autor
+desk-audit-actor-hint = Rol și nume, de ex. ra-officer:radu, sau holder, payment-provider.
 desk-audit-since = De la (UTC)
 desk-audit-until = Până la (UTC)
 desk-audit-apply = Arată
