@@ -269,7 +269,9 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     assert!(text.contains("identity card") && text.contains("order.paid"), "{text}");
     b.css("form[action$='/approval'] input[name=document_number]").await.send_keys("RO300004").await.unwrap();
     b.click_and_wait(&b.css("form[action$='/approval'] button").await).await;
-    assert!(b.text().await.contains("does not match") || b.text().await.contains("not"), "a wrong number is refused");
+    let text = b.text().await;
+    assert!(text.contains("is not the one given with the order") && !text.contains("RO300004"), "refused: {text}");
+    check(&b, "ra-order-wrong-document-en").await;
     b.goto(&format!("{}/desk/ra/orders/{first_order}?lang=en", w.base)).await;
     b.css("form[action$='/approval'] input[name=document_number]").await.send_keys("RO300003").await.unwrap();
     b.click_and_wait(&b.css("form[action$='/approval'] button").await).await;

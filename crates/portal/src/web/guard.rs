@@ -53,7 +53,7 @@ pub(crate) fn cross_site(headers: &HeaderMap, ours: &[String]) -> Option<&'stati
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     let same_host = !host.is_empty() && authority == Some(host.as_str());
-    if same_host || ours.iter().any(|o| *o == origin) {
+    if same_host || ours.contains(&origin) {
         None
     } else {
         Some("Origin")
