@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use qcert_ca_core::desk::{DocumentNumber, RevocationPassword};
-use qcert_ca_core::operators::Role;
+use qcert_ca_core::operators::{Operator, Role};
 use qcert_ca_core::{CaError, Reason};
 use serde::Deserialize;
 
@@ -64,7 +64,12 @@ async fn page(session: DeskSession, uri: Uri) -> Response {
     if let Err(r) = session.require(Role::HotlineAgent, &uri) {
         return r;
     }
-    web::render(StatusCode::OK, &HotlinePage::new(session.chrome(&uri)))
+    form_page(session.chrome(&uri))
+}
+
+/// The empty form (`qcert bench desk` times it too).
+pub(crate) fn form_page(c: Chrome) -> Response {
+    web::render(StatusCode::OK, &HotlinePage::new(c))
 }
 
 /// The form. No `Debug`: it holds the password.
@@ -94,9 +99,22 @@ async fn submit(State(state): State<AppState>, uri: Uri, DeskForm(session, form)
         Ok(p) => p,
         Err(e) => return failure(&c, e),
     };
+    answer(&state, &session.operator, c, form.document_number.trim(), &document, &password, reason).await
+}
+
+/// The answer page of a call (`qcert bench desk` times it too).
+pub(crate) async fn answer(
+    state: &AppState,
+    agent: &Operator,
+    c: Chrome,
+    typed_document: &str,
+    document: &DocumentNumber,
+    password: &RevocationPassword,
+    reason: Reason,
+) -> Response {
     let mut page = HotlinePage::new(c.clone());
     page.reasons = reason_options(&c, Some(reason.name()));
-    match state.desk.hotline_revoke(&session.operator, &document, &password, reason).await {
+    match state.desk.hotline_revoke(agent, document, password, reason).await {
         Ok(done) => {
             let registry = state.ca.registry();
             let mut names = Vec::new();
@@ -127,7 +145,7 @@ async fn submit(State(state): State<AppState>, uri: Uri, DeskForm(session, form)
         }
         Err(CaError::HotlineRefused) => {
             page.refused = true;
-            page.document = form.document_number.trim().to_owned();
+            page.document = typed_document.to_owned();
             web::render(StatusCode::FORBIDDEN, &page)
         }
         Err(e) => failure(&c, e),
