@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use thirtyfour::prelude::{ElementQueryable as _, ElementWaitable as _};
 use thirtyfour::{ChromiumLikeCapabilities, DesiredCapabilities, WebDriver};
 
 pub use thirtyfour;
@@ -215,14 +216,55 @@ impl Browser {
         self.driver.goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
-    /// The element matching a CSS selector (waits for it up to the driver's poller limit).
+    /// The element matching a CSS selector, waiting for it (thirtyfour's
+    /// default poller: up to 20 s) while a page loads.
     pub async fn css(&self, selector: &str) -> WebElement {
-        self.driver.find(By::Css(selector)).await.unwrap_or_else(|e| panic!("no element {selector:?}: {e}"))
+        match self.driver.query(By::Css(selector)).first().await {
+            Ok(e) => e,
+            Err(e) => {
+                let shot = self.screenshot("failed").await;
+                panic!(
+                    "no element {selector:?} (screenshot {}): {e}\npage text: {}",
+                    shot.display(),
+                    self.body_text().await
+                )
+            }
+        }
+    }
+
+    async fn body_text(&self) -> String {
+        match self.driver.find(By::Css("body")).await {
+            Ok(b) => b.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// The current page's visible text.
     pub async fn text(&self) -> String {
-        self.css("body").await.text().await.expect("page text")
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.css("body").await.text().await {
+                Ok(t) => return t,
+                // A page still loading: its old body went stale.
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("page text: {last}");
+    }
+
+    /// Click `el` (a submit button, a link) and wait until the next page replaced this one.
+    pub async fn click_and_wait(&self, el: &WebElement) {
+        let html = self.css("html").await;
+        el.click().await.expect("click");
+        html.wait_until().stale().await.expect("the next page loads");
+    }
+
+    /// Press Enter in `el` (sends its form) and wait until the next page replaced this one.
+    pub async fn enter_and_wait(&self, el: &WebElement) {
+        let html = self.css("html").await;
+        el.send_keys(thirtyfour::Key::Enter).await.expect("Enter");
+        html.wait_until().stale().await.expect("the next page loads");
     }
 
     /// A full-page PNG at target/browser-artefacts/<test>/<name>.png; returns its path.

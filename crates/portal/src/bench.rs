@@ -75,6 +75,19 @@ pub enum BenchCommand {
         #[arg(long, default_value = "sqlite")]
         database: String,
     },
+    /// Median server time of the desk's hotline page (the form, and a
+    /// refused call) and RA queue page with N waiting orders, next to the
+    /// JSON API's handler work for the same data; both in process, without
+    /// the session / bearer lookup.
+    Desk {
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// `sqlite` or a PostgreSQL URL (a throwaway database is made on it).
+        #[arg(long, default_value = "sqlite")]
+        database: String,
+    },
     /// Remote signing (CSC signHash) per second with a CLOUD certificate
     /// issued through the order flow: authorize (TOTP code, SAD) + sign with
     /// 1 hash per SAD, and with 10 hashes per SAD, next to raw HSM signing.
@@ -131,6 +144,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Crl { entries, database } => crl(&entries, &database),
         BenchCommand::Ocsp { workers, seconds } => ocsp(workers, seconds),
         BenchCommand::Csc { seconds, database } => csc(seconds, &database),
+        BenchCommand::Desk { orders, runs, database } => desk_pages(orders, runs.max(1), &database),
         BenchCommand::Tsa { workers, seconds, database } => tsa(workers.max(1), seconds, &database),
         BenchCommand::Confirm { workers, seconds, database } => confirm(workers.max(1), seconds, &database),
         BenchCommand::Hotline { agents, seconds, database } => hotline(agents.max(1), seconds, &database),
@@ -1113,4 +1127,144 @@ fn base32_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Median of `runs` timings of `op`, in milliseconds.
+async fn median_ms<F, Fut>(runs: usize, mut op: F) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        op().await?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().context("no run")
+}
+
+/// A page response's body, read to the end (what the server writes).
+async fn body_len(r: axum::response::Response) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        r.status().is_success() || r.status() == axum::http::StatusCode::FORBIDDEN,
+        "page status {}",
+        r.status()
+    );
+    Ok(axum::body::to_bytes(r.into_body(), 64 << 20).await?.len())
+}
+
+fn desk_pages(orders_n: usize, runs: usize, database: &str) -> anyhow::Result<()> {
+    use qcert_ca_core::desk::{DeskSettings, DocumentKey, DocumentNumber, RevocationDesk, RevocationPassword};
+    use qcert_ca_core::operators::{Operator, Role};
+    use qcert_ca_core::orders::{OrderForm, Orders};
+    use qcert_ca_core::Reason;
+    let env = Env::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let hsm = env.token("desk")?;
+    let (url, cleanup) = registry_url(database, env.dir.path(), 0)?;
+    println!(
+        "qcert bench desk: {orders_n} waiting orders, median of {runs} runs, registry {}",
+        if database == "sqlite" { "sqlite" } else { "postgres" }
+    );
+    runtime.block_on(async {
+        let ca = env.ca(&hsm, &url, 4).await?;
+        let settings = DeskSettings { agent_attempts_per_minute: u32::MAX, ..DeskSettings::default() };
+        let desk = RevocationDesk::new(ca.clone(), DocumentKey::random(), settings).await?;
+        let vault = Arc::new(qcert_ca_core::vault::Vault::random());
+        let notices =
+            Arc::new(qcert_notifier::OutboxNotices::new(ca.registry().clone(), vault.clone(), ca.clock().clone()));
+        let webhook = [7u8; 32];
+        let key = qcert_ca_core::payment::WebhookKey::from_bytes(webhook);
+        let orders = Orders::new(
+            desk,
+            vault,
+            qcert_ca_core::payment::WebhookKey::from_bytes(webhook),
+            notices,
+            "http://pki.qcert-demo.eu",
+        );
+        let fill = Instant::now();
+        for i in 0..orders_n {
+            let form = OrderForm {
+                product: "TOKEN".into(),
+                years: 1,
+                given_name: "Bench".into(),
+                surname: "Holder".into(),
+                email: format!("bench{i}@example.eu"),
+                country: "RO".into(),
+                national_id: "1900101123457".into(),
+                id_document_number: format!("BQ{i:08}"),
+                publish: false,
+                language: None,
+                phone: None,
+                document_type: None,
+            };
+            let id = orders.create(&form, None).await?.order.id;
+            let event = serde_json::to_vec(
+                &serde_json::json!({"event_id": format!("evt-{i}"), "order_id": id, "status": "paid"}),
+            )?;
+            let now = orders.ca().clock().now();
+            orders.payment_webhook(&qcert_ca_core::payment::sign_webhook(&key, &event, now), &event).await?;
+        }
+        let (waiting, _) = orders.backlog().await?;
+        anyhow::ensure!(usize::try_from(waiting)? == orders_n, "{waiting} orders waiting");
+        println!("  {orders_n} paid orders made in {:.1} s", fill.elapsed().as_secs_f64());
+        let state = crate::http::AppState::new(orders);
+        let ra = Operator { name: "bench-ra".into(), role: Role::RaOfficer };
+        let agent = Operator { name: "bench-agent".into(), role: Role::HotlineAgent };
+        let chrome = |path: &str| {
+            let uri: axum::http::Uri = path.parse().unwrap_or_default();
+            crate::web::Chrome::new(crate::pages::Lang::En, &uri)
+        };
+
+        let page = median_ms(runs, || async {
+            let r = crate::desk::ra::queue_page(&state, &ra, chrome("/desk/ra")).await?;
+            body_len(r).await.map(drop)
+        })
+        .await?;
+        let json = median_ms(runs, || async {
+            let views = crate::orders_api::queue_views(&state, &ra).await.map_err(|e| anyhow::anyhow!("{}", e.0))?;
+            serde_json::to_vec(&views).map(drop).map_err(Into::into)
+        })
+        .await?;
+        println!(
+            "  RA queue ({} of {orders_n} shown): page {page:.2} ms, JSON API {json:.2} ms, page/JSON {:.2}",
+            crate::desk::ra::QUEUE_PAGE,
+            page / json.max(1e-9)
+        );
+
+        let form = median_ms(runs, || async { body_len(crate::desk::hotline::form_page(chrome("/desk/hotline"))).await.map(drop) })
+            .await?;
+        let document = DocumentNumber::parse("ZZ00000000")?;
+        let password = RevocationPassword::parse("12345678")?;
+        let call_page = median_ms(runs, || async {
+            let r = crate::desk::hotline::answer(
+                &state,
+                &agent,
+                chrome("/desk/hotline"),
+                "ZZ00000000",
+                &document,
+                &password,
+                Reason::KeyCompromise,
+            )
+            .await;
+            body_len(r).await.map(drop)
+        })
+        .await?;
+        let call_json = median_ms(runs, || async {
+            let r = match state.desk.hotline_revoke(&agent, &document, &password, Reason::KeyCompromise).await {
+                Ok(_) => anyhow::bail!("an unknown document number revoked something"),
+                Err(e) => axum::response::IntoResponse::into_response(crate::http::ApiError(e)),
+            };
+            body_len(r).await.map(drop)
+        })
+        .await?;
+        println!(
+            "  hotline: form page {form:.3} ms; refused call page {call_page:.2} ms, JSON API {call_json:.2} ms, page/JSON {:.2}",
+            call_page / call_json.max(1e-9)
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop_throwaway(&runtime, cleanup)
 }

@@ -576,7 +576,7 @@ async fn reveal(
 
 /// What an RA officer needs to validate an identity, and no more.
 #[derive(Debug, Serialize)]
-struct OfficerView {
+pub(crate) struct OfficerView {
     order_id: String,
     state: String,
     product: String,
@@ -718,9 +718,17 @@ async fn queue(
     Acting(op, _): Acting<RaOfficer>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OfficerView>>, ApiError> {
+    Ok(Json(queue_views(&state, &op).await?))
+}
+
+/// The queue's answer before serialisation (`qcert bench desk` times it too).
+pub(crate) async fn queue_views(
+    state: &AppState,
+    op: &qcert_ca_core::operators::Operator,
+) -> Result<Vec<OfficerView>, ApiError> {
     let now = state.ca.clock().now().unix_timestamp();
-    let rows = state.orders.queue(&op, 200).await?;
-    Ok(Json(rows.iter().map(|o| officer_view(&state, now, o)).collect()))
+    let rows = state.orders.queue(op, 200).await?;
+    Ok(rows.iter().map(|o| officer_view(state, now, o)).collect())
 }
 
 /// `GET /api/v1/ra/orders/{id}`.

@@ -5,7 +5,13 @@
 //! CSRF token), then `require`s its role.
 
 mod admin;
+pub(crate) mod audit;
+pub(crate) mod common;
+pub(crate) mod holders;
+pub(crate) mod hotline;
 mod login;
+pub(crate) mod metrics;
+pub(crate) mod ra;
 pub mod session;
 
 use askama::Template;
@@ -33,6 +39,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/desk/admin/operators/{name}/reset", post(admin::reset))
         .route("/desk/admin/operators/{name}/disable", post(admin::disable))
         .route("/desk/admin/operators/{name}/totp", post(admin::totp_allow))
+        .merge(hotline::routes())
+        .merge(ra::routes())
+        .merge(holders::routes())
+        .merge(audit::routes())
+        .merge(metrics::routes())
 }
 
 #[derive(Template)]

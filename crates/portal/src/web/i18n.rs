@@ -25,6 +25,7 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../locales/en/holder-certs.ftl"),
         include_str!("../../locales/ro/holder-certs.ftl"),
     ),
+    ("desk-pages", include_str!("../../locales/en/desk-pages.ftl"), include_str!("../../locales/ro/desk-pages.ftl")),
 ];
 
 struct Catalogues {
