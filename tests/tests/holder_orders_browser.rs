@@ -2,8 +2,8 @@
 //! The holder's order pages in real headless Chromium (SQLite): a TOKEN
 //! order in Romanian and a CLOUD order in English, each from the order
 //! form (with its refusals first) through the TEST payment provider, the
-//! RA officer's approval (RA JSON API with a bearer token: the desk pages
-//! are not on main yet), the CSR pasted (TOKEN) or the QR code and first
+//! RA officer's rejection and approvals on the desk's order page (signed in
+//! with a real desk session in the same browser), the CSR pasted (TOKEN) or the QR code and first
 //! code (CLOUD), the secrets page once (a second time it says they were
 //! shown) and the certificate download. Every mailed link is opened with
 //! GET in the browser and shows a page. Every page passes axe-core (WCAG
@@ -13,6 +13,7 @@ use qcert_ca_core::operators::{Operators, Role};
 use qcert_ca_core::orders::PaymentSettings;
 use qcert_ca_core::Clock;
 use qcert_tests::browser::thirtyfour::prelude::*;
+use qcert_tests::browser::thirtyfour::Cookie;
 use qcert_tests::browser::{local, Browser};
 use qcert_tests::smtp::{smtp_dispatcher, SmtpSink};
 use qcert_tests::*;
@@ -31,6 +32,8 @@ struct Run {
     http: reqwest::Client,
     base: String,
     ra: String,
+    /// The RA officer's desk session cookie (name, value).
+    desk: (String, String),
     pages: Vec<String>,
 }
 
@@ -75,6 +78,25 @@ impl Run {
 
     async fn url(&self) -> String {
         self.b.driver.current_url().await.unwrap().to_string()
+    }
+
+    /// The RA officer's step on the desk's order page (the same browser, with
+    /// the officer's desk session cookie): fill `field` of the form posting
+    /// to `…/{form}`, send it, and see the desk confirm it.
+    async fn desk(&mut self, order_id: &str, form: &str, field: &str, value: &str) {
+        let mut c = Cookie::new(self.desk.0.clone(), self.desk.1.clone());
+        c.set_path("/");
+        self.b.driver.add_cookie(c).await.unwrap();
+        self.b.goto(&format!("{}/desk/ra/orders/{order_id}", self.base)).await;
+        let input = self.b.css(&format!("form[action$='/{form}'] [name={field}]")).await;
+        input.send_keys(value).await.unwrap();
+        self.go(&format!("form[action$='/{form}'] button")).await;
+        assert!(
+            self.b.driver.find(By::Css(".notice.ok")).await.is_ok(),
+            "the desk confirms the {form}: {}",
+            self.b.text().await
+        );
+        self.check(&format!("desk-{form}")).await;
     }
 
     async fn ra(&self, path: &str, body: Option<Value>) -> Value {
@@ -124,7 +146,8 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     let sink = SmtpSink::start(dir.path()).await;
     let dispatcher = smtp_dispatcher(ca.registry(), sink.port);
     let b = Browser::start("holder_orders_browser").await;
-    let mut r = Run { b, http: reqwest::Client::new(), base: base.clone(), ra, pages: Vec::new() };
+    let desk_session = qcert_tests::desk::session_cookie(&ca, &base, "radu").await;
+    let mut r = Run { b, http: reqwest::Client::new(), base: base.clone(), ra, desk: desk_session, pages: Vec::new() };
 
     // The form, and its refusals, in both languages.
     r.both(&format!("{base}/order"), "order-form", "ro").await;
@@ -159,7 +182,7 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     r.both(&pay_url, "pay-test-paid", "ro").await;
     let t: Value = r.http.get(&t_url).send().await.unwrap().json().await.unwrap();
     let t_id = t["order_id"].as_str().unwrap().to_owned();
-    r.ra(&format!("/api/v1/ra/orders/{t_id}/approval"), Some(json!({"document_number": "RX123456"}))).await;
+    r.desk(&t_id, "approval", "document_number", "RX123456").await;
     r.both(&t_url, "order-approved-token", "ro").await;
     r.go("a.button").await;
     let csr_url = r.url().await;
@@ -207,11 +230,11 @@ async fn a_token_and_a_cloud_order_in_the_browser() {
     let c: Value = r.http.get(&c_url).send().await.unwrap().json().await.unwrap();
     let c_id = c["order_id"].as_str().unwrap().to_owned();
     assert_eq!(c["state"], "awaiting-identity");
-    r.ra(&format!("/api/v1/ra/orders/{c_id}/rejection"), Some(json!({"reason": "the video broke off"}))).await;
+    r.desk(&c_id, "rejection", "reason", "the video broke off").await;
     r.both(&c_url, "order-rejected", "en").await;
     r.go("form button[type=submit]").await;
     assert!(r.b.text().await.contains("identity check by video"));
-    r.ra(&format!("/api/v1/ra/orders/{c_id}/approval"), Some(json!({"document_number": "SX654321"}))).await;
+    r.desk(&c_id, "approval", "document_number", "SX654321").await;
     r.both(&c_url, "order-approved-cloud", "en").await;
     r.go("a.button").await;
     let enrol_url = r.url().await;
