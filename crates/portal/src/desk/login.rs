@@ -62,8 +62,7 @@ fn refused_page(c: Chrome, name: &str, e: &CaError) -> Response {
     let (status, error) = match e {
         CaError::LoginRefused => (StatusCode::UNAUTHORIZED, c.t("desk-login-refused")),
         CaError::RateLimited { retry_after_secs } => {
-            let minutes = i64::try_from(retry_after_secs.div_ceil(60)).unwrap_or(i64::MAX);
-            (StatusCode::TOO_MANY_REQUESTS, c.ts("desk-login-throttled", "wait", &c.tn("web-minutes", minutes)))
+            (StatusCode::TOO_MANY_REQUESTS, c.ts("desk-login-throttled", "wait", &c.wait_minutes(*retry_after_secs)))
         }
         other => return internal(&c, other),
     };
@@ -215,8 +214,7 @@ pub(super) async fn totp(
         Ok(active) => signed_in(&state, &active),
         Err(CaError::LoginRefused) => Redirect::to("/desk/login/key?retry=1").into_response(),
         Err(CaError::RateLimited { retry_after_secs }) => {
-            let minutes = i64::try_from(retry_after_secs.div_ceil(60)).unwrap_or(i64::MAX);
-            let detail = c.ts("desk-login-throttled", "wait", &c.tn("web-minutes", minutes));
+            let detail = c.ts("desk-login-throttled", "wait", &c.wait_minutes(retry_after_secs));
             ErrorPage::new(StatusCode::TOO_MANY_REQUESTS, &c, "web-error-title", detail).into_response()
         }
         Err(e) => internal(&c, &e),

@@ -101,8 +101,7 @@ pub(crate) fn error_page(c: &Chrome, e: CaError) -> ErrorPage {
             ErrorPage::new(StatusCode::LOCKED, c, "holder-certs-code-title", c.t("holder-certs-code-locked"))
         }
         CaError::RateLimited { retry_after_secs } => {
-            let minutes = i64::try_from(retry_after_secs.div_ceil(60).max(1)).unwrap_or(i64::MAX);
-            let wait = c.tn("web-minutes", minutes);
+            let wait = c.wait_minutes(retry_after_secs);
             ErrorPage::new(StatusCode::TOO_MANY_REQUESTS, c, title, c.ts("holder-certs-rate-limited", "wait", &wait))
         }
         CaError::DocumentRefused(reason) => ErrorPage::new(

@@ -78,8 +78,7 @@ fn refusal(c: &Chrome, e: CaError) -> (StatusCode, String) {
         CaError::Conflict(_) => c.t("holder-orders-err-conflict"),
         CaError::AuthenticatorLocked => c.t("holder-orders-err-locked"),
         CaError::RateLimited { retry_after_secs } => {
-            let minutes = i64::try_from(retry_after_secs.div_ceil(60)).unwrap_or(i64::MAX).max(1);
-            c.ts("holder-orders-err-rate", "wait", &c.tn("web-minutes", minutes))
+            c.ts("holder-orders-err-rate", "wait", &c.wait_minutes(*retry_after_secs))
         }
         // On these pages: an authorization code that is wrong or used.
         CaError::SignatureRefused(_) => c.t("holder-orders-err-code"),

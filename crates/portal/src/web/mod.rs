@@ -80,6 +80,12 @@ impl Chrome {
         self.tr.args(id, &[("n", Arg::from(n))])
     }
 
+    /// How long to wait after a rate limit, in whole minutes (at least one):
+    /// "3 minutes" / "3 minute".
+    pub(crate) fn wait_minutes(&self, retry_after_secs: u64) -> String {
+        self.tn("web-minutes", i64::try_from(retry_after_secs.div_ceil(60).max(1)).unwrap_or(i64::MAX))
+    }
+
     /// Message `id` with one string argument.
     pub(crate) fn ts(&self, id: &str, name: &str, value: &str) -> String {
         self.tr.args(id, &[(name, Arg::from(value))])
