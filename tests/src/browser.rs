@@ -128,6 +128,34 @@ fn kill_group(child: &mut Child) {
         .status();
     let _ = child.kill();
     let _ = child.wait();
+    // SIGKILL is delivered asynchronously: on a busy machine a chromium helper
+    // may still be scheduled a moment after kill(1) returned. Wait (bounded)
+    // until every member of the group is gone or a zombie, so "dropped" means
+    // "no browser runs any more".
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && group_members(child.id()).iter().any(|(_, state)| !matches!(state, 'Z' | 'X')) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes of process group `group`, each with its state letter from `/proc/PID/stat`.
+fn group_members(group: u32) -> Vec<(u32, char)> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp …: comm may hold spaces, so read after its ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next());
+        let pgrp = fields.nth(1).and_then(|s| s.parse::<u32>().ok());
+        if let (Some(state), Some(pgrp)) = (state, pgrp) {
+            if pgrp == group {
+                members.push((pid, state));
+            }
+        }
+    }
+    members
 }
 
 fn free_port() -> u16 {
@@ -294,18 +322,7 @@ impl Browser {
 
     /// Process ids of chromedriver's process group (chromedriver, chromium and its helpers).
     pub fn processes(&self) -> Vec<u32> {
-        let group = self.process.child.id();
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid pgrp …: comm may hold spaces, so read after its ')'.
-            let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
-            if pgrp == Some(group) {
-                pids.push(pid);
-            }
-        }
-        pids
+        group_members(self.process.child.id()).into_iter().map(|(pid, _)| pid).collect()
     }
 
     /// End the WebDriver session, then stop chromedriver (Drop kills its process group).
