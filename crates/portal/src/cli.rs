@@ -819,6 +819,12 @@ async fn serve(settings: &Settings, listen: Option<String>) -> anyhow::Result<()
              To take the root offline: README, \"Moving the root offline\""
         );
     }
+    if let Some(why) = settings.test_payment_exposed(local) {
+        tracing::warn!(
+            "orders.payment.test_provider is on and {why}: anyone who knows an order id can mark it paid \
+             on /pay/test/…; set it to false and configure orders.payment.url for a real provider"
+        );
+    }
     let scheduler = tokio::spawn(scheduler(ca.clone(), arl_dir));
     let mail = start_mail_delivery(settings, ca.registry().clone(), orders.vault().clone());
     let notifier = settings.config.notifier.in_serve.then(|| {

@@ -530,6 +530,28 @@ impl Settings {
         RelyingParty::new(&origin, d.rp_id.as_deref()).map_err(|e| cfg_err("desk.origin", e.to_string()))
     }
 
+    /// Why the TEST payment page (`orders.payment.test_provider`) may be
+    /// reachable from outside this machine, if it may: `serve` listens on a
+    /// non-loopback address, or the holders' links (`portal_url`, else
+    /// `public_base_url`) name a host other than localhost or a loopback IP.
+    /// Anyone who knows an order id can mark it paid on that page.
+    pub fn test_payment_exposed(&self, listen: SocketAddr) -> Option<String> {
+        if !self.config.orders.payment.test_provider {
+            return None;
+        }
+        if !listen.ip().is_loopback() {
+            return Some(format!("serve listens on {listen}, not a loopback address"));
+        }
+        let portal = self.portal_url();
+        let loopback = url::Url::parse(portal).ok().is_some_and(|u| match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        });
+        (!loopback).then(|| format!("holders' links point at {portal}, not a loopback host"))
+    }
+
     /// Base of the links in holders' mails.
     pub fn portal_url(&self) -> &str {
         self.config.portal_url.as_deref().unwrap_or(&self.config.public_base_url)
@@ -999,6 +1021,23 @@ mod tests {
         assert_eq!(s.portal_url(), "http://127.0.0.1:8080");
         let env = |k: &str| (k == "QCERT_PORTAL_URL").then(|| "https://portal.qcert-demo.eu".to_string());
         assert_eq!(Settings::load(home.path(), &env).unwrap().portal_url(), "https://portal.qcert-demo.eu");
+    }
+
+    #[test]
+    fn the_test_payment_page_is_flagged_when_reachable_from_outside() {
+        let home = home_with(&defaults_text());
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut s = Settings::load(home.path(), &|_| None).unwrap();
+        assert_eq!(s.test_payment_exposed("0.0.0.0:8080".parse().unwrap()), None, "off: nothing to flag");
+        s.config.orders.payment.test_provider = true;
+        assert_eq!(s.test_payment_exposed(local), None, "loopback listener and links");
+        s.config.portal_url = Some("http://localhost:8080".into());
+        assert_eq!(s.test_payment_exposed("[::1]:8080".parse().unwrap()), None);
+        let why = s.test_payment_exposed("0.0.0.0:8080".parse().unwrap()).unwrap();
+        assert!(why.contains("0.0.0.0:8080"), "{why}");
+        s.config.portal_url = Some("https://portal.qcert-demo.eu".into());
+        let why = s.test_payment_exposed(local).unwrap();
+        assert!(why.contains("https://portal.qcert-demo.eu"), "{why}");
     }
 
     #[test]
