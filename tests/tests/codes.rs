@@ -145,7 +145,11 @@ fn is_locked(v: &Value) -> bool {
 async fn wrong_codes_lock_the_authenticator_until_an_officer_unlocks_it(db: &TestDb) {
     let w = world(db, limits(5, 1000, 1000)).await;
     let (id, url) = w.approved("CLOUD", "SX654321").await;
+    let next_step = |v: Value| v["next_step"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(next_step(w.call(Method::GET, &url, None, None).await.1), "enrol your authenticator");
     let secret = w.enrol(&url).await;
+    // The secret is out: the holder's next step is the first code, not enrolling again.
+    assert_eq!(next_step(w.call(Method::GET, &url, None, None).await.1), "send your first authorization code");
     // Enrolment is once: a second call does not replace the secret.
     let (s, v, _) = w.call(Method::POST, &format!("{url}/authenticator"), None, None).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");

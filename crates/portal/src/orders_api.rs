@@ -83,7 +83,7 @@ impl HolderView {
             "awaiting-payment" => "pay the order",
             "awaiting-identity" => "identity validation by video; the answer comes by email within 24 hours",
             "rejected" => "resume the identity validation (no new payment)",
-            "approved" if cloud && o.totp_enrolled_at.is_none() => "enrol your authenticator",
+            "approved" if cloud && o.totp_sealed.is_none() => "enrol your authenticator",
             "approved" if cloud => "send your first authorization code",
             "approved" => "upload the CSR made on your token",
             "issuing" => "the certificate is being issued",
