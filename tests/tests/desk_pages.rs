@@ -192,6 +192,19 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     let said = w.ocsp(&issued).await;
     assert!(said.contains(": revoked") && said.contains("Reason: keyCompromise"), "{said}");
 
+    // A mistyped document number is marked on the form itself, which keeps
+    // what was typed (but the password) and puts the focus back in it.
+    let text = hotline_call(&w, &b, "RX#100002", locked_password.expose()).await;
+    assert!(text.contains("Please correct the form") && text.contains("5 to 20 letters and digits"), "{text}");
+    assert!(!text.contains(locked_password.expose()), "the password is not shown again: {text}");
+    let field = b.css("#document_number").await;
+    assert_eq!(field.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(field.value().await.unwrap().as_deref(), Some("RX#100002"));
+    let focused = b.driver.active_element().await.unwrap();
+    assert_eq!(focused.id().await.unwrap().as_deref(), Some("document_number"));
+    assert_eq!(b.css("#revocation_password").await.value().await.unwrap().as_deref(), Some(""));
+    check(&b, "hotline-invalid-en").await;
+
     // Five wrong passwords lock the hotline path: the right one is refused
     // afterwards, with the same words as a wrong one.
     let wrong = if locked_password.expose() == "00000000" { "11111111" } else { "00000000" };

@@ -51,6 +51,10 @@ desk-hotline-say-revoked = { $n ->
 desk-hotline-refused = Nothing was revoked
 desk-hotline-say-refused = Please check the ID document number and the 8 digits of the revocation password from your secret delivery, and call again. If that does not help, you can have the certificate revoked at once in person: an RA officer at a registration office revokes it, or gives you a new revocation password, after checking your ID document. If you still have the certificate's key, you can also revoke it yourself at any time with a request signed with that key.
 desk-hotline-refused-more = The hotline cannot say more about this call: an unknown number, a wrong password and a locked certificate get the same answer.
+desk-hotline-invalid = Please correct the form
+desk-hotline-invalid-document = The ID document number needs 5 to 20 letters and digits (spaces and hyphens are ignored).
+desk-hotline-invalid-password = The revocation password is exactly 8 digits: ask the caller to read it again.
+desk-hotline-invalid-reason = Choose a reason from the list.
 
 desk-ra-title = Identity validation queue
 desk-ra-waiting = { $n ->

@@ -53,6 +53,10 @@ desk-hotline-say-revoked = { $n ->
 desk-hotline-refused = Nu a fost revocat nimic
 desk-hotline-say-refused = Vă rugăm să verificați numărul actului de identitate și cele 8 cifre ale parolei de revocare din livrarea codurilor secrete și să sunați din nou. Dacă nu ajută, puteți cere revocarea imediată în persoană: un ofițer RA de la un birou de înregistrare revocă certificatul sau vă dă o parolă de revocare nouă, după ce vă verifică actul de identitate. Dacă aveți încă cheia certificatului, îl puteți revoca oricând și singur, cu o cerere semnată cu acea cheie.
 desk-hotline-refused-more = Linia telefonică nu poate spune mai mult despre acest apel: un număr necunoscut, o parolă greșită și un certificat blocat primesc același răspuns.
+desk-hotline-invalid = Corectați formularul
+desk-hotline-invalid-document = Numărul actului de identitate are între 5 și 20 de litere și cifre (spațiile și cratimele nu contează).
+desk-hotline-invalid-password = Parola de revocare are exact 8 cifre: rugați apelantul să o citească din nou.
+desk-hotline-invalid-reason = Alegeți un motiv din listă.
 
 desk-ra-title = Coada de validare a identității
 desk-ra-waiting = { $n ->

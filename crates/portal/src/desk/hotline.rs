@@ -51,12 +51,30 @@ struct HotlinePage {
     /// The sentence for the caller after a revocation.
     say: Option<String>,
     refused: bool,
+    /// The field the agent must correct (`document_number`,
+    /// `revocation_password` or `reason`) and what it needs, shown next to
+    /// it; the form keeps the rest of what was typed but the password.
+    invalid: Option<(&'static str, String)>,
 }
 
 impl HotlinePage {
     fn new(c: Chrome) -> HotlinePage {
         let reasons = reason_options(&c, None);
-        HotlinePage { c, reasons, document: String::new(), revoked: Vec::new(), count: 0, say: None, refused: false }
+        HotlinePage {
+            c,
+            reasons,
+            document: String::new(),
+            revoked: Vec::new(),
+            count: 0,
+            say: None,
+            refused: false,
+            invalid: None,
+        }
+    }
+
+    /// The message for `field` when it is the invalid one.
+    fn error_for(&self, field: &str) -> Option<&str> {
+        self.invalid.as_ref().filter(|(f, _)| *f == field).map(|(_, m)| m.as_str())
     }
 }
 
@@ -89,15 +107,23 @@ async fn submit(State(state): State<AppState>, uri: Uri, DeskForm(session, form)
     }
     let c = session.chrome(&uri);
     let parsed = (|| {
-        Ok::<_, CaError>((
-            DocumentNumber::parse(&form.document_number)?,
-            RevocationPassword::parse(&form.revocation_password)?,
-            Reason::parse(&form.reason)?,
-        ))
+        let document = DocumentNumber::parse(&form.document_number)
+            .map_err(|_| ("document_number", c.t("desk-hotline-invalid-document")))?;
+        let password = RevocationPassword::parse(&form.revocation_password)
+            .map_err(|_| ("revocation_password", c.t("desk-hotline-invalid-password")))?;
+        let reason = Reason::parse(&form.reason).map_err(|_| ("reason", c.t("desk-hotline-invalid-reason")))?;
+        Ok((document, password, reason))
     })();
     let (document, password, reason) = match parsed {
         Ok(p) => p,
-        Err(e) => return failure(&c, e),
+        Err(invalid) => {
+            // Inline, so the agent on the phone corrects one field and presses Enter again.
+            let mut page = HotlinePage::new(c.clone());
+            page.reasons = reason_options(&c, Reason::parse(&form.reason).ok().map(Reason::name));
+            page.document = form.document_number.trim().chars().take(32).collect();
+            page.invalid = Some(invalid);
+            return web::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
     };
     answer(&state, &session.operator, c, form.document_number.trim(), &document, &password, reason).await
 }
