@@ -410,3 +410,55 @@ async fn an_edited_personal_part_breaks_the_chain_an_erased_one_does_not(db: &Te
     assert!(audit::verify(r).await.unwrap().is_err(), "the digest is covered by the hash");
 }
 on_both_stores!(an_edited_personal_part_breaks_the_chain_an_erased_one_does_not);
+
+/// Login and signing credentials past their time (desk sessions and
+/// enrolment links, CSC sessions and SADs) go in the notifier's tick, at
+/// exactly their expiry (one second before they are kept); a used-up SAD
+/// goes at once; live ones stay usable.
+async fn expired_sessions_links_and_sads_go_in_the_tick(db: &TestDb) {
+    use qcert_ca_core::store::csc::SadRow;
+    let clock = test_clock();
+    let (ca, _) = new_ca(db, clock.clone()).await;
+    let desk = new_desk(&ca).await;
+    let notifier = Notifier::new(new_orders(&desk, [7u8; 32], TEST_BASE_URL));
+    let ops = Operators::new(ca.registry().clone(), ca.clock().clone());
+    let r = &db.registry;
+    let t0 = clock.now();
+    let now = t0.unix_timestamp();
+    let sad = |remaining: i64, expires_at: i64| SadRow {
+        order_id: "order-1".into(),
+        serial: "01".into(),
+        hash_algo: "2.16.840.1.101.3.4.2.1".into(),
+        hashes: if remaining > 0 { "aGFzaA==".into() } else { String::new() },
+        remaining,
+        created_at: now,
+        expires_at,
+    };
+    for (name, until) in [("soon", now + 60), ("later", now + 3600)] {
+        ops.add("test", name, Role::HotlineAgent).await.unwrap();
+        assert!(r.ensure_desk_account(name, &format!("handle-{name}"), now).await.unwrap());
+        r.insert_desk_session(&format!("session-{name}"), name, "active", now, until, now - 900).await.unwrap();
+        assert!(r.create_desk_enrolment(name, &format!("link-{name}"), "admin:ada", now, until, false).await.unwrap());
+        r.insert_csc_session(&format!("csc-{name}"), "order-1", now, until).await.unwrap();
+        r.insert_sad(&format!("sad-{name}"), &sad(1, until)).await.unwrap();
+    }
+    r.insert_sad("sad-used-up", &sad(0, now + 3600)).await.unwrap();
+
+    clock.set(t0 + Duration::seconds(59));
+    let report = notifier.tick(clock.now()).await.unwrap();
+    assert_eq!(report.retention.credentials_expired, 1, "only the used-up SAD, a second early");
+    assert!(r.sad("sad-soon").await.unwrap().is_some());
+
+    clock.set(t0 + Duration::seconds(60));
+    let report = notifier.tick(clock.now()).await.unwrap();
+    assert_eq!(report.retention.credentials_expired, 4, "a session, a link, a CSC session and a SAD");
+    let at = clock.now().unix_timestamp();
+    assert!(r.sad("sad-soon").await.unwrap().is_none());
+    // The later ones are untouched and still work.
+    assert_eq!(r.desk_session("session-later", at).await.unwrap().unwrap().operator, "later");
+    assert_eq!(r.desk_enrolment("link-later", at).await.unwrap().unwrap().operator, "later");
+    assert_eq!(r.csc_session("csc-later", at).await.unwrap().as_deref(), Some("order-1"));
+    assert_eq!(r.sad("sad-later").await.unwrap().unwrap().remaining, 1);
+    assert_eq!(notifier.tick(clock.now()).await.unwrap().retention.credentials_expired, 0, "nothing twice");
+}
+on_both_stores!(expired_sessions_links_and_sads_go_in_the_tick);

@@ -15,7 +15,9 @@
 //!   payment, `financial_years` later they are deleted, but never before
 //!   the registration data they hold;
 //! - unpaid orders (`Orders::expire_unpaid`, at exactly the TTL) and sent mail rows (the
-//!   notifier's purge) have their own settings.
+//!   notifier's purge) have their own settings;
+//! - expired login and signing credentials (desk sessions and enrolment
+//!   links, CSC sessions and SADs) go in every tick, at their expiry.
 //!
 //! Never purged: revocations and a certificate's status facts (serial,
 //! issuer, status, validity), so OCSP and CRLs answer while the CA exists
@@ -118,6 +120,9 @@ pub struct PurgeReport {
     pub orders_deleted: u64,
     /// Orders kept for a certificate's registration data.
     pub orders_held: u64,
+    /// Expired sessions, enrolment links and SADs deleted
+    /// (`Registry::purge_expired_credentials`; not audited: routine, no person).
+    pub credentials_expired: u64,
 }
 
 /// The role an actor acted in; never an operator's name (GDPR: other
@@ -322,6 +327,7 @@ impl Orders {
                 break;
             }
         }
+        report.credentials_expired = registry.purge_expired_credentials(stamp).await?;
         let paid_before = policy.financial_cutoff(now);
         for _ in 0..policy.batches_per_tick {
             let due = registry.retention_due_orders(paid_before, policy.batch).await?;

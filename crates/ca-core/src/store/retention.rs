@@ -418,3 +418,25 @@ impl Registry {
         self.explain(&format!("{sql} LIMIT {limit}")).await
     }
 }
+
+impl Registry {
+    /// Delete the login and signing credentials past their time, whatever
+    /// they were used for: desk sessions (`expires_at`, the 12 h cap or a
+    /// half-login's 10 min; idle ones reach it at the latest), desk
+    /// enrolment links (72 h, used or not: an abandoned first step keeps a
+    /// password hash), CSC bearer sessions, and SADs expired or used up.
+    /// They are refused once expired already; this keeps them from piling
+    /// up between logins. How many rows went, all tables together.
+    pub async fn purge_expired_credentials(&self, now: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for sql in [
+            "DELETE FROM desk_sessions WHERE expires_at <= $1",
+            "DELETE FROM desk_enrolments WHERE expires_at <= $1",
+            "DELETE FROM csc_sessions WHERE expires_at <= $1",
+            "DELETE FROM csc_sads WHERE expires_at <= $1 OR remaining <= 0",
+        ] {
+            deleted += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(deleted)
+    }
+}
