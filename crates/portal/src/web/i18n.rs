@@ -67,10 +67,6 @@ impl Tr {
         Tr { lang }
     }
 
-    pub(crate) fn lang(self) -> Lang {
-        self.lang
-    }
-
     /// Message `id` without arguments.
     pub(crate) fn t(self, id: &str) -> String {
         self.args(id, &[])

@@ -91,11 +91,6 @@ impl Chrome {
         self.tr.args(id, &[(name, Arg::from(value))])
     }
 
-    /// The messages, for handlers.
-    pub(crate) fn tr(&self) -> Tr {
-        self.tr
-    }
-
     /// `en` or `ro`.
     pub(crate) fn code(&self) -> &'static str {
         self.lang.code()
@@ -174,14 +169,6 @@ impl ErrorPage {
     /// `title_id` is a message id; `detail` is already in the page's language.
     pub(crate) fn new(status: StatusCode, c: &Chrome, title_id: &str, detail: impl Into<String>) -> ErrorPage {
         ErrorPage { status, c: c.clone(), title: c.t(title_id), detail: detail.into() }
-    }
-
-    pub(crate) fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub(crate) fn detail(&self) -> &str {
-        &self.detail
     }
 }
 
