@@ -40,7 +40,14 @@ async fn world(db: &TestDb) -> World {
     ca.refresh_crls().await.expect("CRLs");
     make_service_keys(&ca).await;
     let desk = new_desk(&ca).await;
-    let orders = new_orders(&desk, WEBHOOK, &base);
+    // qcert's TEST payment provider, as `qcert init` sets it up (renewals are paid there).
+    let payment = qcert_ca_core::orders::PaymentSettings {
+        url_template: format!("{base}/pay/test/{{order_id}}"),
+        renewal_url_template: format!("{base}/pay/test/renewal/{{renewal_id}}"),
+        test_provider: true,
+        ..Default::default()
+    };
+    let orders = new_orders(&desk, WEBHOOK, &base).with_payment(payment).unwrap();
     let server = serve_orders_on(listener, orders.clone()).await;
     let ops = Operators::new(ca.registry().clone(), ca.clock().clone());
     let ra = ops.add("test", "radu", Role::RaOfficer).await.unwrap().expose().to_owned();
@@ -361,6 +368,35 @@ async fn cloud_renewal_and_revocation_by_code(db: &TestDb) {
     assert!(body.contains("Renewal ordered") && body.contains("for 2 year(s)"), "{body}");
     let (_, _, page) = browse(&w.http, &page_url).await;
     assert!(page.contains("waits for its payment") && !page.contains(&renew), "{page}");
+
+    // Its next step is paying: the answer, the certificate page, the
+    // renewal page and the JSON all name the checkout of this renewal.
+    let renewal = w.ca.registry().renewal_of(&h.serial).await.unwrap().unwrap();
+    let checkout = format!("{}/pay/test/renewal/{}", w.server.base, renewal.id);
+    assert_eq!(href(&body, "/pay/test/renewal/"), checkout, "{body}");
+    assert_eq!(href(&page, "/pay/test/renewal/"), checkout, "{page}");
+    let renewal_page = format!("{}/api/v1/certificates/{}/renewal", w.server.base, h.serial);
+    assert_eq!(href(&browse(&w.http, &renewal_page).await.2, "/pay/test/renewal/"), checkout);
+    let json: serde_json::Value = w.http.get(&renewal_page).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (&json["renewal_state"], &json["payment_url"]),
+        (&serde_json::json!("awaiting-payment"), &serde_json::json!(checkout))
+    );
+    // The TEST provider's page: the renewal and its price (CLOUD, 2 years); paying goes back to the renewal page.
+    let (status, headers, pay) = browse(&w.http, &checkout).await;
+    assert_page(status, &headers, &pay, StatusCode::OK);
+    assert!(pay.contains(&renewal.id) && pay.contains("89.00 EUR") && pay.contains("TEST"), "{pay}");
+    let (status, body) = post_form(&w, &action(&pay, "/pay/test/renewal/"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "redirected to the renewal page: {body}");
+    assert!(body.contains("The renewal is paid") && !body.contains("/pay/test/renewal/"), "{body}");
+    assert_eq!(w.ca.registry().renewal(&renewal.id).await.unwrap().unwrap().state, "paid");
+    let json: serde_json::Value = w.http.get(&renewal_page).send().await.unwrap().json().await.unwrap();
+    assert!(json.get("payment_url").is_none(), "{json}");
+    // A second visit says it is paid and offers no button; an unknown id has no page.
+    let (_, _, pay) = browse(&w.http, &checkout).await;
+    assert!(pay.contains("This renewal is paid") && !pay.contains("<form method=\"post\""), "{pay}");
+    let (status, _, _) = browse(&w.http, &format!("{}/pay/test/renewal/{}", w.server.base, "0".repeat(32))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Self-revocation: the box must be ticked; a wrong code refused; then revoked.
     w.clock.advance(Duration::seconds(30));

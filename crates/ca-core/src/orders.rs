@@ -36,6 +36,7 @@ use crate::operators::{Operator, Role};
 use crate::payment::{self, WebhookKey};
 use crate::store::limits::Window;
 use crate::store::orders::{NewOrder, OrderChange, OrderRow, PaymentRecorded, RefundDue};
+use crate::store::renewals::RenewalRow;
 use crate::totp::TotpSecret;
 use crate::vault::Vault;
 use crate::x509;
@@ -171,6 +172,10 @@ impl Product {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentSettings {
     pub url_template: String,
+    /// The checkout URL of a renewal, with `{renewal_id}` (the webhook's
+    /// event then names `renewal_id`), `{amount}`, `{amount_cents}` and
+    /// `{currency}`: a renewal costs what an order of its product and years does.
+    pub renewal_url_template: String,
     /// ISO 4217, e.g. `EUR`.
     pub currency: String,
     /// Price in cents of a TOKEN order of 1, 2 and 3 years.
@@ -188,6 +193,8 @@ impl Default for PaymentSettings {
         PaymentSettings {
             url_template:
                 "https://pay.example.invalid/checkout?reference={order_id}&amount={amount}&currency={currency}".into(),
+            renewal_url_template:
+                "https://pay.example.invalid/checkout?renewal={renewal_id}&amount={amount}&currency={currency}".into(),
             currency: "EUR".into(),
             token_cents: [8900, 15900, 21900],
             cloud_cents: [4900, 8900, 12900],
@@ -199,22 +206,35 @@ impl Default for PaymentSettings {
 impl PaymentSettings {
     /// The placeholders a checkout URL may use.
     pub const PLACEHOLDERS: [&'static str; 4] = ["{order_id}", "{amount}", "{amount_cents}", "{currency}"];
+    /// The placeholders a renewal's checkout URL may use.
+    pub const RENEWAL_PLACEHOLDERS: [&'static str; 4] = ["{renewal_id}", "{amount}", "{amount_cents}", "{currency}"];
 
-    /// An http(s) URL using only known placeholders, and a 3-letter currency.
+    /// http(s) URLs using only known placeholders, and a 3-letter currency.
     pub fn validate(&self) -> Result<(), CaError> {
-        let u = &self.url_template;
-        if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(|c| c.is_whitespace()) {
-            return Err(CaError::field("orders.payment.url", "an http(s) URL without spaces"));
-        }
-        let mut rest = u.clone();
-        for p in PaymentSettings::PLACEHOLDERS {
-            rest = rest.replace(p, "");
-        }
-        if rest.contains(['{', '}']) {
-            return Err(CaError::field(
+        for (setting, u, placeholders, words) in [
+            (
                 "orders.payment.url",
+                &self.url_template,
+                PaymentSettings::PLACEHOLDERS,
                 "placeholders {order_id}, {amount}, {amount_cents}, {currency} only",
-            ));
+            ),
+            (
+                "orders.payment.renewal_url",
+                &self.renewal_url_template,
+                PaymentSettings::RENEWAL_PLACEHOLDERS,
+                "placeholders {renewal_id}, {amount}, {amount_cents}, {currency} only",
+            ),
+        ] {
+            if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(|c| c.is_whitespace()) {
+                return Err(CaError::field(setting, "an http(s) URL without spaces"));
+            }
+            let mut rest = u.clone();
+            for p in placeholders {
+                rest = rest.replace(p, "");
+            }
+            if rest.contains(['{', '}']) {
+                return Err(CaError::field(setting, words));
+            }
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(CaError::field("orders.payment.currency", "an ISO 4217 code such as EUR"));
@@ -244,10 +264,19 @@ impl PaymentSettings {
 
     /// The checkout URL of an order.
     pub fn url(&self, order: &OrderRow) -> String {
-        self.url_template
-            .replace("{order_id}", &order.id)
-            .replace("{amount_cents}", &self.cents(&order.product, order.years).to_string())
-            .replace("{amount}", &self.amount(&order.product, order.years))
+        self.fill(&self.url_template, "{order_id}", &order.id, &order.product, order.years)
+    }
+
+    /// The checkout URL of a renewal (same prices as orders).
+    pub fn renewal_url(&self, renewal: &RenewalRow) -> String {
+        self.fill(&self.renewal_url_template, "{renewal_id}", &renewal.id, &renewal.product, renewal.years)
+    }
+
+    fn fill(&self, template: &str, id_placeholder: &str, id: &str, product: &str, years: i64) -> String {
+        template
+            .replace(id_placeholder, id)
+            .replace("{amount_cents}", &self.cents(product, years).to_string())
+            .replace("{amount}", &self.amount(product, years))
             .replace("{currency}", &self.currency)
     }
 }
@@ -766,13 +795,23 @@ impl Orders {
     /// path every payment takes. Refused (`NotFound`, as if there were no
     /// such page) unless `[orders.payment] test_provider` is on.
     pub async fn pay_with_test_provider(&self, order_id: &str) -> Result<Payment, CaError> {
+        self.test_payment_event("order_id", order_id).await
+    }
+
+    /// The TEST payment provider pays renewal `renewal_id`, as
+    /// [`Orders::pay_with_test_provider`] pays an order.
+    pub async fn pay_renewal_with_test_provider(&self, renewal_id: &str) -> Result<Payment, CaError> {
+        self.test_payment_event("renewal_id", renewal_id).await
+    }
+
+    async fn test_payment_event(&self, field: &str, id: &str) -> Result<Payment, CaError> {
         if !self.payment.test_provider {
             return Err(CaError::NotFound("the test payment provider is not enabled".into()));
         }
         let event_id = format!("test-{}", hex::encode(crate::desk::random_bytes::<16>()));
         let body = serde_json::to_vec(&serde_json::json!({
             "event_id": event_id,
-            "order_id": order_id,
+            field: id,
             "status": "paid",
             "payment_ref": format!("TEST-{event_id}"),
         }))
@@ -794,6 +833,17 @@ impl Orders {
             .await?
             .filter(|r| !self.expired(r, self.now().unix_timestamp()))
             .ok_or_else(not_found)
+    }
+
+    /// A renewal, for the TEST payment provider's page (`NotFound` unless
+    /// the provider is on and the renewal exists; paid or not, so the page
+    /// can say it is paid).
+    pub async fn test_payment_renewal(&self, renewal_id: &str) -> Result<RenewalRow, CaError> {
+        let not_found = || CaError::NotFound("no renewal to pay here".into());
+        if !self.payment.test_provider || renewal_id.len() != 32 || !renewal_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        self.ca().registry().renewal(renewal_id).await?.filter(|r| r.state != "cancelled").ok_or_else(not_found)
     }
 
     /// Audit what a payment event did: `{what}.paid` once, a second payment
@@ -1408,6 +1458,7 @@ mod tests {
     fn payment_urls_and_prices() {
         let p = PaymentSettings {
             url_template: "https://pay.example.eu/c?o={order_id}&a={amount}&c={amount_cents}&cur={currency}".into(),
+            renewal_url_template: "https://pay.example.eu/r?r={renewal_id}&a={amount}&cur={currency}".into(),
             currency: "EUR".into(),
             token_cents: [8900, 15900, 21905],
             cloud_cents: [4900, 8900, 12900],
@@ -1420,7 +1471,23 @@ mod tests {
         assert_eq!(p.price_text("token", 2, "en"), "159.00 EUR");
         assert_eq!(p.cents("cloud", 9), 12900, "years are clamped, never an index panic");
         assert_eq!(p.cents("cloud", -1), 4900);
+        let renewal = RenewalRow {
+            id: "r1".into(),
+            serial: "01".into(),
+            order_id: None,
+            product: "cloud".into(),
+            years: 2,
+            csr: None,
+            state: "awaiting-payment".into(),
+            issue_at: 0,
+            new_serial: None,
+            created_at: 0,
+            paid_at: None,
+        };
+        assert_eq!(p.renewal_url(&renewal), "https://pay.example.eu/r?r=r1&a=89.00&cur=EUR");
         for bad in [
+            PaymentSettings { renewal_url_template: "https://pay.example.eu/{order_id}".into(), ..p.clone() },
+            PaymentSettings { renewal_url_template: "mailto:pay@example.eu".into(), ..p.clone() },
             PaymentSettings { url_template: "ftp://pay.example.eu/{order_id}".into(), ..p.clone() },
             PaymentSettings { url_template: "https://pay.example.eu/{order_url}".into(), ..p.clone() },
             PaymentSettings { url_template: "https://pay.example.eu/ {order_id}".into(), ..p.clone() },

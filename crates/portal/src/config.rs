@@ -219,12 +219,17 @@ pub struct PaymentSection {
     /// The checkout URL, with `{order_id}`, `{amount}` (`89.00`),
     /// `{amount_cents}` and `{currency}` filled in per order.
     pub url: String,
+    /// A renewal's checkout URL, with `{renewal_id}`, `{amount}`,
+    /// `{amount_cents}` and `{currency}` (the webhook's event then names
+    /// `renewal_id`). Renewals cost what orders of their product and years do.
+    pub renewal_url: String,
     /// ISO 4217 code.
     pub currency: String,
     /// Prices in cents for 1, 2 and 3 years.
     pub token_cents: [u64; 3],
     pub cloud_cents: [u64; 3],
-    /// Serve qcert's TEST payment provider at `/pay/test/{order_id}` (its
+    /// Serve qcert's TEST payment provider at `/pay/test/{order_id}` and
+    /// `/pay/test/renewal/{renewal_id}` (its
     /// "pay" button marks the order paid through the signed webhook path).
     /// For trying qcert out only: `qcert init` turns it on in the embedded
     /// home and points `url` at it; never on in production.
@@ -236,6 +241,7 @@ impl Default for PaymentSection {
         let d = qcert_ca_core::orders::PaymentSettings::default();
         PaymentSection {
             url: d.url_template,
+            renewal_url: d.renewal_url_template,
             currency: d.currency,
             token_cents: d.token_cents,
             cloud_cents: d.cloud_cents,
@@ -492,6 +498,7 @@ impl Settings {
         let p = &self.config.orders.payment;
         qcert_ca_core::orders::PaymentSettings {
             url_template: p.url.clone(),
+            renewal_url_template: p.renewal_url.clone(),
             currency: p.currency.clone(),
             token_cents: p.token_cents,
             cloud_cents: p.cloud_cents,
@@ -919,6 +926,9 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     }
     if let Some(v) = env("QCERT_ORDERS_PAYMENT_URL") {
         c.orders.payment.url = v;
+    }
+    if let Some(v) = env("QCERT_ORDERS_PAYMENT_RENEWAL_URL") {
+        c.orders.payment.renewal_url = v;
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();

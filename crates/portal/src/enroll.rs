@@ -229,7 +229,8 @@ async fn renew(
         "renewal {} ordered for certificate {serial}; new key pair {new_label:?} made on the token",
         field("renewal_id")
     );
-    println!("pay it (your renewal id names the payment); the new certificate is issued at {}", field("issue_at"));
+    println!("pay it at {}", field("payment_url"));
+    println!("once paid, the new certificate is issued at {}", field("issue_at"));
     println!("then run `qcert enroll fetch --label {label}` to load it onto the token");
     Ok(())
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use qcert_ca_core::clock::rfc3339;
+use qcert_ca_core::orders::PaymentSettings;
 use qcert_ca_core::store::renewals::RenewalRow;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,9 @@ struct BannerView {
     renewal_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     new_serial: Option<String>,
+    /// Where to pay, while the renewal awaits payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_url: Option<String>,
 }
 
 /// `GET /api/v1/certificates/{serial}/renewal` (the reminder mails' link:
@@ -64,6 +68,7 @@ async fn banner(
         renewal_state: b.state,
         renewal_id: b.renewal_id,
         new_serial: b.new_serial,
+        payment_url: b.payment_url,
     })
     .into_response())
 }
@@ -86,11 +91,14 @@ struct RenewalView {
     issue_at: String,
     /// Pay with a payment event naming this `renewal_id`.
     payment: &'static str,
+    /// Where to pay (`orders.payment.renewal_url`).
+    payment_url: String,
 }
 
-impl From<&RenewalRow> for RenewalView {
-    fn from(r: &RenewalRow) -> Self {
+impl RenewalView {
+    fn of(payment: &PaymentSettings, r: &RenewalRow) -> Self {
         RenewalView {
+            payment_url: payment.renewal_url(r),
             renewal_id: r.id.clone(),
             serial: r.serial.clone(),
             product: r.product.to_ascii_uppercase(),
@@ -132,7 +140,7 @@ async fn order(
         state.orders.order_renewal_signed(&serial, &body).await
     };
     match result {
-        Ok(r) => (StatusCode::CREATED, Json(RenewalView::from(&r))).into_response(),
+        Ok(r) => (StatusCode::CREATED, Json(RenewalView::of(state.orders.payment(), &r))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }

@@ -197,6 +197,8 @@ fn the_holder_renews_on_the_token_and_signs_with_the_new_certificate(backend: Ba
             .nth(1)
             .unwrap_or_else(|| panic!("renewal id in {stdout:?}"))
             .to_owned();
+        // `qcert init` put the TEST provider's checkout in renewal_url: the holder is told where to pay.
+        assert!(stdout.contains(&format!("pay it at {base}/pay/test/renewal/{id}")), "{stdout}");
         let key = qcert_ca_core::payment::WebhookKey::load(&home.join("secrets/payment-webhook-key")).expect("key");
         let event =
             serde_json::to_vec(&serde_json::json!({"event_id": "evt-renew-1", "renewal_id": id, "status": "paid"}))

@@ -58,6 +58,9 @@ pub struct Banner {
     pub state: String,
     pub renewal_id: Option<String>,
     pub new_serial: Option<String>,
+    /// Where to pay the renewal while it awaits payment
+    /// (`PaymentSettings::renewal_url`).
+    pub payment_url: Option<String>,
 }
 
 /// What one pass over due renewals did.
@@ -282,6 +285,10 @@ impl Orders {
             deadline,
             state,
             renewal_id: renewal.as_ref().map(|r| r.id.clone()),
+            payment_url: renewal
+                .as_ref()
+                .filter(|r| r.state == "awaiting-payment")
+                .map(|r| self.payment().renewal_url(r)),
             new_serial: renewal.and_then(|r| r.new_serial),
         })
     }

@@ -163,3 +163,6 @@ holder-pay-test-banner = This is a TEST payment page served by qcert for trying 
 holder-pay-test-amount = Amount
 holder-pay-test-paid = This order is paid.
 holder-pay-test-button = Pay { $price } (TEST)
+holder-pay-test-renewal = Renewal
+holder-pay-test-renewal-paid = This renewal is paid.
+holder-pay-test-renewal-back = Back to the renewal

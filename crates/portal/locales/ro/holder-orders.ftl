@@ -165,3 +165,6 @@ holder-pay-test-banner = Aceasta este o pagină de plată de TEST oferită de qc
 holder-pay-test-amount = Suma
 holder-pay-test-paid = Această comandă este plătită.
 holder-pay-test-button = Plătiți { $price } (TEST)
+holder-pay-test-renewal = Reînnoire
+holder-pay-test-renewal-paid = Această reînnoire este plătită.
+holder-pay-test-renewal-back = Înapoi la reînnoire

@@ -145,6 +145,8 @@ struct Renewal {
     orderable: bool,
     /// The renewed certificate's page.
     new_href: Option<String>,
+    /// The payment page, while the renewal awaits payment.
+    pay_href: Option<String>,
 }
 
 #[derive(Template)]
@@ -274,6 +276,7 @@ async fn page(
         state: renewal_state(&c, &b),
         orderable: b.state == "none",
         new_href: b.new_serial.as_deref().map(page_href),
+        pay_href: b.payment_url.clone(),
     };
     let reasons = REASONS.iter().map(|(r, id)| (r.name(), c.t(id))).collect();
     Ok(CertPage {
@@ -330,6 +333,8 @@ struct RenewalPage {
     orderable: bool,
     cloud: bool,
     new_serial: Option<String>,
+    /// The payment page, while the renewal awaits payment.
+    pay_href: Option<String>,
     renew_action: String,
     renew_command: String,
 }
@@ -351,6 +356,7 @@ pub(crate) async fn renewal_page(state: &AppState, headers: &HeaderMap, uri: &Ur
         orderable: b.state == "none",
         cloud: order.as_ref().is_some_and(|o| o.product == "cloud"),
         new_serial: b.new_serial.clone(),
+        pay_href: b.payment_url.clone(),
         renew_action: format!("/holder/certificates/{}/renewal", b.serial),
         renew_command: format!(
             "qcert enroll renew --server {} --token \"{}\" --label {} --new-label {} --years 1",
@@ -407,7 +413,8 @@ async fn renew(
                 c.ts("holder-certs-renewal-issue-at", "date", &c.lang.date(r.issue_at)),
                 c.ts("holder-certs-renewal-pay", "id", &r.id),
             ];
-            let link = Some((format!("/api/v1/certificates/{}/renewal", r.serial), c.t("holder-certs-renewal-follow")));
+            // The next step is paying; the renewal's page follows it afterwards.
+            let link = Some((state.orders.payment().renewal_url(&r), c.t("holder-certs-renewal-pay-link")));
             render(StatusCode::CREATED, &DonePage { title: c.t("holder-certs-renewal-ordered-title"), lines, link, c })
         }
         Err(e) => error_page(&c, e).into_response(),

@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/order", get(form_page).post(submit))
         .route("/pay/test/{order_id}", get(test_pay_page).post(test_pay))
+        .route("/pay/test/renewal/{renewal_id}", get(test_pay_page).post(test_pay))
 }
 
 /// The language of a page about an order: the visitor's explicit choice
@@ -751,63 +752,131 @@ async fn submit(
 #[template(path = "holder/pay_test.html")]
 struct TestPayPage {
     c: Chrome,
-    order_id: String,
+    /// "Order" or "Renewal", and its id.
+    what: String,
+    id: String,
     price: String,
     product: String,
     paid: bool,
+    paid_text: String,
     action: String,
-    order_href: String,
+    back_href: String,
+    back_text: String,
 }
 
-/// `GET /pay/test/{order_id}`: qcert's TEST payment provider (only when
-/// `[orders.payment] test_provider` is on; otherwise there is no page).
+/// What the TEST provider is asked to pay: an order or a renewal, found
+/// only while the provider is on (else `NotFound`, as if there were no page).
+enum Payable {
+    Order(qcert_ca_core::store::orders::OrderRow),
+    Renewal(qcert_ca_core::store::renewals::RenewalRow),
+}
+
+impl Payable {
+    async fn find(state: &AppState, renewal: bool, id: &str) -> Result<Payable, CaError> {
+        if renewal {
+            state.orders.test_payment_renewal(id).await.map(Payable::Renewal)
+        } else {
+            state.orders.test_payment_order(id).await.map(Payable::Order)
+        }
+    }
+
+    /// The holder's language: the order's (a renewal's certificate's order).
+    async fn language(&self, state: &AppState) -> String {
+        match self {
+            Payable::Order(o) => o.language.clone(),
+            Payable::Renewal(r) => match state.orders.order_behind(&r.serial).await {
+                Ok(Some(o)) => o.language,
+                _ => "en".into(),
+            },
+        }
+    }
+
+    /// Where the holder goes back to: the order's page, the renewal's page.
+    fn back(&self, state: &AppState) -> Result<String, CaError> {
+        match self {
+            Payable::Order(o) => state.orders.order_url(&o.id),
+            Payable::Renewal(r) => Ok(format!("/api/v1/certificates/{}/renewal", r.serial)),
+        }
+    }
+
+    async fn pay(&self, state: &AppState) -> Result<(), CaError> {
+        match self {
+            Payable::Order(o) => state.orders.pay_with_test_provider(&o.id).await.map(|_| ()),
+            Payable::Renewal(r) => state.orders.pay_renewal_with_test_provider(&r.id).await.map(|_| ()),
+        }
+    }
+
+    fn page(&self, state: &AppState, c: Chrome) -> Result<TestPayPage, CaError> {
+        let payment = state.orders.payment();
+        let back_href = self.back(state)?;
+        let page = match self {
+            Payable::Order(o) => TestPayPage {
+                what: c.t("holder-orders-fact-order"),
+                id: o.id.clone(),
+                price: payment.price_text(&o.product, o.years, c.code()),
+                product: product_name(&c, &o.product),
+                paid: o.paid_at.is_some(),
+                paid_text: c.t("holder-pay-test-paid"),
+                action: format!("/pay/test/{}", o.id),
+                back_href,
+                back_text: c.t("holder-orders-back"),
+                c,
+            },
+            Payable::Renewal(r) => TestPayPage {
+                what: c.t("holder-pay-test-renewal"),
+                id: r.id.clone(),
+                price: payment.price_text(&r.product, r.years, c.code()),
+                product: product_name(&c, &r.product),
+                paid: r.paid_at.is_some(),
+                paid_text: c.t("holder-pay-test-renewal-paid"),
+                action: format!("/pay/test/renewal/{}", r.id),
+                back_href,
+                back_text: c.t("holder-pay-test-renewal-back"),
+                c,
+            },
+        };
+        Ok(page)
+    }
+}
+
+/// `GET /pay/test/{order_id}` and `GET /pay/test/renewal/{renewal_id}`:
+/// qcert's TEST payment provider (only when `[orders.payment]
+/// test_provider` is on; otherwise there is no page).
 async fn test_pay_page(
     State(state): State<AppState>,
-    Path(order_id): Path<String>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let renewal = uri.path().starts_with("/pay/test/renewal/");
     let fallback = Chrome::from_request(&headers, &uri);
-    let o = match state.orders.test_payment_order(&order_id).await {
-        Ok(o) => o,
+    let item = match Payable::find(&state, renewal, &id).await {
+        Ok(i) => i,
         Err(e) => return error_page(&fallback, e),
     };
-    let c = chrome_for(&headers, &uri, &o.language);
-    let order_href = match state.orders.order_url(&o.id) {
-        Ok(u) => u,
-        Err(e) => return error_page(&c, e),
-    };
-    let page = TestPayPage {
-        order_id: o.id.clone(),
-        price: state.orders.payment().price_text(&o.product, o.years, c.code()),
-        product: product_name(&c, &o.product),
-        paid: o.paid_at.is_some(),
-        action: format!("/pay/test/{}", o.id),
-        order_href,
-        c,
-    };
-    render(StatusCode::OK, &page)
+    let c = chrome_for(&headers, &uri, &item.language(&state).await);
+    match item.page(&state, c.clone()) {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => error_page(&c, e),
+    }
 }
 
-/// `POST /pay/test/{order_id}`: pay through the signed webhook path
-/// (ca-core signs the event with the webhook key and applies it as the
-/// webhook does), then back to the order's page.
-async fn test_pay(
-    State(state): State<AppState>,
-    Path(order_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+/// `POST /pay/test/{order_id}` (or `/pay/test/renewal/{renewal_id}`): pay
+/// through the signed webhook path (ca-core signs the event with the
+/// webhook key and applies it as the webhook does), then back to the
+/// order's (renewal's) page.
+async fn test_pay(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+    let renewal = uri.path().starts_with("/pay/test/renewal/");
     let fallback = Chrome::from_request(&headers, &uri);
-    let o = match state.orders.test_payment_order(&order_id).await {
-        Ok(o) => o,
+    let item = match Payable::find(&state, renewal, &id).await {
+        Ok(i) => i,
         Err(e) => return error_page(&fallback, e),
     };
-    let c = chrome_for(&headers, &uri, &o.language);
-    if let Err(e) = state.orders.pay_with_test_provider(&o.id).await {
+    let c = chrome_for(&headers, &uri, &item.language(&state).await);
+    if let Err(e) = item.pay(&state).await {
         return error_page(&c, e);
     }
-    match state.orders.order_url(&o.id) {
+    match item.back(&state) {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => error_page(&c, e),
     }
