@@ -48,6 +48,11 @@ fn set_cookie(r: &Response) -> Option<String> {
     )
 }
 
+/// A form post with a session cookie (`name=value`).
+async fn post_as(http: &Client, url: &str, cookie: &str, form: &[(&str, &str)]) -> Response {
+    http.post(url).header(COOKIE, cookie).form(form).send().await.unwrap()
+}
+
 async fn body(r: Response) -> String {
     r.text().await.unwrap()
 }
@@ -91,13 +96,7 @@ async fn session_pages_need_a_session_and_a_csrf_token(db: &TestDb) {
 
     // Logout without the token, with a wrong one, or cross-site: refused, the session stays.
     for token in ["", "0000000000000000000000000000000000000000000000000000000000000000"] {
-        let r = http
-            .post(format!("{base}/desk/logout"))
-            .header(COOKIE, &cookie)
-            .form(&[("csrf", token)])
-            .send()
-            .await
-            .unwrap();
+        let r = post_as(&http, &format!("{base}/desk/logout"), &cookie, &[("csrf", token)]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "token {token:?}");
     }
     let r = http
@@ -123,23 +122,11 @@ async fn session_pages_need_a_session_and_a_csrf_token(db: &TestDb) {
     let (_, other) = session_cookie(&ca, base, "ada").await;
     let r = http.get(format!("{base}/desk")).header(COOKIE, format!("qcert-desk={other}")).send().await.unwrap();
     let ada_csrf = field(&body(r).await, "csrf");
-    let r = http
-        .post(format!("{base}/desk/logout"))
-        .header(COOKIE, &cookie)
-        .form(&[("csrf", ada_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/logout"), &cookie, &[("csrf", ada_csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The right token ends the session and clears the cookie.
-    let r = http
-        .post(format!("{base}/desk/logout"))
-        .header(COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/logout"), &cookie, &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(set_cookie(&r).as_deref(), Some("qcert-desk="));
     assert_eq!(
@@ -185,26 +172,20 @@ async fn pages_enrol_log_in_limit_and_disable(db: &TestDb) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The admin creates rita; the page shows her enrolment link once.
-    let r = http
-        .post(format!("{base}/desk/admin/operators"))
-        .header(COOKIE, &ada)
-        .form(&[("csrf", ada_csrf.as_str()), ("name", "rita"), ("role", "ra-officer")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        &http,
+        &format!("{base}/desk/admin/operators"),
+        &ada,
+        &[("csrf", ada_csrf.as_str()), ("name", "rita"), ("role", "ra-officer")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()["cache-control"].to_str().unwrap().contains("no-store"));
     let link = link_of(&body(r).await);
     assert!(link.starts_with(&format!("{origin}/desk/enrol#")), "{link}");
     let token = link.rsplit('#').next().unwrap().to_owned();
     // Without the token the admin form is refused.
-    let r = http
-        .post(format!("{base}/desk/admin/operators"))
-        .header(COOKIE, &ada)
-        .form(&[("name", "x"), ("role", "admin")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/admin/operators"), &ada, &[("name", "x"), ("role", "admin")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // Enrolment: the page, then password (mismatch, weak, unknown link refused), then the key.
@@ -274,21 +255,15 @@ async fn pages_enrol_log_in_limit_and_disable(db: &TestDb) {
     let page = body(http.get(format!("{base}/desk/login/key")).header(COOKIE, &pending).send().await.unwrap()).await;
     let csrf = field(&page, "csrf");
     let answer = key.sign(&data(&page, "options"));
-    let r = http
-        .post(format!("{base}/desk/login/key"))
-        .header(COOKIE, &pending)
-        .form(&[("credential", answer.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/login/key"), &pending, &[("credential", answer.as_str())]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token");
-    let r = http
-        .post(format!("{base}/desk/login/key"))
-        .header(COOKIE, &pending)
-        .form(&[("csrf", csrf.as_str()), ("credential", answer.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        &http,
+        &format!("{base}/desk/login/key"),
+        &pending,
+        &[("csrf", csrf.as_str()), ("credential", answer.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()[LOCATION], "/desk");
     let rita = set_cookie(&r).unwrap();
@@ -314,67 +289,46 @@ async fn pages_enrol_log_in_limit_and_disable(db: &TestDb) {
     let page = body(http.get(format!("{base}/desk/login/key")).header(COOKIE, &pending).send().await.unwrap()).await;
     let answer = key.sign(&data(&page, "options"));
     let csrf = field(&page, "csrf");
-    let r = http
-        .post(format!("{base}/desk/login/key"))
-        .header(COOKIE, &pending)
-        .form(&[("csrf", csrf.as_str()), ("credential", answer.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        &http,
+        &format!("{base}/desk/login/key"),
+        &pending,
+        &[("csrf", csrf.as_str()), ("credential", answer.as_str())],
+    )
+    .await;
     let rita = set_cookie(&r).unwrap();
     let rita_csrf =
         field(&body(http.get(format!("{base}/desk")).header(COOKIE, &rita).send().await.unwrap()).await, "csrf");
-    let r = http
-        .post(format!("{base}/desk/admin/operators/rita/disable"))
-        .header(COOKIE, &ada)
-        .form(&[("csrf", ada_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/admin/operators/rita/disable"), &ada, &[("csrf", ada_csrf.as_str())])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         http.get(format!("{base}/desk")).header(COOKIE, &rita).send().await.unwrap().status(),
         StatusCode::SEE_OTHER
     );
-    let r = http
-        .post(format!("{base}/desk/logout"))
-        .header(COOKIE, &rita)
-        .form(&[("csrf", rita_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&http, &format!("{base}/desk/logout"), &rita, &[("csrf", rita_csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(login("rita", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     let page = body(http.get(format!("{base}/desk/admin/operators")).header(COOKIE, &ada).send().await.unwrap()).await;
     assert!(page.contains("disabled"), "{page}");
     // The last admin cannot disable herself.
-    let r = http
-        .post(format!("{base}/desk/admin/operators/ada/disable"))
-        .header(COOKIE, &ada)
-        .form(&[("csrf", ada_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        post_as(&http, &format!("{base}/desk/admin/operators/ada/disable"), &ada, &[("csrf", ada_csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     // TOTP allowed by the admin shows on the list; a reset gives a new link.
-    let r = http
-        .post(format!("{base}/desk/admin/operators/hugo/totp"))
-        .header(COOKIE, &ada)
-        .form(&[("csrf", ada_csrf.as_str()), ("allow", "yes")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        &http,
+        &format!("{base}/desk/admin/operators/hugo/totp"),
+        &ada,
+        &[("csrf", ada_csrf.as_str()), ("allow", "yes")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = body(http.get(format!("{base}/desk/admin/operators")).header(COOKIE, &ada).send().await.unwrap()).await;
     assert!(page.contains("TOTP allowed") && page.contains("Forbid TOTP"), "{page}");
-    let r = http
-        .post(format!("{base}/desk/admin/operators/hugo/reset"))
-        .header(COOKIE, &ada)
-        .form(&[("csrf", ada_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        post_as(&http, &format!("{base}/desk/admin/operators/hugo/reset"), &ada, &[("csrf", ada_csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(link_of(&body(r).await).starts_with(&format!("{origin}/desk/enrol#")));
 
@@ -457,13 +411,13 @@ fn the_first_admin_enrols_from_the_cli() {
         assert!(!page.contains("action=\"/desk/login/totp\""), "no TOTP unless allowed");
         let answer = key.sign(&data(&page, "options"));
         let csrf = field(&page, "csrf");
-        let r = http
-            .post(format!("{base}/desk/login/key"))
-            .header(COOKIE, &pending)
-            .form(&[("csrf", csrf.as_str()), ("credential", answer.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let r = post_as(
+            &http,
+            &format!("{base}/desk/login/key"),
+            &pending,
+            &[("csrf", csrf.as_str()), ("credential", answer.as_str())],
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let ada = set_cookie(&r).unwrap();
         let home_page = body(http.get(format!("{base}/desk")).header(COOKIE, &ada).send().await.unwrap()).await;

@@ -12,6 +12,7 @@ use qcert_ca_core::desk_login::Enrolment;
 use qcert_ca_core::operators::Role;
 use qcert_ca_core::CaError;
 
+use super::common::{failure, MessagePage};
 use super::internal;
 use super::session::{role_message, DeskForm, DeskSession};
 use crate::http::AppState;
@@ -33,17 +34,6 @@ struct OperatorsPage {
     c: Chrome,
     rows: Vec<Row>,
     roles: Vec<(&'static str, String)>,
-}
-
-/// The page of an error the admin caused (a conflict, an unknown name).
-fn refusal(c: &Chrome, e: &CaError) -> Response {
-    let (status, detail) = match e {
-        CaError::Conflict(_) => (StatusCode::CONFLICT, e.to_string()),
-        CaError::NotFound(_) => (StatusCode::NOT_FOUND, e.to_string()),
-        CaError::InvalidInput(_) | CaError::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        other => return internal(c, other),
-    };
-    ErrorPage::new(status, c, "web-error-title", detail).into_response()
 }
 
 /// `GET /desk/admin/operators`.
@@ -112,34 +102,19 @@ pub(super) struct CreateForm {
 /// (shown once). Its API bearer token is not shown: nobody but the
 /// operator should hold a credential of theirs.
 pub(super) async fn create(State(state): State<AppState>, uri: Uri, DeskForm(s, f): DeskForm<CreateForm>) -> Response {
-    if let Err(r) = s.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = s.chrome(&uri);
-    let role = match Role::parse(&f.role) {
-        Ok(r) => r,
-        Err(_) => {
-            return ErrorPage::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &c,
-                "web-error-title",
-                c.ts("web-form-field", "field", "role"),
-            )
-            .into_response()
-        }
-    };
-    let actor = s.operator.actor();
-    let name = f.name.trim().to_owned();
-    if let Err(e) = state.operators.add(&actor, &name, role).await {
-        return refusal(&c, &e);
-    }
-    match state.desk_login.enrolment_link(&actor, &name).await {
-        Ok(link) => {
-            let text = c.ts("desk-link-created", "name", &name);
-            link_page(c, text, &link)
-        }
-        Err(e) => refusal(&c, &e),
-    }
+    s.serve(Role::Admin, &uri, async |c| {
+        let Ok(role) = Role::parse(&f.role) else {
+            let detail = c.ts("web-form-field", "field", "role");
+            return Ok(ErrorPage::new(StatusCode::UNPROCESSABLE_ENTITY, &c, "web-error-title", detail).into_response());
+        };
+        let actor = s.operator.actor();
+        let name = f.name.trim().to_owned();
+        state.operators.add(&actor, &name, role).await?;
+        let link = state.desk_login.enrolment_link(&actor, &name).await?;
+        let text = c.ts("desk-link-created", "name", &name);
+        Ok(link_page(c, text, &link))
+    })
+    .await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -153,17 +128,12 @@ pub(super) async fn reset(
     uri: Uri,
     DeskForm(s, Empty {}): DeskForm<Empty>,
 ) -> Response {
-    if let Err(r) = s.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = s.chrome(&uri);
-    match state.desk_login.reset(&s.operator.actor(), &name).await {
-        Ok(link) => {
-            let text = c.ts("desk-link-reset", "name", &name);
-            link_page(c, text, &link)
-        }
-        Err(e) => refusal(&c, &e),
-    }
+    s.serve(Role::Admin, &uri, async |c| {
+        let link = state.desk_login.reset(&s.operator.actor(), &name).await?;
+        let text = c.ts("desk-link-reset", "name", &name);
+        Ok(link_page(c, text, &link))
+    })
+    .await
 }
 
 /// `POST /desk/admin/operators/{name}/disable`: the operator is revoked
@@ -174,17 +144,14 @@ pub(super) async fn disable(
     uri: Uri,
     DeskForm(s, Empty {}): DeskForm<Empty>,
 ) -> Response {
-    if let Err(r) = s.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = s.chrome(&uri);
-    if let Err(e) = state.operators.revoke(&s.operator.actor(), &name).await {
-        return refusal(&c, &e);
-    }
-    if let Err(e) = state.desk_login.end_sessions(&name).await {
-        tracing::warn!(error = %e, "the disabled operator's session rows stay (they no longer work)");
-    }
-    Redirect::to("/desk/admin/operators").into_response()
+    s.serve(Role::Admin, &uri, async |_| {
+        state.operators.revoke(&s.operator.actor(), &name).await?;
+        if let Err(e) = state.desk_login.end_sessions(&name).await {
+            tracing::warn!(error = %e, "the disabled operator's session rows stay (they no longer work)");
+        }
+        Ok(Redirect::to("/desk/admin/operators").into_response())
+    })
+    .await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -200,15 +167,11 @@ pub(super) async fn totp_allow(
     uri: Uri,
     DeskForm(s, f): DeskForm<TotpForm>,
 ) -> Response {
-    if let Err(r) = s.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = s.chrome(&uri);
-    let allow = f.allow == "yes";
-    match state.desk_login.set_totp_allowed(&s.operator.actor(), &name, allow).await {
-        Ok(()) => Redirect::to("/desk/admin/operators").into_response(),
-        Err(e) => refusal(&c, &e),
-    }
+    s.serve(Role::Admin, &uri, async |_| {
+        state.desk_login.set_totp_allowed(&s.operator.actor(), &name, f.allow == "yes").await?;
+        Ok(Redirect::to("/desk/admin/operators").into_response())
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -249,15 +212,6 @@ impl std::fmt::Debug for ConfirmForm {
     }
 }
 
-#[derive(Template)]
-#[template(path = "desk/message.html")]
-struct MessagePage {
-    c: Chrome,
-    title: String,
-    text: String,
-    link: Option<(String, String)>,
-}
-
 /// `POST /desk/totp`: confirm the app with its current code.
 pub(super) async fn totp_confirm(
     State(state): State<AppState>,
@@ -276,6 +230,6 @@ pub(super) async fn totp_confirm(
             ErrorPage::new(StatusCode::UNPROCESSABLE_ENTITY, &c, "web-error-title", c.t("desk-totp-wrong"))
                 .into_response()
         }
-        Err(e) => refusal(&c, &e),
+        Err(e) => failure(&c, e),
     }
 }

@@ -16,7 +16,7 @@ use qcert_ca_core::store::audit::AuditQuery;
 use qcert_ca_core::{audit, CaError};
 use serde::Deserialize;
 
-use super::common::{failure, when};
+use super::common::when;
 use super::session::DeskSession;
 use crate::http::AppState;
 use crate::web::{self, Chrome, ErrorPage};
@@ -96,18 +96,19 @@ fn minute(field: &'static str, v: &str) -> Result<Option<i64>, CaError> {
 }
 
 async fn page(State(state): State<AppState>, session: DeskSession, uri: Uri, RawQuery(q): RawQuery) -> Response {
-    if let Err(r) = session.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let f: Filter = match web::parse_form(q.unwrap_or_default().as_bytes()) {
-        Ok(f) => f,
-        Err(field) => {
-            let detail = field.map_or_else(|| c.t("web-form-unreadable"), |f| c.ts("web-form-field", "field", &f));
-            return ErrorPage::new(StatusCode::BAD_REQUEST, &c, "web-error-title", detail).into_response();
-        }
-    };
-    render(&state, c.clone(), f).await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::Admin, &uri, async |c| {
+            let f: Filter = match web::parse_form(q.unwrap_or_default().as_bytes()) {
+                Ok(f) => f,
+                Err(field) => {
+                    let detail =
+                        field.map_or_else(|| c.t("web-form-unreadable"), |f| c.ts("web-form-field", "field", &f));
+                    return Ok(ErrorPage::new(StatusCode::BAD_REQUEST, &c, "web-error-title", detail).into_response());
+                }
+            };
+            render(&state, c, f).await
+        })
+        .await
 }
 
 async fn render(state: &AppState, c: Chrome, f: Filter) -> Result<Response, CaError> {

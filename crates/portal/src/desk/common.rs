@@ -22,6 +22,16 @@ pub(crate) fn failure(c: &Chrome, e: CaError) -> Response {
     ErrorPage::new(status, c, "web-error-title", detail).into_response()
 }
 
+/// A short message page: a title, a sentence, an optional link onwards.
+#[derive(askama::Template)]
+#[template(path = "desk/message.html")]
+pub(crate) struct MessagePage {
+    pub(crate) c: Chrome,
+    pub(crate) title: String,
+    pub(crate) text: String,
+    pub(crate) link: Option<(String, String)>,
+}
+
 /// A Unix time as `2026-12-03 14:05 UTC`.
 pub(crate) fn when(unix: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");

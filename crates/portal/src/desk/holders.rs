@@ -19,7 +19,7 @@ use qcert_ca_core::operators::{Operator, Role};
 use qcert_ca_core::{CaError, Reason};
 use serde::Deserialize;
 
-use super::common::{failure, reason_label, reason_options, when, ReasonOption};
+use super::common::{reason_label, reason_options, when, ReasonOption};
 use super::session::{DeskForm, DeskSession};
 use crate::http::AppState;
 use crate::web::{self, Chrome};
@@ -106,13 +106,11 @@ struct LookupForm {
 }
 
 async fn lookup(State(state): State<AppState>, uri: Uri, DeskForm(session, form): DeskForm<LookupForm>) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    holder_page(&state, &session.operator, c.clone(), &form.document_number, None)
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            holder_page(&state, &session.operator, c, &form.document_number, None).await
+        })
         .await
-        .unwrap_or_else(|e| failure(&c, e))
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,26 +127,23 @@ async fn revoke(
     Path(serial): Path<String>,
     DeskForm(session, form): DeskForm<RevokeForm>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        let document = DocumentNumber::parse(&form.document_number)?;
-        let reason = Reason::parse(&form.reason)?;
-        let invalidity = (reason == Reason::KeyCompromise).then(|| state.ca.clock().now());
-        let r = state.desk.in_person_revoke(&session.operator, &serial, &document, reason, invalidity).await?;
-        let notice = c.ta(
-            if r.newly_revoked { "desk-holders-revoked" } else { "desk-holders-already-revoked" },
-            &[
-                ("serial", r.record.serial.as_str().into()),
-                ("reason", reason_label(&c, r.record.reason).into()),
-                ("time", when(r.record.revoked_at).into()),
-            ],
-        );
-        holder_page(&state, &session.operator, c.clone(), &form.document_number, Some(notice)).await
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            let document = DocumentNumber::parse(&form.document_number)?;
+            let reason = Reason::parse(&form.reason)?;
+            let invalidity = (reason == Reason::KeyCompromise).then(|| state.ca.clock().now());
+            let r = state.desk.in_person_revoke(&session.operator, &serial, &document, reason, invalidity).await?;
+            let notice = c.ta(
+                if r.newly_revoked { "desk-holders-revoked" } else { "desk-holders-already-revoked" },
+                &[
+                    ("serial", r.record.serial.as_str().into()),
+                    ("reason", reason_label(&c, r.record.reason).into()),
+                    ("time", when(r.record.revoked_at).into()),
+                ],
+            );
+            holder_page(&state, &session.operator, c.clone(), &form.document_number, Some(notice)).await
+        })
+        .await
 }
 
 #[derive(Template)]
@@ -167,25 +162,22 @@ async fn new_password(
     Path(serial): Path<String>,
     DeskForm(session, form): DeskForm<LookupForm>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        let document = DocumentNumber::parse(&form.document_number)?;
-        let password = state.desk.change_password(&session.operator, &serial, &document).await?;
-        let serial = qcert_ca_core::ca::normalize_serial(&serial)?;
-        let page = PasswordPage {
-            password: password.expose().to_owned(),
-            serial,
-            issued: when(state.ca.clock().now().unix_timestamp()),
-            officer: session.operator.name.clone(),
-            c: c.clone(),
-        };
-        let mut r = web::render(StatusCode::OK, &page);
-        // Shown once: never kept by the browser or a proxy.
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok::<_, CaError>(r)
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            let document = DocumentNumber::parse(&form.document_number)?;
+            let password = state.desk.change_password(&session.operator, &serial, &document).await?;
+            let serial = qcert_ca_core::ca::normalize_serial(&serial)?;
+            let page = PasswordPage {
+                password: password.expose().to_owned(),
+                serial,
+                issued: when(state.ca.clock().now().unix_timestamp()),
+                officer: session.operator.name.clone(),
+                c: c.clone(),
+            };
+            let mut r = web::render(StatusCode::OK, &page);
+            // Shown once: never kept by the browser or a proxy.
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok::<_, CaError>(r)
+        })
+        .await
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use qcert_ca_core::desk_login::{DeskPassword, PendingLogin, Secret};
 use qcert_ca_core::CaError;
 
+use super::common::MessagePage;
 use super::internal;
 use super::session::{clear_cookie, cookie_secret, set_cookie};
 use crate::http::AppState;
@@ -308,15 +309,6 @@ pub(super) struct EnrolKeyForm {
     token: String,
     #[serde(default)]
     credential: String,
-}
-
-#[derive(Template)]
-#[template(path = "desk/message.html")]
-struct MessagePage {
-    c: Chrome,
-    title: String,
-    text: String,
-    link: Option<(String, String)>,
 }
 
 /// `POST /desk/enrol/key`: the browser's registration; uses the link.

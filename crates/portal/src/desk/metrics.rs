@@ -13,7 +13,7 @@ use axum::Router;
 use qcert_ca_core::operators::Role;
 use qcert_ca_core::{CaError, CrlScope};
 
-use super::common::{failure, span, when};
+use super::common::{span, when};
 use super::session::DeskSession;
 use crate::http::AppState;
 use crate::web::{self, Chrome};
@@ -45,11 +45,7 @@ struct MetricsPage {
 }
 
 async fn page(State(state): State<AppState>, session: DeskSession, uri: Uri) -> Response {
-    if let Err(r) = session.require(Role::Admin, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    render(&state, c.clone()).await.unwrap_or_else(|e| failure(&c, e))
+    session.serve(Role::Admin, &uri, async |c| render(&state, c).await).await
 }
 
 async fn render(state: &AppState, c: Chrome) -> Result<Response, CaError> {

@@ -23,7 +23,7 @@ use qcert_ca_core::store::orders::OrderRow;
 use qcert_ca_core::CaError;
 use serde::Deserialize;
 
-use super::common::{failure, span, when};
+use super::common::{span, when};
 use super::session::{DeskForm, DeskSession};
 use crate::http::AppState;
 use crate::web::{self, Chrome};
@@ -96,11 +96,7 @@ pub(crate) async fn queue_page(state: &AppState, op: &Operator, c: Chrome) -> Re
 }
 
 async fn queue(State(state): State<AppState>, session: DeskSession, uri: Uri) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    queue_page(&state, &session.operator, c.clone()).await.unwrap_or_else(|e| failure(&c, e))
+    session.serve(Role::RaOfficer, &uri, async |c| queue_page(&state, &session.operator, c).await).await
 }
 
 /// One audit entry of the order's history.
@@ -187,11 +183,9 @@ async fn order_page(state: &AppState, op: &Operator, c: Chrome, id: &str, notice
 }
 
 async fn order(State(state): State<AppState>, session: DeskSession, uri: Uri, Path(id): Path<String>) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    order_page(&state, &session.operator, c.clone(), &id, Notice::default()).await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| order_page(&state, &session.operator, c, &id, Notice::default()).await)
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,17 +200,14 @@ async fn approve(
     Path(id): Path<String>,
     DeskForm(session, form): DeskForm<ApprovalForm>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        let document = DocumentNumber::parse(&form.document_number)?;
-        state.orders.approve(&session.operator, &id, &document).await?;
-        let notice = Notice { ok: Some(c.t("desk-ra-approved")), code: None };
-        order_page(&state, &session.operator, c.clone(), &id, notice).await
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            let document = DocumentNumber::parse(&form.document_number)?;
+            state.orders.approve(&session.operator, &id, &document).await?;
+            let notice = Notice { ok: Some(c.t("desk-ra-approved")), code: None };
+            order_page(&state, &session.operator, c.clone(), &id, notice).await
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,16 +222,13 @@ async fn reject(
     Path(id): Path<String>,
     DeskForm(session, form): DeskForm<RejectionForm>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        state.orders.reject(&session.operator, &id, &form.reason).await?;
-        let notice = Notice { ok: Some(c.t("desk-ra-rejected")), code: None };
-        order_page(&state, &session.operator, c.clone(), &id, notice).await
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            state.orders.reject(&session.operator, &id, &form.reason).await?;
+            let notice = Notice { ok: Some(c.t("desk-ra-rejected")), code: None };
+            order_page(&state, &session.operator, c.clone(), &id, notice).await
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,17 +241,14 @@ async fn take_code(
     Path(id): Path<String>,
     DeskForm(session, _): DeskForm<Empty>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        state.orders.for_officer(&session.operator, &id).await?;
-        let code = state.orders.take_code(&session.operator.actor(), &id).await?;
-        let notice = Notice { ok: Some(c.t("desk-ra-code-taken")), code: Some(code) };
-        order_page(&state, &session.operator, c.clone(), &id, notice).await
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            state.orders.for_officer(&session.operator, &id).await?;
+            let code = state.orders.take_code(&session.operator.actor(), &id).await?;
+            let notice = Notice { ok: Some(c.t("desk-ra-code-taken")), code: Some(code) };
+            order_page(&state, &session.operator, c.clone(), &id, notice).await
+        })
+        .await
 }
 
 /// A new delivery link (mailed to the holder) and its code (shown once).
@@ -273,14 +258,11 @@ async fn reissue(
     Path(id): Path<String>,
     DeskForm(session, _): DeskForm<Empty>,
 ) -> Response {
-    if let Err(r) = session.require(Role::RaOfficer, &uri) {
-        return r;
-    }
-    let c = session.chrome(&uri);
-    let done = async {
-        let code = state.orders.reissue_delivery(&session.operator, &id).await?;
-        let notice = Notice { ok: Some(c.t("desk-ra-reissued")), code: Some(code) };
-        order_page(&state, &session.operator, c.clone(), &id, notice).await
-    };
-    done.await.unwrap_or_else(|e| failure(&c, e))
+    session
+        .serve(Role::RaOfficer, &uri, async |c| {
+            let code = state.orders.reissue_delivery(&session.operator, &id).await?;
+            let notice = Notice { ok: Some(c.t("desk-ra-reissued")), code: Some(code) };
+            order_page(&state, &session.operator, c.clone(), &id, notice).await
+        })
+        .await
 }

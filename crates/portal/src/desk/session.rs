@@ -89,6 +89,22 @@ impl DeskSession {
         c.with_nav(nav)
     }
 
+    /// A desk page for `role`: the 403 page for any other role, else
+    /// `page` with this session's layout context; a core refusal it
+    /// returns becomes the error page (`common::failure`).
+    pub(crate) async fn serve(
+        &self,
+        role: Role,
+        uri: &Uri,
+        page: impl AsyncFnOnce(Chrome) -> Result<Response, qcert_ca_core::CaError>,
+    ) -> Response {
+        if let Err(r) = self.require(role, uri) {
+            return r;
+        }
+        let c = self.chrome(uri);
+        page(c.clone()).await.unwrap_or_else(|e| super::common::failure(&c, e))
+    }
+
     /// Refuse (a 403 page) unless the operator has `role`.
     #[allow(clippy::result_large_err)]
     pub(crate) fn require(&self, role: Role, uri: &Uri) -> Result<(), Response> {

@@ -839,6 +839,19 @@ impl Payable {
     }
 }
 
+/// The order or renewal a TEST provider URL names, with the holder's
+/// language; an error page if there is none.
+async fn payable(state: &AppState, id: &str, headers: &HeaderMap, uri: &Uri) -> Result<(Payable, Chrome), Response> {
+    let renewal = uri.path().starts_with("/pay/test/renewal/");
+    match Payable::find(state, renewal, id).await {
+        Ok(item) => {
+            let c = chrome_for(headers, uri, &item.language(state).await);
+            Ok((item, c))
+        }
+        Err(e) => Err(error_page(&Chrome::from_request(headers, uri), e)),
+    }
+}
+
 /// `GET /pay/test/{order_id}` and `GET /pay/test/renewal/{renewal_id}`:
 /// qcert's TEST payment provider (only when `[orders.payment]
 /// test_provider` is on; otherwise there is no page).
@@ -848,13 +861,10 @@ async fn test_pay_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let renewal = uri.path().starts_with("/pay/test/renewal/");
-    let fallback = Chrome::from_request(&headers, &uri);
-    let item = match Payable::find(&state, renewal, &id).await {
-        Ok(i) => i,
-        Err(e) => return error_page(&fallback, e),
+    let (item, c) = match payable(&state, &id, &headers, &uri).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let c = chrome_for(&headers, &uri, &item.language(&state).await);
     match item.page(&state, c.clone()) {
         Ok(page) => render(StatusCode::OK, &page),
         Err(e) => error_page(&c, e),
@@ -866,13 +876,10 @@ async fn test_pay_page(
 /// webhook key and applies it as the webhook does), then back to the
 /// order's (renewal's) page.
 async fn test_pay(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    let renewal = uri.path().starts_with("/pay/test/renewal/");
-    let fallback = Chrome::from_request(&headers, &uri);
-    let item = match Payable::find(&state, renewal, &id).await {
-        Ok(i) => i,
-        Err(e) => return error_page(&fallback, e),
+    let (item, c) = match payable(&state, &id, &headers, &uri).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let c = chrome_for(&headers, &uri, &item.language(&state).await);
     if let Err(e) = item.pay(&state).await {
         return error_page(&c, e);
     }
