@@ -405,6 +405,24 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let renewal: Value = r.json().await.unwrap();
+    // Its next step comes by mail: pay, at the renewal's checkout, what a 1-year TOKEN costs.
+    dispatcher.run_once(clock.now()).await.unwrap();
+    let checkout = renewal["payment_url"].as_str().unwrap().to_owned();
+    assert!(checkout.contains(renewal["renewal_id"].as_str().unwrap()), "{renewal}");
+    let ordered = sink
+        .received()
+        .into_iter()
+        .find(|m| {
+            m.subject.as_deref().unwrap_or("").contains(&format!("renewal of certificate {old_serial} is ordered"))
+        })
+        .expect("the renewal-ordered mail");
+    let text = ordered.body.clone().unwrap_or_default();
+    assert!(ordered.rcpt_tos == ["ana.pop@example.ro"] && text.contains("89.00 EUR"), "{ordered:?}");
+    let (pay_at, follow_at) = (text.find(&checkout), text.find(&format!("/api/v1/certificates/{old_serial}/renewal")));
+    assert!(
+        pay_at.is_some() && follow_at.is_some() && pay_at < follow_at,
+        "the checkout first, then the renewal page: {text}"
+    );
     pay(json!({"event_id": "r-1", "renewal_id": renewal["renewal_id"], "status": "paid"})).await;
 
     // -3 d: issued and mailed with the order's link.

@@ -40,6 +40,9 @@ pub enum NoticeKind {
     CertificateRevoked,
     /// 15 days before notAfter, the last one. vars: as `RenewalReminder`
     LastRenewalReminder,
+    /// A renewal was ordered; next: pay it. vars: given_name, serial,
+    /// issue_at (RFC 3339), price, payment_url, renewal_url
+    RenewalOrdered,
 }
 
 impl NoticeKind {
@@ -57,6 +60,7 @@ impl NoticeKind {
             NoticeKind::RenewalReminder => "renewal-reminder",
             NoticeKind::CertificateRevoked => "certificate-revoked",
             NoticeKind::LastRenewalReminder => "renewal-reminder-last",
+            NoticeKind::RenewalOrdered => "renewal-ordered",
         }
     }
 }

@@ -97,7 +97,7 @@ mod tests {
     use super::*;
     use crate::template::render;
 
-    const KINDS: [NoticeKind; 11] = [
+    const KINDS: [NoticeKind; 12] = [
         NoticeKind::OrderReceived,
         NoticeKind::PaymentReceived,
         NoticeKind::IdentityApproved,
@@ -109,6 +109,7 @@ mod tests {
         NoticeKind::RenewalReminder,
         NoticeKind::CertificateRevoked,
         NoticeKind::LastRenewalReminder,
+        NoticeKind::RenewalOrdered,
     ];
 
     /// The variables `NoticeKind`'s doc comments (ca-core's notice.rs) name.
@@ -125,6 +126,7 @@ mod tests {
                 &["given_name", "serial", "not_after", "deadline", "renewal_url"]
             }
             NoticeKind::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
+            NoticeKind::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
         }
     }
 

@@ -64,10 +64,12 @@ pub enum Template {
     CertificateIssued,
     /// The certificate was revoked: when, why, by which channel.
     CertificateRevoked,
+    /// A renewal was ordered; next: pay it (price and payment link).
+    RenewalOrdered,
 }
 
 impl Template {
-    pub const ALL: [Template; 11] = [
+    pub const ALL: [Template; 12] = [
         Template::RenewalReminder,
         Template::LastRenewalReminder,
         Template::OrderReceived,
@@ -79,11 +81,12 @@ impl Template {
         Template::CloudSecretDelivery,
         Template::CertificateIssued,
         Template::CertificateRevoked,
+        Template::RenewalOrdered,
     ];
 
     /// Variables that are dates: given in RFC 3339, written as people
     /// write them in the mail's language ([`long_date`]).
-    pub const DATE_VARIABLES: [&'static str; 2] = ["not_after", "deadline"];
+    pub const DATE_VARIABLES: [&'static str; 3] = ["not_after", "deadline", "issue_at"];
 
     /// The file name (without `.txt`), also stored as the outbox row's kind.
     pub fn name(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Template {
             Template::CloudSecretDelivery => "secret-delivery-cloud",
             Template::CertificateIssued => "certificate-issued",
             Template::CertificateRevoked => "certificate-revoked",
+            Template::RenewalOrdered => "renewal-ordered",
         }
     }
 
@@ -121,6 +125,7 @@ impl Template {
             Template::SecretDelivery | Template::CloudSecretDelivery => &["given_name", "delivery_url"],
             Template::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
             Template::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
+            Template::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
         }
     }
 
@@ -145,6 +150,7 @@ impl Template {
             Template::CloudSecretDelivery => pick!("secret-delivery-cloud"),
             Template::CertificateIssued => pick!("certificate-issued"),
             Template::CertificateRevoked => pick!("certificate-revoked"),
+            Template::RenewalOrdered => pick!("renewal-ordered"),
         }
     }
 }

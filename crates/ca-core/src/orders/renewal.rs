@@ -254,7 +254,23 @@ impl Orders {
             format!("renewal={id} years={}", years.get()),
         )
         .await;
-        registry.renewal(&id).await?.ok_or_else(|| CaError::Internal("renewal vanished".into()))
+        let renewal = registry.renewal(&id).await?.ok_or_else(|| CaError::Internal("renewal vanished".into()))?;
+        // Its next step, paying, by mail too (to the order's holder; a
+        // certificate issued by the CLI has no order and no address).
+        if let Some(order) = match order_id {
+            Some(o) => registry.order(o).await?,
+            None => None,
+        } {
+            let vars = vec![
+                ("serial", renewal.serial.clone()),
+                ("issue_at", rfc3339(renewal.issue_at)),
+                ("price", self.payment().price_text(&renewal.product, renewal.years, &order.language)),
+                ("payment_url", self.payment().renewal_url(&renewal)),
+                ("renewal_url", self.renewal_url(&renewal.serial)),
+            ];
+            self.notify(&order, NoticeKind::RenewalOrdered, format!("renewal-ordered:{id}"), vars).await;
+        }
+        Ok(renewal)
     }
 
     /// The banner data for a certificate.
