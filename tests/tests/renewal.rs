@@ -424,6 +424,18 @@ async fn renewed_certificate_from_the_order_link(db: &TestDb) {
         "the checkout first, then the renewal page: {text}"
     );
     pay(json!({"event_id": "r-1", "renewal_id": renewal["renewal_id"], "status": "paid"})).await;
+    // The payment is confirmed by mail, once (a repeated event sends nothing more).
+    pay(json!({"event_id": "r-1", "renewal_id": renewal["renewal_id"], "status": "paid"})).await;
+    dispatcher.run_once(clock.now()).await.unwrap();
+    let paid: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|m| {
+            m.subject.as_deref().unwrap_or("").contains(&format!("renewal of certificate {old_serial} is paid"))
+        })
+        .collect();
+    assert_eq!(paid.len(), 1, "{paid:?}");
+    assert!(paid[0].body.as_deref().unwrap_or("").contains("issued automatically on"), "{paid:?}");
 
     // -3 d: issued and mailed with the order's link.
     clock.set(OffsetDateTime::from_unix_timestamp(not_after).unwrap() - Duration::days(3));

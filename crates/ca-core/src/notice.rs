@@ -43,6 +43,9 @@ pub enum NoticeKind {
     /// A renewal was ordered; next: pay it. vars: given_name, serial,
     /// issue_at (RFC 3339), price, payment_url, renewal_url
     RenewalOrdered,
+    /// The renewal is paid; the new certificate follows on its day.
+    /// vars: given_name, serial, issue_at (RFC 3339), renewal_url
+    RenewalPaid,
 }
 
 impl NoticeKind {
@@ -61,6 +64,7 @@ impl NoticeKind {
             NoticeKind::CertificateRevoked => "certificate-revoked",
             NoticeKind::LastRenewalReminder => "renewal-reminder-last",
             NoticeKind::RenewalOrdered => "renewal-ordered",
+            NoticeKind::RenewalPaid => "renewal-paid",
         }
     }
 }

@@ -756,7 +756,21 @@ impl Orders {
                 let recorded =
                     registry.record_renewal_payment(&event.event_id, &r.id, &payment_ref, now.unix_timestamp()).await?;
                 let detail = format!("renewal={} event={}", r.id, event.event_id);
-                return Ok(self.payment_outcome(recorded, "renewal", &r.serial, detail).await);
+                let outcome = self.payment_outcome(recorded, "renewal", &r.serial, detail).await;
+                if matches!(outcome, Payment::Applied) {
+                    if let Some(order) = match r.order_id.as_deref() {
+                        Some(o) => registry.order(o).await?,
+                        None => None,
+                    } {
+                        let vars = vec![
+                            ("serial", r.serial.clone()),
+                            ("issue_at", crate::clock::rfc3339(r.issue_at)),
+                            ("renewal_url", self.renewal_url(&r.serial)),
+                        ];
+                        self.notify(&order, NoticeKind::RenewalPaid, format!("renewal-paid:{}", r.id), vars).await;
+                    }
+                }
+                return Ok(outcome);
             }
             _ => {
                 return Err(CaError::InvalidInput(

@@ -97,7 +97,7 @@ mod tests {
     use super::*;
     use crate::template::render;
 
-    const KINDS: [NoticeKind; 12] = [
+    const KINDS: [NoticeKind; 13] = [
         NoticeKind::OrderReceived,
         NoticeKind::PaymentReceived,
         NoticeKind::IdentityApproved,
@@ -110,6 +110,7 @@ mod tests {
         NoticeKind::CertificateRevoked,
         NoticeKind::LastRenewalReminder,
         NoticeKind::RenewalOrdered,
+        NoticeKind::RenewalPaid,
     ];
 
     /// The variables `NoticeKind`'s doc comments (ca-core's notice.rs) name.
@@ -127,6 +128,7 @@ mod tests {
             }
             NoticeKind::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
             NoticeKind::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
+            NoticeKind::RenewalPaid => &["given_name", "serial", "issue_at", "renewal_url"],
         }
     }
 

@@ -66,10 +66,12 @@ pub enum Template {
     CertificateRevoked,
     /// A renewal was ordered; next: pay it (price and payment link).
     RenewalOrdered,
+    /// The renewal's payment arrived; the new certificate follows on its day.
+    RenewalPaid,
 }
 
 impl Template {
-    pub const ALL: [Template; 12] = [
+    pub const ALL: [Template; 13] = [
         Template::RenewalReminder,
         Template::LastRenewalReminder,
         Template::OrderReceived,
@@ -82,6 +84,7 @@ impl Template {
         Template::CertificateIssued,
         Template::CertificateRevoked,
         Template::RenewalOrdered,
+        Template::RenewalPaid,
     ];
 
     /// Variables that are dates: given in RFC 3339, written as people
@@ -103,6 +106,7 @@ impl Template {
             Template::CertificateIssued => "certificate-issued",
             Template::CertificateRevoked => "certificate-revoked",
             Template::RenewalOrdered => "renewal-ordered",
+            Template::RenewalPaid => "renewal-paid",
         }
     }
 
@@ -126,6 +130,7 @@ impl Template {
             Template::CertificateIssued => &["given_name", "serial", "not_after", "certificate_url"],
             Template::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
             Template::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
+            Template::RenewalPaid => &["given_name", "serial", "issue_at", "renewal_url"],
         }
     }
 
@@ -151,6 +156,7 @@ impl Template {
             Template::CertificateIssued => pick!("certificate-issued"),
             Template::CertificateRevoked => pick!("certificate-revoked"),
             Template::RenewalOrdered => pick!("renewal-ordered"),
+            Template::RenewalPaid => pick!("renewal-paid"),
         }
     }
 }
