@@ -53,6 +53,17 @@ async fn post_as(http: &Client, url: &str, cookie: &str, form: &[(&str, &str)]) 
     http.post(url).header(COOKIE, cookie).form(form).send().await.unwrap()
 }
 
+/// The security-key step of half-login `pending`: the key page (returned)
+/// and the key's answer posted with that page's CSRF token.
+async fn key_step(http: &Client, base: &str, pending: &str, key: &mut SoftKey) -> (String, Response) {
+    let page = body(http.get(format!("{base}/desk/login/key")).header(COOKIE, pending).send().await.unwrap()).await;
+    let answer = key.sign(&data(&page, "options"));
+    let form = [("csrf", field(&page, "csrf")), ("credential", answer)];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post_as(http, &format!("{base}/desk/login/key"), pending, &form).await;
+    (page, r)
+}
+
 async fn body(r: Response) -> String {
     r.text().await.unwrap()
 }
@@ -286,16 +297,7 @@ async fn pages_enrol_log_in_limit_and_disable(db: &TestDb) {
     // A fresh login, then the admin disables rita: her open session fails at once.
     let r = login("rita", PASSWORD).await;
     let pending = set_cookie(&r).unwrap();
-    let page = body(http.get(format!("{base}/desk/login/key")).header(COOKIE, &pending).send().await.unwrap()).await;
-    let answer = key.sign(&data(&page, "options"));
-    let csrf = field(&page, "csrf");
-    let r = post_as(
-        &http,
-        &format!("{base}/desk/login/key"),
-        &pending,
-        &[("csrf", csrf.as_str()), ("credential", answer.as_str())],
-    )
-    .await;
+    let (_, r) = key_step(&http, base, &pending, &mut key).await;
     let rita = set_cookie(&r).unwrap();
     let rita_csrf =
         field(&body(http.get(format!("{base}/desk")).header(COOKIE, &rita).send().await.unwrap()).await, "csrf");
@@ -406,18 +408,8 @@ fn the_first_admin_enrols_from_the_cli() {
             .await
             .unwrap();
         let pending = set_cookie(&r).unwrap();
-        let page =
-            body(http.get(format!("{base}/desk/login/key")).header(COOKIE, &pending).send().await.unwrap()).await;
+        let (page, r) = key_step(&http, &base, &pending, &mut key).await;
         assert!(!page.contains("action=\"/desk/login/totp\""), "no TOTP unless allowed");
-        let answer = key.sign(&data(&page, "options"));
-        let csrf = field(&page, "csrf");
-        let r = post_as(
-            &http,
-            &format!("{base}/desk/login/key"),
-            &pending,
-            &[("csrf", csrf.as_str()), ("credential", answer.as_str())],
-        )
-        .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let ada = set_cookie(&r).unwrap();
         let home_page = body(http.get(format!("{base}/desk")).header(COOKIE, &ada).send().await.unwrap()).await;

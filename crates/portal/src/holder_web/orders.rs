@@ -807,35 +807,37 @@ impl Payable {
     }
 
     fn page(&self, state: &AppState, c: Chrome) -> Result<TestPayPage, CaError> {
-        let payment = state.orders.payment();
-        let back_href = self.back(state)?;
-        let page = match self {
-            Payable::Order(o) => TestPayPage {
-                what: c.t("holder-orders-fact-order"),
-                id: o.id.clone(),
-                price: payment.price_text(&o.product, o.years, c.code()),
-                product: product_name(&c, &o.product),
-                paid: o.paid_at.is_some(),
-                paid_text: c.t("holder-pay-test-paid"),
-                action: format!("/pay/test/{}", o.id),
-                back_href,
-                back_text: c.t("holder-orders-back"),
-                c,
-            },
-            Payable::Renewal(r) => TestPayPage {
-                what: c.t("holder-pay-test-renewal"),
-                id: r.id.clone(),
-                price: payment.price_text(&r.product, r.years, c.code()),
-                product: product_name(&c, &r.product),
-                paid: r.paid_at.is_some(),
-                paid_text: c.t("holder-pay-test-renewal-paid"),
-                action: format!("/pay/test/renewal/{}", r.id),
-                back_href,
-                back_text: c.t("holder-pay-test-renewal-back"),
-                c,
-            },
+        // Message ids: what it is, that it is paid, the way back.
+        let (id, product, years, paid, action, [what, paid_text, back_text]) = match self {
+            Payable::Order(o) => (
+                &o.id,
+                &o.product,
+                o.years,
+                o.paid_at.is_some(),
+                format!("/pay/test/{}", o.id),
+                ["holder-orders-fact-order", "holder-pay-test-paid", "holder-orders-back"],
+            ),
+            Payable::Renewal(r) => (
+                &r.id,
+                &r.product,
+                r.years,
+                r.paid_at.is_some(),
+                format!("/pay/test/renewal/{}", r.id),
+                ["holder-pay-test-renewal", "holder-pay-test-renewal-paid", "holder-pay-test-renewal-back"],
+            ),
         };
-        Ok(page)
+        Ok(TestPayPage {
+            what: c.t(what),
+            id: id.clone(),
+            price: state.orders.payment().price_text(product, years, c.code()),
+            product: product_name(&c, product),
+            paid,
+            paid_text: c.t(paid_text),
+            action,
+            back_href: self.back(state)?,
+            back_text: c.t(back_text),
+            c,
+        })
     }
 }
 
