@@ -222,7 +222,10 @@ pub struct PaymentSection {
     /// A renewal's checkout URL, with `{renewal_id}`, `{amount}`,
     /// `{amount_cents}` and `{currency}` (the webhook's event then names
     /// `renewal_id`). Renewals cost what orders of their product and years do.
-    pub renewal_url: String,
+    /// Unset (a home made before renewals had a checkout): the TEST
+    /// provider's renewal page when `test_provider` is on, else a placeholder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_url: Option<String>,
     /// ISO 4217 code.
     pub currency: String,
     /// Prices in cents for 1, 2 and 3 years.
@@ -241,7 +244,7 @@ impl Default for PaymentSection {
         let d = qcert_ca_core::orders::PaymentSettings::default();
         PaymentSection {
             url: d.url_template,
-            renewal_url: d.renewal_url_template,
+            renewal_url: None,
             currency: d.currency,
             token_cents: d.token_cents,
             cloud_cents: d.cloud_cents,
@@ -498,7 +501,11 @@ impl Settings {
         let p = &self.config.orders.payment;
         qcert_ca_core::orders::PaymentSettings {
             url_template: p.url.clone(),
-            renewal_url_template: p.renewal_url.clone(),
+            renewal_url_template: match (&p.renewal_url, p.test_provider) {
+                (Some(u), _) => u.clone(),
+                (None, true) => format!("{}/pay/test/renewal/{{renewal_id}}", self.portal_url().trim_end_matches('/')),
+                (None, false) => qcert_ca_core::orders::PaymentSettings::default().renewal_url_template,
+            },
             currency: p.currency.clone(),
             token_cents: p.token_cents,
             cloud_cents: p.cloud_cents,
@@ -928,7 +935,7 @@ fn apply_env(c: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         c.orders.payment.url = v;
     }
     if let Some(v) = env("QCERT_ORDERS_PAYMENT_RENEWAL_URL") {
-        c.orders.payment.renewal_url = v;
+        c.orders.payment.renewal_url = Some(v);
     }
     if let Some(v) = env("QCERT_ORDERS_VAULT_KEY_FILE") {
         c.orders.vault_key_file = v.into();
@@ -1048,6 +1055,19 @@ mod tests {
         s.config.portal_url = Some("https://portal.qcert-demo.eu".into());
         let why = s.test_payment_exposed(local).unwrap();
         assert!(why.contains("https://portal.qcert-demo.eu"), "{why}");
+    }
+
+    #[test]
+    fn an_unset_renewal_checkout_follows_the_test_provider() {
+        let home = home_with(&defaults_text());
+        let mut s = Settings::load(home.path(), &|_| None).unwrap();
+        assert!(s.payment_settings().renewal_url_template.starts_with("https://pay.example.invalid/"));
+        s.config.orders.payment.test_provider = true;
+        assert_eq!(s.payment_settings().renewal_url_template, "http://127.0.0.1:8080/pay/test/renewal/{renewal_id}");
+        let env =
+            |k: &str| (k == "QCERT_ORDERS_PAYMENT_RENEWAL_URL").then(|| "https://pay.eu/r/{renewal_id}".to_string());
+        let s = Settings::load(home.path(), &env).unwrap();
+        assert_eq!(s.payment_settings().renewal_url_template, "https://pay.eu/r/{renewal_id}");
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub fn create_embedded(home: &Path, env: &dyn Fn(&str) -> Option<String>) -> any
     // labelled TEST payment provider (never on in production).
     let portal = defaults.portal_url.clone().unwrap_or_else(|| defaults.public_base_url.clone());
     defaults.orders.payment.url = format!("{}/pay/test/{{order_id}}", portal.trim_end_matches('/'));
-    defaults.orders.payment.renewal_url = format!("{}/pay/test/renewal/{{renewal_id}}", portal.trim_end_matches('/'));
+    defaults.orders.payment.renewal_url =
+        Some(format!("{}/pay/test/renewal/{{renewal_id}}", portal.trim_end_matches('/')));
     defaults.orders.payment.test_provider = true;
     std::fs::create_dir_all(home).with_context(|| format!("cannot create home {}", home.display()))?;
     set_mode(home, 0o700)?;
