@@ -242,32 +242,66 @@ on_both_stores!(catch_up_after_downtime);
 
 /// CLOUD: the renewal is authorised by a code from the holder's
 /// authenticator and the new key is made in the HSM.
+/// A CLOUD holder's order, paid, approved, its authenticator enrolled and
+/// its certificate issued 330 days before the wall clock.
+struct CloudHolder {
+    ca: qcert_ca_core::Ca,
+    clock: std::sync::Arc<qcert_ca_core::FixedClock>,
+    orders: qcert_ca_core::orders::Orders,
+    order_id: String,
+    secret: Vec<u8>,
+    serial: String,
+}
+
+impl CloudHolder {
+    async fn new(db: &TestDb) -> CloudHolder {
+        use qcert_ca_core::operators::{Operator, Role};
+        use qcert_ca_core::orders::OrderForm;
+        let clock =
+            std::sync::Arc::new(qcert_ca_core::FixedClock::new(OffsetDateTime::now_utc() - Duration::days(330)));
+        let (ca, _) = new_ca(db, clock.clone()).await;
+        let desk = new_desk(&ca).await;
+        let orders = new_orders(&desk, WEBHOOK, TEST_BASE_URL);
+        let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
+        let form: OrderForm = serde_json::from_value(json!({
+            "product": "CLOUD", "years": 1, "given_name": "Mihai", "surname": "Ionescu", "email": "mihai@example.ro",
+            "country": "RO", "national_id": "1850101123451", "id_document_number": "SX100200"
+        }))
+        .unwrap();
+        let created = orders.create(&form, None).await.unwrap();
+        let mut h = CloudHolder {
+            ca,
+            clock,
+            orders,
+            order_id: created.order.id.clone(),
+            secret: Vec::new(),
+            serial: String::new(),
+        };
+        h.pay(json!({"event_id": "o-1", "order_id": created.order.id, "status": "paid"})).await;
+        h.orders.approve(&officer, &created.order.id, &DocumentNumber::parse("SX100200").unwrap()).await.unwrap();
+        let (_, secret) = h.orders.enrol_authenticator(&created.link).await.unwrap();
+        h.secret = base32_decode(&secret);
+        let issued = h.orders.authorize(&created.link, &totp(&h.secret, h.clock.now())).await.unwrap();
+        h.serial = issued.serial.unwrap();
+        h
+    }
+
+    /// A payment event, signed as the provider does, through the webhook path.
+    async fn pay(&self, body: Value) {
+        let raw = serde_json::to_vec(&body).unwrap();
+        let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, self.clock.now());
+        self.orders.payment_webhook(&sig, &raw).await.unwrap();
+    }
+}
+
 async fn cloud_renewal_by_authorization_code(db: &TestDb) {
-    use qcert_ca_core::operators::{Operator, Role};
-    use qcert_ca_core::orders::OrderForm;
-    let clock = std::sync::Arc::new(qcert_ca_core::FixedClock::new(OffsetDateTime::now_utc() - Duration::days(330)));
-    let (ca, _) = new_ca(db, clock.clone()).await;
-    let desk = new_desk(&ca).await;
-    let orders = new_orders(&desk, WEBHOOK, TEST_BASE_URL);
-    let officer = Operator { name: "radu".into(), role: Role::RaOfficer };
-    let form: OrderForm = serde_json::from_value(json!({
-        "product": "CLOUD", "years": 1, "given_name": "Mihai", "surname": "Ionescu", "email": "mihai@example.ro",
-        "country": "RO", "national_id": "1850101123451", "id_document_number": "SX100200"
-    }))
-    .unwrap();
-    let created = orders.create(&form, None).await.unwrap();
+    let CloudHolder { ca, clock, orders, secret, serial, .. } = CloudHolder::new(db).await;
     let pay = |body: Value| {
         let raw = serde_json::to_vec(&body).unwrap();
         let sig = sign_webhook(&WebhookKey::from_bytes(WEBHOOK), &raw, clock.now());
         let orders = orders.clone();
         async move { orders.payment_webhook(&sig, &raw).await.unwrap() }
     };
-    pay(json!({"event_id": "o-1", "order_id": created.order.id, "status": "paid"})).await;
-    orders.approve(&officer, &created.order.id, &DocumentNumber::parse("SX100200").unwrap()).await.unwrap();
-    let (_, secret) = orders.enrol_authenticator(&created.link).await.unwrap();
-    let secret = base32_decode(&secret);
-    let issued = orders.authorize(&created.link, &totp(&secret, clock.now())).await.unwrap();
-    let serial = issued.serial.unwrap();
     let old = ca.registry().certificate(&serial).await.unwrap().unwrap();
     let na = old.cert.not_after;
 
@@ -295,6 +329,40 @@ async fn cloud_renewal_by_authorization_code(db: &TestDb) {
     ca.registry().close().await;
 }
 on_both_stores!(cloud_renewal_by_authorization_code);
+
+/// A paid renewal of a certificate revoked before the issue day is
+/// cancelled at that day: nothing issued, the payment flagged for refund
+/// (and counted in /metrics' refund gauge), the holder mailed once.
+async fn a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded(db: &TestDb) {
+    let h = CloudHolder::new(db).await;
+    let na = h.ca.registry().certificate(&h.serial).await.unwrap().unwrap().cert.not_after;
+    h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(20));
+    let renewal = h.orders.order_renewal_code(&h.serial, 1, &totp(&h.secret, h.clock.now())).await.unwrap();
+    h.pay(json!({"event_id": "r-1", "renewal_id": renewal.id, "status": "paid", "payment_ref": "pay-r-1"})).await;
+    assert!(h.ca.registry().refunds_due(&h.order_id).await.unwrap().is_empty());
+    h.ca.revoke(&h.serial, qcert_ca_core::Reason::KeyCompromise, None, "holder:authorization-code").await.unwrap();
+
+    h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(3));
+    let notifier = Notifier::new(h.orders.clone());
+    let r = notifier.tick(h.clock.now()).await.unwrap();
+    assert_eq!((r.renewals.issued, r.renewals.cancelled), (0, 1), "{r:?}");
+    assert_eq!(h.ca.registry().renewal(&renewal.id).await.unwrap().unwrap().state, "cancelled");
+    assert!(h.orders.banner(&h.serial).await.unwrap().new_serial.is_none());
+    let refunds = h.ca.registry().refunds_due(&h.order_id).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].payment_ref.as_deref(), Some("pay-r-1"));
+    let mail = qcert_notifier::Outbox::by_key(h.ca.registry(), &format!("renewal-cancelled:{}", renewal.id))
+        .await
+        .unwrap()
+        .expect("the holder is told");
+    assert!(mail.subject.contains("is cancelled") && mail.recipient == "mihai@example.ro", "{mail:?}");
+    // The next tick finds nothing to do again.
+    let r = notifier.tick(h.clock.now()).await.unwrap();
+    assert_eq!((r.renewals.issued, r.renewals.cancelled), (0, 0), "{r:?}");
+    assert_eq!(h.ca.registry().refunds_due(&h.order_id).await.unwrap().len(), 1);
+    h.ca.registry().close().await;
+}
+on_both_stores!(a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded);
 
 /// The banner's fields agree at each step of a certificate's last 46 days:
 /// `window_open` only from -45 d to the deadline (-3 d) inclusive, then

@@ -46,6 +46,10 @@ pub enum NoticeKind {
     /// The renewal is paid; the new certificate follows on its day.
     /// vars: given_name, serial, issue_at (RFC 3339), renewal_url
     RenewalPaid,
+    /// A paid renewal was cancelled (the certificate was revoked or expired
+    /// before its issue day); the payment is refunded. vars: given_name,
+    /// serial, order_form_url
+    RenewalCancelled,
 }
 
 impl NoticeKind {
@@ -65,6 +69,7 @@ impl NoticeKind {
             NoticeKind::LastRenewalReminder => "renewal-reminder-last",
             NoticeKind::RenewalOrdered => "renewal-ordered",
             NoticeKind::RenewalPaid => "renewal-paid",
+            NoticeKind::RenewalCancelled => "renewal-cancelled",
         }
     }
 }

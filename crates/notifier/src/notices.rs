@@ -97,7 +97,7 @@ mod tests {
     use super::*;
     use crate::template::render;
 
-    const KINDS: [NoticeKind; 13] = [
+    const KINDS: [NoticeKind; 14] = [
         NoticeKind::OrderReceived,
         NoticeKind::PaymentReceived,
         NoticeKind::IdentityApproved,
@@ -111,6 +111,7 @@ mod tests {
         NoticeKind::LastRenewalReminder,
         NoticeKind::RenewalOrdered,
         NoticeKind::RenewalPaid,
+        NoticeKind::RenewalCancelled,
     ];
 
     /// The variables `NoticeKind`'s doc comments (ca-core's notice.rs) name.
@@ -129,6 +130,7 @@ mod tests {
             NoticeKind::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
             NoticeKind::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
             NoticeKind::RenewalPaid => &["given_name", "serial", "issue_at", "renewal_url"],
+            NoticeKind::RenewalCancelled => &["given_name", "serial", "order_form_url"],
         }
     }
 

@@ -68,10 +68,12 @@ pub enum Template {
     RenewalOrdered,
     /// The renewal's payment arrived; the new certificate follows on its day.
     RenewalPaid,
+    /// A paid renewal was cancelled; the payment is refunded.
+    RenewalCancelled,
 }
 
 impl Template {
-    pub const ALL: [Template; 13] = [
+    pub const ALL: [Template; 14] = [
         Template::RenewalReminder,
         Template::LastRenewalReminder,
         Template::OrderReceived,
@@ -85,6 +87,7 @@ impl Template {
         Template::CertificateRevoked,
         Template::RenewalOrdered,
         Template::RenewalPaid,
+        Template::RenewalCancelled,
     ];
 
     /// Variables that are dates: given in RFC 3339, written as people
@@ -107,6 +110,7 @@ impl Template {
             Template::CertificateRevoked => "certificate-revoked",
             Template::RenewalOrdered => "renewal-ordered",
             Template::RenewalPaid => "renewal-paid",
+            Template::RenewalCancelled => "renewal-cancelled",
         }
     }
 
@@ -131,6 +135,7 @@ impl Template {
             Template::CertificateRevoked => &["given_name", "serial", "revoked_at", "reason", "channel"],
             Template::RenewalOrdered => &["given_name", "serial", "issue_at", "price", "payment_url", "renewal_url"],
             Template::RenewalPaid => &["given_name", "serial", "issue_at", "renewal_url"],
+            Template::RenewalCancelled => &["given_name", "serial", "order_form_url"],
         }
     }
 
@@ -157,6 +162,7 @@ impl Template {
             Template::CertificateRevoked => pick!("certificate-revoked"),
             Template::RenewalOrdered => pick!("renewal-ordered"),
             Template::RenewalPaid => pick!("renewal-paid"),
+            Template::RenewalCancelled => pick!("renewal-cancelled"),
         }
     }
 }

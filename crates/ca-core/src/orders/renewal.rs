@@ -382,14 +382,28 @@ impl Orders {
             None => {
                 if registry.revocation(&r.serial).await?.is_some() || old.cert.not_after <= now.unix_timestamp() {
                     registry.end_renewal_claim(&r.id, "cancelled", now.unix_timestamp()).await?;
+                    // It was paid (only paid renewals are claimed): the money goes back.
+                    let refunds = registry.flag_renewal_refund(&r.id).await?;
                     self.audit(
                         "notifier",
                         "renewal.cancel",
                         &r.serial,
                         Outcome::Refused,
-                        format!("renewal={}: the current certificate is revoked or expired", r.id),
+                        format!(
+                            "renewal={}: the current certificate is revoked or expired; payments flagged for refund={refunds}",
+                            r.id
+                        ),
                     )
                     .await;
+                    if let Some(order) = match r.order_id.as_deref() {
+                        Some(o) => registry.order(o).await?,
+                        None => None,
+                    } {
+                        let vars =
+                            vec![("serial", r.serial.clone()), ("order_form_url", format!("{}/order", self.base()))];
+                        self.notify(&order, NoticeKind::RenewalCancelled, format!("renewal-cancelled:{}", r.id), vars)
+                            .await;
+                    }
                     return Ok(false);
                 }
                 let c = &old.cert;

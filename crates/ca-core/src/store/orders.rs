@@ -193,8 +193,9 @@ impl Registry {
         Ok(outcome)
     }
 
-    /// Payments flagged for refund (a second payment) of an order and of
-    /// the renewals ordered with it, oldest first.
+    /// Payments flagged for refund (a second payment, or a cancelled
+    /// renewal's) of an order and of the renewals ordered with it, oldest
+    /// first.
     pub async fn refunds_due(&self, order_id: &str) -> Result<Vec<RefundDue>, StoreError> {
         let rows = sqlx::query(
             "SELECT event_id, payment_ref, received_at, NULL AS renewal_id FROM payment_events \

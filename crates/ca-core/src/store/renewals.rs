@@ -192,6 +192,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Flag every payment of renewal `id` for refund (it was cancelled
+    /// after being paid); how many were not flagged yet.
+    pub async fn flag_renewal_refund(&self, id: &str) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query("UPDATE renewal_payment_events SET refund_due = 1 WHERE renewal_id = $1 AND refund_due = 0")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected())
+    }
+
     /// The certificate reserved or issued for `issued_for`, if any: (serial, status).
     pub async fn certificate_issued_for(&self, issued_for: &str) -> Result<Option<(String, String)>, StoreError> {
         let row = sqlx::query("SELECT serial, status FROM certificates WHERE issued_for = $1 AND status <> 'aborted'")
