@@ -338,9 +338,12 @@ async fn a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded(db: &
     let na = h.ca.registry().certificate(&h.serial).await.unwrap().unwrap().cert.not_after;
     h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(20));
     let renewal = h.orders.order_renewal_code(&h.serial, 1, &totp(&h.secret, h.clock.now())).await.unwrap();
+    assert!(h.orders.banner(&h.serial).await.unwrap().payment_url.is_some(), "the checkout while renewable");
+    h.ca.revoke(&h.serial, qcert_ca_core::Reason::KeyCompromise, None, "holder:authorization-code").await.unwrap();
+    assert_eq!(h.orders.banner(&h.serial).await.unwrap().payment_url, None, "no checkout once revoked");
+    // Paid anyway (the provider's page was still open): taken, then refunded.
     h.pay(json!({"event_id": "r-1", "renewal_id": renewal.id, "status": "paid", "payment_ref": "pay-r-1"})).await;
     assert!(h.ca.registry().refunds_due(&h.order_id).await.unwrap().is_empty());
-    h.ca.revoke(&h.serial, qcert_ca_core::Reason::KeyCompromise, None, "holder:authorization-code").await.unwrap();
 
     h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(3));
     let notifier = Notifier::new(h.orders.clone());

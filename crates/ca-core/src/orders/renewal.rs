@@ -301,9 +301,11 @@ impl Orders {
             deadline,
             state,
             renewal_id: renewal.as_ref().map(|r| r.id.clone()),
+            // Never for a certificate that can no longer be renewed: its
+            // renewal would be cancelled (and refunded) at the issue day.
             payment_url: renewal
                 .as_ref()
-                .filter(|r| r.state == "awaiting-payment")
+                .filter(|r| r.state == "awaiting-payment" && valid)
                 .map(|r| self.payment().renewal_url(r)),
             new_serial: renewal.and_then(|r| r.new_serial),
         })
