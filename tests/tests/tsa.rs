@@ -93,6 +93,11 @@ async fn time_stamping_authority(db: &TestDb) {
     let text = String::from_utf8_lossy(&body);
     assert_eq!((status, ct.as_str()), (503, "application/problem+json"), "{text}");
     assert!(text.contains("qcert ceremony tsa"), "{text}");
+    let metrics = |http: reqwest::Client, base: String| async move {
+        http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap()
+    };
+    let m = metrics(http.clone(), server.base.clone()).await;
+    assert!(m.contains("\nqcert_tsa_available 0\n") && !m.contains("qcert_tsa_certificate_seconds"), "{m}");
 
     // After it, the running server loads the TSU on the next request.
     let tsa_pem = make_tsu(&ca, dir).await;
@@ -204,6 +209,15 @@ async fn time_stamping_authority(db: &TestDb) {
     let text = reply_text(dir, &dir.join("short.tsr"));
     assert!(text.contains("Status: Rejected.") && text.contains("the data submitted has the wrong format"), "{text}");
     assert_eq!(ca.registry().time_stamp_count().await.unwrap(), before + 4, "refusals record nothing");
+    let m = metrics(http.clone(), server.base.clone()).await;
+    assert!(m.contains("\nqcert_tsa_available 1\n"), "{m}");
+    assert!(m.contains(&format!("\nqcert_tsa_tokens_stored {}\n", before + 4)), "{m}");
+    let left: i64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("qcert_tsa_certificate_seconds_until_expiry "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TSU expiry in {m}"));
+    assert!(left > 86_400 * 300, "the TSU certificate has most of its life left: {left}");
 
     // Another media type: a problem.
     let (status, ct, _) = post(&http, &server.base, "application/octet-stream", good.clone()).await;

@@ -222,6 +222,11 @@ impl Tsa {
         })
     }
 
+    /// The TSU certificate's notAfter (Unix seconds): tokens stop then.
+    pub fn not_after(&self) -> i64 {
+        self.inner.not_after
+    }
+
     /// The TSU certificate (DER).
     pub fn certificate_der(&self) -> Result<Vec<u8>, CaError> {
         self.inner.cert.to_der().map_err(CaError::encoding)

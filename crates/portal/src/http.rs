@@ -783,10 +783,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(n) => {
             let _ = writeln!(
                 out,
-                "# HELP qcert_payments_refund_due Payments received for an order or renewal already paid, to refund.\n# TYPE qcert_payments_refund_due gauge\nqcert_payments_refund_due {n}"
+                "# HELP qcert_payments_refund_due Payments to refund: a second one for an order or renewal, or a cancelled renewal's.\n# TYPE qcert_payments_refund_due gauge\nqcert_payments_refund_due {n}"
             );
         }
         Err(e) => tracing::error!(error = %e, "metrics: refunds"),
+    }
+    // The time-stamping unit, where ca.toml configures one: alert before its certificate ends.
+    if state.ca.policy().tsa.is_some() {
+        let tsa = state.tsa().await;
+        let _ = writeln!(
+            out,
+            "# HELP qcert_tsa_available 1 when POST /tsa can sign (the TSU key and a valid certificate are there).\n\
+             # TYPE qcert_tsa_available gauge\nqcert_tsa_available {}",
+            u8::from(tsa.as_ref().is_ok_and(|t| t.not_after() > now))
+        );
+        if let Ok(t) = tsa {
+            let _ = writeln!(
+                out,
+                "# HELP qcert_tsa_certificate_seconds_until_expiry Seconds until the TSU certificate's notAfter: run `qcert ceremony tsa` with a new key label before.\n\
+                 # TYPE qcert_tsa_certificate_seconds_until_expiry gauge\nqcert_tsa_certificate_seconds_until_expiry {}",
+                t.not_after() - now
+            );
+        }
+        match state.ca.registry().time_stamp_count().await {
+            Ok(n) => {
+                let _ = writeln!(
+                    out,
+                    "# HELP qcert_tsa_tokens_stored Time-stamp tokens issued and recorded.\n# TYPE qcert_tsa_tokens_stored gauge\nqcert_tsa_tokens_stored {n}"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "metrics: time stamps"),
+        }
     }
     let h = qcert_ca_core::signer::SIGN_LATENCY.snapshot();
     let _ =
