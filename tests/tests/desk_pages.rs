@@ -185,6 +185,12 @@ async fn desk_pages_work_in_a_browser_in_both_languages(db: &TestDb) {
     assert!(w.ocsp(&issued).await.contains(": good"));
     sign_in(&w, &b, &w.anna).await;
     both_languages(&w, &b, "/desk/hotline", "hotline").await;
+    // Her own API token: the page, then the token shown once.
+    both_languages(&w, &b, "/desk/api-token", "api-token").await;
+    b.goto(&format!("{}/desk/api-token?lang=en", w.base)).await;
+    b.click_and_wait(&b.css("form[action='/desk/api-token'] button").await).await;
+    assert!(b.css("#api-token").await.text().await.unwrap().starts_with("qcop_"));
+    check(&b, "api-token-made-en").await;
     let text = hotline_call(&w, &b, "rx 100001", password.expose()).await;
     assert!(text.contains(&issued.serial) && text.contains("Elena Mărin"), "{text}");
     assert!(text.contains("Tell the caller") && text.contains("is revoked now"), "{text}");

@@ -93,6 +93,13 @@ impl fmt::Debug for Token {
     }
 }
 
+/// 256 random bits, base64url, after [`TOKEN_PREFIX`].
+fn new_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -137,9 +144,7 @@ impl Operators {
         {
             return Err(CaError::field("operator name", "1 to 64 characters of a-z, A-Z, 0-9, '.', '-', '_', '@'"));
         }
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+        let token = new_token();
         let now = self.now();
         let result = self.registry.insert_operator(name, role.as_str(), &token_hash(&token), now).await;
         let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Refused };
@@ -155,6 +160,27 @@ impl Operators {
                 "an operator named {n:?} exists or existed; names are not reused so the audit log stays unambiguous"
             ))),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A new API token for active operator `name`, replacing the old one
+    /// (which stops working at once); shown once, stored only as its hash.
+    /// The desk offers it to the operator herself, signed in with her key.
+    pub async fn rotate_token(&self, actor: &str, name: &str) -> Result<Token, CaError> {
+        let token = new_token();
+        let now = self.now();
+        let done = self.registry.set_operator_token(name, &token_hash(&token)).await?;
+        let outcome = if done { Outcome::Success } else { Outcome::Refused };
+        audit::record(
+            &self.registry,
+            now,
+            &Event { actor, action: "operator.token", subject: name, outcome, detail: String::new() },
+        )
+        .await;
+        if done {
+            Ok(Token(SecretString::new(token)))
+        } else {
+            Err(CaError::NotFound(format!("no active operator named {name:?}")))
         }
     }
 

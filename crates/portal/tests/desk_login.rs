@@ -75,7 +75,7 @@ async fn session_pages_need_a_session_and_a_csrf_token(db: &TestDb) {
     let server = serve_desk(desk).await;
     let ops = Operators::new(ca.registry().clone(), ca.clock().clone());
     ops.add("test", "ada", Role::Admin).await.unwrap();
-    ops.add("test", "hugo", Role::HotlineAgent).await.unwrap();
+    let hugo_token = ops.add("test", "hugo", Role::HotlineAgent).await.unwrap().expose().to_owned();
     let http = client();
     let base = &server.base;
 
@@ -99,6 +99,33 @@ async fn session_pages_need_a_session_and_a_csrf_token(db: &TestDb) {
     );
     let csrf = field(&home, "csrf");
     assert_eq!(csrf.len(), 64);
+    // The operator makes her own API token: shown once to her, the old one ends at once.
+    let hotline_api = |token: String| {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/hotline/revocations"));
+        async move { http.post(url).bearer_auth(token).json(&serde_json::json!({})).send().await.unwrap().status() }
+    };
+    assert_ne!(hotline_api(hugo_token.clone()).await, StatusCode::UNAUTHORIZED, "the token from `operator add` works");
+    let page = body(http.get(format!("{base}/desk/api-token")).header(COOKIE, &cookie).send().await.unwrap()).await;
+    assert!(page.contains("action=\"/desk/api-token\"") && !page.contains("qcop_"), "{page}");
+    let r = post_as(&http, &format!("{base}/desk/api-token"), &cookie, &[("csrf", "")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token, no new API token");
+    let r = post_as(&http, &format!("{base}/desk/api-token"), &cookie, &[("csrf", csrf.as_str())]).await;
+    assert_eq!((r.status(), r.headers()["cache-control"].to_str().unwrap()), (StatusCode::OK, "no-store"));
+    let page = body(r).await;
+    let new_token = page
+        .split("id=\"api-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("the token on {page}"))
+        .to_owned();
+    assert!(new_token.starts_with("qcop_") && new_token != hugo_token, "{new_token}");
+    assert_eq!(hotline_api(hugo_token).await, StatusCode::UNAUTHORIZED, "the old token ends");
+    assert_ne!(hotline_api(new_token.clone()).await, StatusCode::UNAUTHORIZED, "the new one works");
+    let q = qcert_ca_core::store::audit::AuditQuery { action: Some("operator.token"), limit: 10, ..Default::default() };
+    let entries = ca.registry().audit_search(&q).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].subject == "hugo" && !format!("{:?}", entries[0]).contains(&new_token[5..]), "{:?}", entries[0]);
+
     // Romanian on request, then kept for the operator.
     let r = http.get(format!("{base}/desk?lang=ro")).header(COOKIE, &cookie).send().await.unwrap();
     assert!(body(r).await.contains("Biroul operatorilor"));

@@ -30,6 +30,17 @@ impl Registry {
         }
     }
 
+    /// Replace the API token (its hash) of active operator `name`; false if
+    /// there is none. The old token stops working at once.
+    pub async fn set_operator_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE operators SET token_hash = $1 WHERE name = $2 AND revoked_at IS NULL")
+            .bind(token_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// The active (not revoked) operator whose token hashes to `token_hash`.
     pub async fn operator_by_token(&self, token_hash: &str) -> Result<Option<OperatorRow>, StoreError> {
         let row = sqlx::query(

@@ -35,6 +35,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/desk/enrol", get(login::enrol_page).post(login::enrol))
         .route("/desk/enrol/key", post(login::enrol_key))
         .route("/desk/totp", get(admin::totp_page).post(admin::totp_confirm))
+        .route("/desk/api-token", get(api_token_page).post(api_token))
         .route("/desk/admin/operators", get(admin::operators).post(admin::create))
         .route("/desk/admin/operators/{name}/reset", post(admin::reset))
         .route("/desk/admin/operators/{name}/disable", post(admin::disable))
@@ -70,6 +71,39 @@ async fn home(state: axum::extract::State<AppState>, s: DeskSession, uri: Uri) -
 
 #[derive(Debug, serde::Deserialize)]
 struct Empty {}
+
+#[derive(Template)]
+#[template(path = "desk/api_token.html")]
+struct ApiTokenPage {
+    c: Chrome,
+    /// The new token, once, right after it was made.
+    token: Option<String>,
+}
+
+/// `GET /desk/api-token`: what the operator's API token is for, and the
+/// button that makes a new one (any role: the token acts in the operator's
+/// own role, and only she sees it).
+async fn api_token_page(s: DeskSession, uri: Uri) -> Response {
+    web::render(StatusCode::OK, &ApiTokenPage { c: s.chrome(&uri), token: None })
+}
+
+/// `POST /desk/api-token`: a new bearer token for the signed-in operator,
+/// replacing the old one; shown once (`no-store`), audited without it.
+async fn api_token(
+    state: axum::extract::State<AppState>,
+    uri: Uri,
+    DeskForm(s, Empty {}): DeskForm<Empty>,
+) -> Response {
+    let c = s.chrome(&uri);
+    match state.operators.rotate_token(&s.operator.actor(), &s.operator.name).await {
+        Ok(token) => {
+            let mut r = web::render(StatusCode::OK, &ApiTokenPage { c, token: Some(token.expose().to_owned()) });
+            r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => common::failure(&c, e),
+    }
+}
 
 /// `POST /desk/logout`: ends the session, clears the cookie.
 async fn logout(state: axum::extract::State<AppState>, DeskForm(s, Empty {}): DeskForm<Empty>) -> Response {
