@@ -443,6 +443,9 @@ async fn expired_sessions_links_and_sads_go_in_the_tick(db: &TestDb) {
         r.insert_sad(&format!("sad-{name}"), &sad(1, until)).await.unwrap();
     }
     r.insert_sad("sad-used-up", &sad(0, now + 3600)).await.unwrap();
+    // A rate-limit event of a key seen once (it leaves its 60 s window with the "soon" rows).
+    let window = qcert_ca_core::store::limits::Window { limit: 5, window_secs: 60 };
+    ca.rate_limit("retention-test", "a key seen once", window).await.unwrap();
 
     clock.set(t0 + Duration::seconds(59));
     let report = notifier.tick(clock.now()).await.unwrap();
@@ -451,7 +454,7 @@ async fn expired_sessions_links_and_sads_go_in_the_tick(db: &TestDb) {
 
     clock.set(t0 + Duration::seconds(60));
     let report = notifier.tick(clock.now()).await.unwrap();
-    assert_eq!(report.retention.credentials_expired, 4, "a session, a link, a CSC session and a SAD");
+    assert_eq!(report.retention.credentials_expired, 5, "a session, a link, a CSC session, a SAD, a rate event");
     let at = clock.now().unix_timestamp();
     assert!(r.sad("sad-soon").await.unwrap().is_none());
     // The later ones are untouched and still work.

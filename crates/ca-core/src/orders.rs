@@ -711,8 +711,8 @@ impl Orders {
     }
 
     /// Delete orders left unpaid past [`FormLimits::unpaid_ttl`], in
-    /// batches (at most 10,000 a call; the notifier calls this every tick),
-    /// and the order form's rate-limit events older than their windows.
+    /// batches (at most 10,000 a call; the notifier calls this every tick).
+    /// (Rate-limit events out of their window go in the retention purge.)
     /// One audit entry gives the count. Returns how many orders went.
     pub async fn expire_unpaid(&self, now: OffsetDateTime) -> Result<u64, CaError> {
         let registry = self.ca().registry();
@@ -726,8 +726,6 @@ impl Orders {
                 break;
             }
         }
-        registry.purge_rate_events(SCOPE_FORM_CLIENT, now - self.form_limits.per_client.window_secs).await?;
-        registry.purge_rate_events(SCOPE_FORM_EMAIL, now - self.form_limits.per_email.window_secs).await?;
         if deleted > 0 {
             let hours = self.form_limits.unpaid_ttl.whole_hours();
             let e = Event {

@@ -48,13 +48,15 @@ impl Registry {
             .bind(since)
             .execute(&self.pool)
             .await?;
-        let id: i64 = sqlx::query("INSERT INTO rate_events (scope, key, at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(scope)
-            .bind(&key)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("id")?;
+        let id: i64 =
+            sqlx::query("INSERT INTO rate_events (scope, key, at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(scope)
+                .bind(&key)
+                .bind(now)
+                .bind(now + w.window_secs)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("id")?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE scope = $1 AND key = $2 AND at > $3",
         )
@@ -73,15 +75,10 @@ impl Registry {
         Ok(RateDecision::Refused { retry_after_secs: u64::try_from(retry).unwrap_or(1) })
     }
 
-    /// Delete the events of `scope` at or before `before` (a window's
-    /// events older than the window count for nothing): keys seen once,
-    /// e.g. an email address ordered for once, would otherwise stay.
-    pub async fn purge_rate_events(&self, scope: &str, before: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM rate_events WHERE scope = $1 AND at <= $2")
-            .bind(scope)
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
+    /// Delete every scope's events that have left their window (at
+    /// `expires_at`); how many.
+    pub async fn purge_expired_rate_events(&self, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM rate_events WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 }

@@ -424,7 +424,8 @@ impl Registry {
     /// they were used for: desk sessions (`expires_at`, the 12 h cap or a
     /// half-login's 10 min; idle ones reach it at the latest), desk
     /// enrolment links (72 h, used or not: an abandoned first step keeps a
-    /// password hash), CSC bearer sessions, and SADs expired or used up.
+    /// password hash), CSC bearer sessions, SADs expired or used up, and
+    /// rate-limit events out of their window.
     /// They are refused once expired already; this keeps them from piling
     /// up between logins. How many rows went, all tables together.
     pub async fn purge_expired_credentials(&self, now: i64) -> Result<u64, StoreError> {
@@ -437,6 +438,6 @@ impl Registry {
         ] {
             deleted += sqlx::query(sql).bind(now).execute(&self.pool).await?.rows_affected();
         }
-        Ok(deleted)
+        Ok(deleted + self.purge_expired_rate_events(now).await?)
     }
 }
