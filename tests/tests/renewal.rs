@@ -339,11 +339,10 @@ async fn a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded(db: &
     h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(20));
     let renewal = h.orders.order_renewal_code(&h.serial, 1, &totp(&h.secret, h.clock.now())).await.unwrap();
     assert!(h.orders.banner(&h.serial).await.unwrap().payment_url.is_some(), "the checkout while renewable");
-    h.ca.revoke(&h.serial, qcert_ca_core::Reason::KeyCompromise, None, "holder:authorization-code").await.unwrap();
-    assert_eq!(h.orders.banner(&h.serial).await.unwrap().payment_url, None, "no checkout once revoked");
-    // Paid anyway (the provider's page was still open): taken, then refunded.
     h.pay(json!({"event_id": "r-1", "renewal_id": renewal.id, "status": "paid", "payment_ref": "pay-r-1"})).await;
     assert!(h.ca.registry().refunds_due(&h.order_id).await.unwrap().is_empty());
+    h.ca.revoke(&h.serial, qcert_ca_core::Reason::KeyCompromise, None, "holder:authorization-code").await.unwrap();
+    assert_eq!(h.orders.banner(&h.serial).await.unwrap().payment_url, None, "no checkout once revoked");
 
     h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(3));
     let notifier = Notifier::new(h.orders.clone());
@@ -366,6 +365,30 @@ async fn a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded(db: &
     h.ca.registry().close().await;
 }
 on_both_stores!(a_paid_renewal_of_a_revoked_certificate_is_cancelled_and_refunded);
+
+/// An unpaid renewal is cancelled when its certificate is revoked: no
+/// checkout, and a payment that still comes (the provider's page was open)
+/// is taken as nothing to pay for and flagged for refund at once.
+async fn an_unpaid_renewal_ends_with_the_revocation_and_a_late_payment_is_refunded(db: &TestDb) {
+    let h = CloudHolder::new(db).await;
+    let na = h.ca.registry().certificate(&h.serial).await.unwrap().unwrap().cert.not_after;
+    h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(20));
+    let renewal = h.orders.order_renewal_code(&h.serial, 1, &totp(&h.secret, h.clock.now())).await.unwrap();
+    h.ca.revoke(&h.serial, qcert_ca_core::Reason::Superseded, None, "ra-officer:radu").await.unwrap();
+    assert_eq!(h.ca.registry().renewal(&renewal.id).await.unwrap().unwrap().state, "cancelled");
+    let banner = h.orders.banner(&h.serial).await.unwrap();
+    assert_eq!((banner.state.as_str(), banner.payment_url), ("not-renewable", None));
+    let q = qcert_ca_core::store::audit::AuditQuery { action: Some("renewal.cancel"), limit: 10, ..Default::default() };
+    assert_eq!(h.ca.registry().audit_search(&q).await.unwrap().len(), 1);
+    h.pay(json!({"event_id": "r-late", "renewal_id": renewal.id, "status": "paid", "payment_ref": "pay-late"})).await;
+    let refunds = h.ca.registry().refunds_due(&h.order_id).await.unwrap();
+    assert_eq!(refunds.iter().map(|r| r.payment_ref.as_deref()).collect::<Vec<_>>(), [Some("pay-late")]);
+    h.clock.set(OffsetDateTime::from_unix_timestamp(na).unwrap() - Duration::days(3));
+    let r = Notifier::new(h.orders.clone()).tick(h.clock.now()).await.unwrap();
+    assert_eq!((r.renewals.issued, r.renewals.cancelled), (0, 0), "nothing left to issue or cancel: {r:?}");
+    h.ca.registry().close().await;
+}
+on_both_stores!(an_unpaid_renewal_ends_with_the_revocation_and_a_late_payment_is_refunded);
 
 /// The banner's fields agree at each step of a certificate's last 46 days:
 /// `window_open` only from -45 d to the deadline (-3 d) inclusive, then

@@ -638,6 +638,18 @@ impl Ca {
                 self.publish_crl(scope).await?;
             }
         }
+        // An unpaid renewal of it can never be issued: cancelled now, so it
+        // is not paid for (a payment that still comes is flagged for refund).
+        if inner.registry.cancel_unpaid_renewal(&serial, now.unix_timestamp()).await? {
+            let event = audit::Event {
+                actor: &record.requested_by,
+                action: "renewal.cancel",
+                subject: &serial,
+                outcome: audit::Outcome::Success,
+                detail: "unpaid; the certificate is revoked".into(),
+            };
+            audit::record(&inner.registry, now.unix_timestamp(), &event).await;
+        }
         Ok(Revocation { record, newly_revoked })
     }
 

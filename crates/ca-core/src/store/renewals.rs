@@ -192,6 +192,18 @@ impl Registry {
         Ok(())
     }
 
+    /// Cancel the renewal of `serial` while it awaits payment; whether there was one.
+    pub async fn cancel_unpaid_renewal(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE renewals SET state = 'cancelled', updated_at = $1 WHERE serial = $2 AND state = 'awaiting-payment'",
+        )
+        .bind(now)
+        .bind(serial)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Flag every payment of renewal `id` for refund (it was cancelled
     /// after being paid); how many were not flagged yet.
     pub async fn flag_renewal_refund(&self, id: &str) -> Result<u64, StoreError> {
