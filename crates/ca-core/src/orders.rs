@@ -756,17 +756,14 @@ impl Orders {
                 let detail = format!("renewal={} event={}", r.id, event.event_id);
                 let outcome = self.payment_outcome(recorded, "renewal", &r.serial, detail).await;
                 if matches!(outcome, Payment::Applied) {
-                    if let Some(order) = match r.order_id.as_deref() {
-                        Some(o) => registry.order(o).await?,
-                        None => None,
-                    } {
-                        let vars = vec![
+                    self.notify_renewal(&r, NoticeKind::RenewalPaid, |_| {
+                        vec![
                             ("serial", r.serial.clone()),
                             ("issue_at", crate::clock::rfc3339(r.issue_at)),
                             ("renewal_url", self.renewal_url(&r.serial)),
-                        ];
-                        self.notify(&order, NoticeKind::RenewalPaid, format!("renewal-paid:{}", r.id), vars).await;
-                    }
+                        ]
+                    })
+                    .await?;
                 }
                 return Ok(outcome);
             }

@@ -255,22 +255,36 @@ impl Orders {
         )
         .await;
         let renewal = registry.renewal(&id).await?.ok_or_else(|| CaError::Internal("renewal vanished".into()))?;
-        // Its next step, paying, by mail too (to the order's holder; a
-        // certificate issued by the CLI has no order and no address).
-        if let Some(order) = match order_id {
-            Some(o) => registry.order(o).await?,
-            None => None,
-        } {
-            let vars = vec![
+        // Its next step, paying, by mail too.
+        self.notify_renewal(&renewal, NoticeKind::RenewalOrdered, |order| {
+            vec![
                 ("serial", renewal.serial.clone()),
                 ("issue_at", rfc3339(renewal.issue_at)),
                 ("price", self.payment().price_text(&renewal.product, renewal.years, &order.language)),
                 ("payment_url", self.payment().renewal_url(&renewal)),
                 ("renewal_url", self.renewal_url(&renewal.serial)),
-            ];
-            self.notify(&order, NoticeKind::RenewalOrdered, format!("renewal-ordered:{id}"), vars).await;
-        }
+            ]
+        })
+        .await?;
         Ok(renewal)
+    }
+
+    /// Mail `kind` about renewal `r` to the holder of its order (a
+    /// certificate issued by the CLI has no order and no address), once
+    /// per renewal and kind; `vars` (given_name comes from the order) may
+    /// depend on the order, e.g. its language.
+    pub(super) async fn notify_renewal(
+        &self,
+        r: &RenewalRow,
+        kind: NoticeKind,
+        vars: impl FnOnce(&crate::store::orders::OrderRow) -> Vec<(&'static str, String)>,
+    ) -> Result<(), CaError> {
+        let Some(order_id) = r.order_id.as_deref() else { return Ok(()) };
+        if let Some(order) = self.ca().registry().order(order_id).await? {
+            let vars = vars(&order);
+            self.notify(&order, kind, format!("{}:{}", kind.template(), r.id), vars).await;
+        }
+        Ok(())
     }
 
     /// The banner data for a certificate.
@@ -397,15 +411,10 @@ impl Orders {
                         ),
                     )
                     .await;
-                    if let Some(order) = match r.order_id.as_deref() {
-                        Some(o) => registry.order(o).await?,
-                        None => None,
-                    } {
-                        let vars =
-                            vec![("serial", r.serial.clone()), ("order_form_url", format!("{}/order", self.base()))];
-                        self.notify(&order, NoticeKind::RenewalCancelled, format!("renewal-cancelled:{}", r.id), vars)
-                            .await;
-                    }
+                    self.notify_renewal(r, NoticeKind::RenewalCancelled, |_| {
+                        vec![("serial", r.serial.clone()), ("order_form_url", format!("{}/order", self.base()))]
+                    })
+                    .await?;
                     return Ok(false);
                 }
                 let c = &old.cert;
