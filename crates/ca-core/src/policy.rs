@@ -200,6 +200,17 @@ pub struct Policy {
     pub tsa: Option<TsaPolicy>,
 }
 
+/// Whether `host` (a name, an IP address, or a bracketed IPv6 literal as
+/// in a URL) names this machine only: `localhost` or a loopback address.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// URLs written into certificates, all derived from `public_base_url`.
 #[derive(Debug, Clone)]
 pub struct PublicUrls {

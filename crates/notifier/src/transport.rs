@@ -169,7 +169,7 @@ impl Transport {
         };
         match (&c.username, &c.password) {
             (Some(user), Some(password)) => {
-                if c.security == SmtpSecurity::None && !is_loopback(host) {
+                if c.security == SmtpSecurity::None && !qcert_ca_core::policy::is_loopback_host(host) {
                     return Err(MailError::Config(format!(
                         "refusing to send the SMTP password in clear to {host}: use security = \"starttls\" or \"tls\""
                     )));
@@ -261,15 +261,6 @@ pub fn message_id(id: i64, dedupe_key: &str, from_domain: &str) -> String {
 
 fn parse_from(from: &str) -> Result<Mailbox, MailError> {
     from.trim().parse::<Mailbox>().map_err(|e| MailError::Address(format!("sender {from:?}: {e}")))
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): no vacation replies, please.

@@ -557,12 +557,9 @@ impl Settings {
             return Some(format!("serve listens on {listen}, not a loopback address"));
         }
         let portal = self.portal_url();
-        let loopback = url::Url::parse(portal).ok().is_some_and(|u| match u.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        });
+        let loopback = url::Url::parse(portal)
+            .ok()
+            .is_some_and(|u| u.host_str().is_some_and(qcert_ca_core::policy::is_loopback_host));
         (!loopback).then(|| format!("holders' links point at {portal}, not a loopback host"))
     }
 
