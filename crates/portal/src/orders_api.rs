@@ -213,6 +213,24 @@ fn order_answer(state: &AppState, headers: &HeaderMap, uri: &Uri, o: &OrderRow) 
     Ok(Json(HolderView::from(state, o)).into_response())
 }
 
+/// A holder's page for the order behind link `token`, in the order's
+/// language (unless the visitor chose one); a refusal (an unknown link)
+/// as the page or problem the request wants.
+async fn link_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    token: &str,
+    page: impl FnOnce(&AppState, crate::web::Chrome, &OrderRow) -> Result<Response, ApiError>,
+) -> Response {
+    let r = async {
+        let o = state.orders.by_link(token).await?;
+        page(state, pages::chrome_for(headers, uri, &o.language), &o)
+    }
+    .await;
+    pages::answer(headers, uri, r)
+}
+
 async fn view(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
@@ -230,12 +248,7 @@ async fn csr_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let r = async {
-        let o = state.orders.by_link(&token).await?;
-        pages::csr_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o, None)
-    }
-    .await;
-    pages::answer(&headers, &uri, r)
+    link_page(&state, &headers, &uri, &token, |state, c, o| pages::csr_page(state, c, o, None)).await
 }
 
 /// `PUT` (or `POST`, also as a form with field `csr`: urlencoded, or
@@ -271,12 +284,7 @@ async fn resume_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let r = async {
-        let o = state.orders.by_link(&token).await?;
-        pages::order_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o, None)
-    }
-    .await;
-    pages::answer(&headers, &uri, r)
+    link_page(&state, &headers, &uri, &token, |state, c, o| pages::order_page(state, c, o, None)).await
 }
 
 async fn resume(
@@ -303,12 +311,7 @@ async fn enrol_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let r = async {
-        let o = state.orders.by_link(&token).await?;
-        pages::enrol_page(&state, pages::chrome_for(&headers, &uri, &o.language), &o)
-    }
-    .await;
-    pages::answer(&headers, &uri, r)
+    link_page(&state, &headers, &uri, &token, pages::enrol_page).await
 }
 
 #[derive(Serialize)]
