@@ -2,7 +2,7 @@
 //! officers, hotline agents and admins, behind the desk login
 //! (`ca-core::desk_login`). Every page takes [`session::DeskSession`]
 //! first (or [`session::DeskForm`] for a form post, which also checks the
-//! CSRF token), then `require`s its role.
+//! CSRF token), then serves its role through `DeskSession::serve`.
 
 mod admin;
 pub(crate) mod audit;
